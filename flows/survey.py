@@ -1,0 +1,224 @@
+"""The survey flow: sample tile positions, run the tile flow on each with
+bounded concurrency, merge the tile catalogues and publish the summary.
+
+Run it locally::
+
+    python flows/survey.py --sky synthetic --tiles 4 --seed 1 --out runs/demo
+
+Outputs under ``--out``: ``config.json`` (the configuration used),
+``positions.csv``, ``tiles/<tile_id>/...``, ``detections.parquet``,
+``candidates.parquet`` and ``summary.json``; a markdown artifact with the
+funnel is posted to Prefect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# No telemetry from the local ephemeral server (these machines are offline).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import pandas as pd  # noqa: E402
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from flows.tile import tile_flow  # noqa: E402
+from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
+from vasco.config import SurveyConfig, VascoConfig  # noqa: E402
+from vasco.io import atomic_path  # noqa: E402
+from vasco.sky.sampling import TilePosition, read_positions, sample_positions  # noqa: E402
+
+__all__ = ["survey_flow", "build_config", "main"]
+
+
+def build_config(
+    sky: str = "synthetic",
+    tiles: int = 4,
+    seed: int = 1,
+    size_arcmin: float = 30.0,
+    workers: int = 2,
+    config_file: str | None = None,
+) -> VascoConfig:
+    """The run's configuration: a config file (JSON) if given, then these options on top.
+
+    Raises ValueError (pydantic's ValidationError) naming the bad parameter.
+    """
+    base = VascoConfig.read(Path(config_file)) if config_file else VascoConfig()
+    survey = SurveyConfig(
+        **{
+            **base.survey.model_dump(),
+            "tiles": tiles,
+            "seed": seed,
+            "size_arcmin": size_arcmin,
+            "workers": workers,
+        }
+    )
+    return VascoConfig.model_validate({**base.model_dump(), "sky": sky, "survey": survey.model_dump()})
+
+
+@task(name="run-tile")
+def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig) -> dict[str, Any]:
+    """Run the tile flow as a subflow (one thread of the survey's pool)."""
+    return tile_flow(ra=ra, dec=dec, out=out, config=cfg)
+
+
+@task(name="publish-catalogue")
+def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
+    """Merge the tile catalogues and write summary.json."""
+    records = read_tile_records(Path(out), tile_ids)
+    counts = merge_catalogues(Path(out), records)
+    return build_summary(Path(out), records, counts, config_hash)
+
+
+def _funnel_markdown(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    lines = ["# VASCO survey funnel", "", "| step | sources left |", "|---|---:|"]
+    lines += [f"| {k} | {v:,} |" for k, v in summary["funnel"].items()]
+    t = summary["tiles"]
+    lines += [
+        "",
+        f"Tiles: {t['planned']} planned, {t['processed']} processed, {t['rejected']} rejected, {t['failed']} failed.",
+    ]
+    if summary["failures"]:
+        lines += ["", "Rejected or failed tiles by reason: "
+                  + ", ".join(f"`{k}` {v}" for k, v in summary["failures"].items())]
+    inj = summary.get("injection")
+    if inj:
+        comp = "n/a" if inj["completeness"] is None else f"{inj['completeness']:.3f}"
+        pur = "n/a" if inj["purity"] is None else f"{inj['purity']:.3f}"
+        lines += [
+            "",
+            f"Synthetic injection: {inj['recovered']}/{inj['recoverable']} recoverable transients recovered "
+            f"(completeness {comp}); purity {pur}; false candidates by class: {inj['false_by_class']}.",
+        ]
+    lines += ["", "| tile | plate | status | reason | detections | candidates |", "|---|---|---|---|---:|---:|"]
+    for r in records:
+        plate = (r.get("plate") or {}).get("region") or "-"
+        counts = r.get("counts") or {}
+        lines.append(
+            f"| {r['tile_id']} | {plate} | {r.get('status')} | {r.get('reason') or ''} | "
+            f"{counts.get('detections', '')} | {counts.get('candidates', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def _write_positions(out: Path, positions: list[TilePosition]) -> None:
+    table = pd.DataFrame(
+        {
+            "tile_id": [p.tile_id for p in positions],
+            "ra": [p.ra for p in positions],
+            "dec": [p.dec for p in positions],
+        }
+    )
+    with atomic_path(out / "positions.csv", suffix=".csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.10f")
+
+
+@flow(name="vasco-survey", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=64))
+def survey_flow(
+    out: str = "runs/survey",
+    sky: str = "synthetic",
+    tiles: int = 4,
+    seed: int = 1,
+    size_arcmin: float = 30.0,
+    workers: int = 2,
+    positions: str | None = None,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Process ``tiles`` sampled positions (or those of a ``positions`` CSV) into ``out``.
+
+    At most ``workers`` tiles run at once (SExtractor and PSFEx are
+    single-threaded: one tile per core).
+    """
+    logger = get_run_logger()
+    cfg = build_config(sky, tiles, seed, size_arcmin, workers, config_file)
+    out_dir = Path(out)
+    if positions:
+        pos = read_positions(Path(positions))
+    else:
+        pos = sample_positions(cfg.survey.tiles, cfg.survey.seed, dec_min=cfg.survey.dec_min)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg.write(out_dir / "config.json")
+    _write_positions(out_dir, pos)
+    logger.info("survey of %d tiles into %s, %d at a time", len(pos), out_dir, cfg.survey.workers)
+
+    # A sliding window: never more than `workers` tiles in flight, and no
+    # more futures held than that, however many tiles the survey has.
+    pending = list(reversed(pos))
+    running: list[Any] = []
+    done = 0
+    while pending or running:
+        while pending and len(running) < cfg.survey.workers:
+            p = pending.pop()
+            running.append(run_tile_subflow.submit(p.ra, p.dec, str(out_dir), cfg))
+        still = []
+        for fut in running:
+            if fut.state.is_final():
+                fut.wait()
+                done += 1
+            else:
+                still.append(fut)
+        if len(still) == len(running):
+            time.sleep(0.2)
+        running = still
+    tile_ids = [p.tile_id for p in pos]
+    summary = publish(str(out_dir), tile_ids, cfg.science_hash())
+    records = read_tile_records(out_dir, tile_ids)
+    create_markdown_artifact(
+        key="vasco-survey-funnel",
+        markdown=_funnel_markdown(summary, records),
+        description=f"VASCO funnel for {out_dir}",
+    )
+    logger.info("survey done: %s", {k: summary[k] for k in ("tiles", "detections", "candidates")})
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python flows/survey.py",
+        description="Run a VASCO survey: POSS-I tiles -> vanishing-source candidates.",
+    )
+    p.add_argument("--sky", choices=["synthetic"], default="synthetic", help="where tiles and catalogues come from")
+    p.add_argument("--tiles", type=int, default=4, help="number of tile positions to sample (default 4)")
+    p.add_argument("--seed", type=int, default=1, help="seed for sampling and the synthetic sky (default 1)")
+    p.add_argument("--size-arcmin", type=float, default=30.0, help="tile width and height in arcmin (default 30)")
+    p.add_argument("--workers", type=int, default=2, help="tiles processed at once (default 2, one per core)")
+    p.add_argument("--positions", help="CSV file of tile centres (columns ra, dec in degrees) instead of sampling")
+    p.add_argument("--config", dest="config_file", help="JSON configuration file (see config.json of any run)")
+    p.add_argument("--out", required=True, help="output folder")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        # Validate everything before any work starts.
+        build_config(args.sky, args.tiles, args.seed, args.size_arcmin, args.workers, args.config_file)
+        if args.positions:
+            read_positions(Path(args.positions))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = survey_flow(**{k: v for k, v in vars(args).items()})
+    t = summary["tiles"]
+    print(
+        f"VASCO: {t['processed']}/{t['planned']} tiles processed ({t['rejected']} rejected, {t['failed']} failed), "
+        f"{summary['detections']} detections, {summary['candidates']} candidates -> {args.out}"
+    )
+    inj = summary.get("injection")
+    if inj:
+        print(
+            f"synthetic injection: completeness {inj['completeness']}, purity {inj['purity']}, "
+            f"false by class {inj['false_by_class']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Prefect tasks: thin wrappers of the per-tile steps in :mod:`vasco.pipeline`.
+
+What lives here is orchestration only: retries, cache keys and result
+storage.  Each task passes small manifests (paths and content hashes).
+
+Caching.  A task's cache key hashes the task's own source, the library
+step's source, its parameters (input manifests with their SHA-256, the
+configuration) and the key of the step record the library wrote
+(:mod:`vasco.records`).  The key is only offered when that record exists
+and its outputs are intact on disk, so a cache hit never hands back a
+manifest whose files have gone; without a valid record the task runs, and
+the library step itself returns at once if its outputs are already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import CacheKeyFnPolicy
+from prefect.context import TaskRunContext
+
+from vasco import pipeline
+from vasco.catalogue.publish import write_tile_record
+from vasco.config import VascoConfig
+from vasco.io import read_json
+from vasco.records import load_record, record_path, source_hash
+
+__all__ = [
+    "acquire_tile",
+    "check_tile",
+    "sextract_pass1",
+    "psf_model",
+    "sextract_pass2",
+    "sky_positions",
+    "crossmatch",
+    "select_candidates",
+    "record_tile",
+    "cache_settings",
+]
+
+#: Reason tokens that no retry can change.
+_NO_RETRY_PREFIXES = ("REJECT_", "FAIL_TOOL_MISSING", "FAIL_NO_ASTROMETRY", "FAIL_CATALOG_MISSING")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, VascoConfig):
+        return value.model_dump(mode="json")
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _step_cache(step: str, lib_fn: Callable[..., Any]) -> CacheKeyFnPolicy:
+    def key_fn(ctx: TaskRunContext, params: dict[str, Any]) -> str | None:
+        tile_dir = Path(params["tile_dir"])
+        try:
+            rec = read_json(record_path(tile_dir, step))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(rec, dict) or load_record(tile_dir, step, str(rec.get("key"))) is None:
+            return None
+        blob = json.dumps(
+            {
+                "task": source_hash(ctx.task.fn),
+                "lib": source_hash(lib_fn),
+                "record": rec["key"],
+                "params": {k: _jsonable(v) for k, v in params.items()},
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return f"vasco-{step}-" + hashlib.sha256(blob.encode()).hexdigest()
+
+    return CacheKeyFnPolicy(cache_key_fn=key_fn)
+
+
+def _retry_unless_final(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only failures a retry can help (not rejections or missing tools)."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - any unreadable state: allow the retry
+        return True
+    reason = getattr(exc, "reason", "")
+    return not str(reason).startswith(_NO_RETRY_PREFIXES)
+
+
+_COMMON: dict[str, Any] = dict(persist_result=True, retry_condition_fn=_retry_unless_final)
+
+
+@task(name="acquire-tile", retries=2, retry_delay_seconds=[2, 10], cache_policy=_step_cache("acquire", pipeline.acquire_synthetic), **_COMMON)
+def acquire_tile(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Fetch (or, for the synthetic sky, render) the tile and its catalogues."""
+    return pipeline.acquire_synthetic(tile_dir, ra, dec, cfg)
+
+
+@task(name="check-plate", cache_policy=_step_cache("check_plate", pipeline.check_plate), **_COMMON)
+def check_tile(tile_dir: Path, image: dict[str, str]) -> dict[str, Any]:
+    """Is the cutout POSS-I E? Which plate and epoch?"""
+    return pipeline.check_plate(tile_dir, image)
+
+
+@task(name="sextractor-pass1", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("pass1", pipeline.extract_pass1), **_COMMON)
+def sextract_pass1(tile_dir: Path, image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+    return pipeline.extract_pass1(tile_dir, image, cfg)
+
+
+@task(name="psfex", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psfex", pipeline.build_psf), **_COMMON)
+def psf_model(tile_dir: Path, pass1: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+    return pipeline.build_psf(tile_dir, pass1, cfg)
+
+
+@task(name="sextractor-pass2", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("pass2", pipeline.extract_pass2), **_COMMON)
+def sextract_pass2(tile_dir: Path, image: dict[str, str], psf: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+    return pipeline.extract_pass2(tile_dir, image, psf, cfg)
+
+
+@task(name="sky-positions", cache_policy=_step_cache("measure", pipeline.measure_positions), **_COMMON)
+def sky_positions(tile_dir: Path, pass2: dict[str, str], image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+    return pipeline.measure_positions(tile_dir, pass2, image, cfg)
+
+
+@task(name="crossmatch", cache_policy=_step_cache("match", pipeline.match_catalogs), **_COMMON)
+def crossmatch(
+    tile_dir: Path,
+    measured: dict[str, str],
+    catalogs: dict[str, dict[str, str]],
+    plate: dict[str, str],
+    tile_dec: float,
+    cfg: VascoConfig,
+) -> dict[str, Any]:
+    return pipeline.match_catalogs(tile_dir, measured, catalogs, plate, tile_dec, cfg)
+
+
+@task(name="select-candidates", cache_policy=_step_cache("select", pipeline.select_candidates), **_COMMON)
+def select_candidates(tile_dir: Path, matched: dict[str, str], match_info: dict[str, Any], cfg: VascoConfig) -> dict[str, Any]:
+    return pipeline.select_candidates(tile_dir, matched, match_info, cfg)
+
+
+@task(name="record-tile", persist_result=False)
+def record_tile(tile_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write tile.json (atomically); return it."""
+    return write_tile_record(tile_dir, record)
+
+
+def cache_settings(out_dir: Path) -> dict[str, Any]:
+    """Task options that keep Prefect's cached results inside the survey tree."""
+    return {"result_storage": Path(out_dir).resolve() / ".vasco-cache" / "results"}

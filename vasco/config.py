@@ -1,0 +1,173 @@
+"""The single configuration model of a VASCO run.
+
+Every tunable number of the pipeline lives here, with the defaults of
+Solano, Villarroel & Rodrigo 2022 (MNRAS 515, 1380) where the paper states
+one.  Each run writes the configuration it used (``config.json``) beside its
+outputs, and the configuration hash is part of every cache key and of every
+``tile.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExtractionConfig(_Section):
+    """SExtractor and PSFEx settings (the paper's where it gives them)."""
+
+    detect_thresh: float = Field(5.0, gt=0, description="Detection threshold in sigma (paper: 5).")
+    analysis_thresh: float = Field(5.0, gt=0, description="Analysis threshold in sigma.")
+    detect_minarea: int = Field(5, ge=1, description="Minimum pixels above threshold.")
+    deblend_nthresh: int = Field(32, ge=1)
+    deblend_mincont: float = Field(0.005, gt=0)
+    back_size: int = Field(64, ge=8, description="Background mesh size (px).")
+    back_filtersize: int = Field(3, ge=1)
+    satur_level: float = Field(
+        50000.0,
+        gt=0,
+        description="SATUR_LEVEL of the measurement pass. POSS-I scans saturate near "
+        "13,000 ADU but the paper's FLAGS==0 cut keeps saturated stars, so the "
+        "measurement pass does not flag them.",
+    )
+    psf_peak_fraction: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Pass 1 only selects PSFEx stars. Its SATUR_LEVEL is set per tile to "
+        "median + psf_peak_fraction * (plateau - median), where the plateau is the "
+        "99.999th percentile of the pixels (the photographic saturation of that plate); "
+        "stars whose peak reaches it are flagged and so left out of the PSF model "
+        "(they are photographically grown, not point-like).",
+    )
+    psf_size: int = Field(25, ge=9, description="PSFEx model size (px, odd).")
+    psfvar_degree: int = Field(2, ge=0, le=4, description="PSFEx PSFVAR_DEGREES.")
+    psf_sample_minsn: float = Field(20.0, gt=0)
+    psf_sample_maxellip: float = Field(0.3, gt=0, lt=1)
+    tool_timeout_s: float = Field(600.0, gt=0, description="Timeout for each SExtractor/PSFEx call.")
+
+
+class CutsConfig(_Section):
+    """The paper's quality cuts on pass 2 (FIELD_NOTES.md)."""
+
+    flags_max: int = Field(0, ge=0, description="Keep FLAGS <= this (paper: FLAGS == 0).")
+    snr_win_min: float = Field(30.0, description="Keep SNR_WIN > this.")
+    spread_model_min: float = Field(-0.002, description="Keep SPREAD_MODEL > this.")
+    fwhm_min_px: float = Field(2.0, description="Keep FWHM_IMAGE > this.")
+    fwhm_max_px: float = Field(7.0, description="Keep FWHM_IMAGE < this.")
+    elongation_max: float = Field(1.3, description="Keep ELONGATION < this.")
+    extent_delta_max_px: float = Field(
+        2.0, description="Keep |(XMAX-XMIN)-(YMAX-YMIN)| < this."
+    )
+    extent_min_px: float = Field(1.0, description="Keep both extents > this.")
+    mad_clip_sigma: float = Field(
+        2.0, gt=0, description="Per-tile clip of FWHM and ELONGATION about the median, in 1.4826*MAD."
+    )
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "CutsConfig":
+        if self.fwhm_min_px >= self.fwhm_max_px:
+            raise ValueError(
+                f"cuts.fwhm_min_px ({self.fwhm_min_px}) must be below cuts.fwhm_max_px ({self.fwhm_max_px})"
+            )
+        return self
+
+
+class MatchingConfig(_Section):
+    """Counterpart search in the modern catalogues."""
+
+    radius_arcsec: float = Field(5.0, gt=0, description="Counterpart radius (paper: 5\").")
+    catalogs: tuple[Literal["gaia", "ps1"], ...] = Field(
+        ("gaia", "ps1"), min_length=1, description="Reference catalogues that veto a detection."
+    )
+    ps1_dec_min: float = Field(-30.0, description="Pan-STARRS covers Dec >= this only.")
+
+
+class AstrometryConfig(_Section):
+    solution: Literal["plate", "tan"] = Field(
+        "plate",
+        description="Which header solution turns pixel centroids into sky positions: "
+        "'plate' (the GSSS plate polynomial, evaluated by VASCO) or 'tan' (the explicit CD/CRPIX WCS).",
+    )
+
+
+class SyntheticConfig(_Section):
+    """The offline synthetic POSS-I sky."""
+
+    n_transients: int = Field(40, ge=0, description="Injected vanishing sources per tile.")
+    transient_mag_min: float = Field(16.0, description="Brightest injected transient (R).")
+    transient_mag_max: float = Field(20.5, description="Faintest injected transient (R).")
+    transient_clearance_arcsec: float = Field(
+        8.0, gt=0, description="Transients are placed at least this far from any catalogued or rendered source."
+    )
+    hpm_fraction: float = Field(
+        0.004, ge=0, le=1, description="Fraction of stars given a high proper motion (>= 100 mas/yr)."
+    )
+    gaia_gmax: float = Field(21.0, description="Faint limit of the Gaia-like list.")
+    ps1_rmax: float = Field(21.4, description="Faint limit of the PS1-like list.")
+    n_defects_per_deg2: float = Field(400.0, ge=0, description="Small sharp emulsion spots per square degree.")
+
+
+class SurveyConfig(_Section):
+    tiles: int = Field(4, ge=1, le=1_000_000, description="Number of sampled tile positions.")
+    seed: int = Field(1, ge=0, description="Seed for sampling and the synthetic sky.")
+    size_arcmin: float = Field(30.0, gt=0, le=120, description="Tile width and height (arcmin).")
+    dec_min: float = Field(-30.0, ge=-90, le=90, description="Southern limit of the sampled footprint.")
+    workers: int = Field(2, ge=1, le=64, description="Tiles processed at once.")
+
+
+class VascoConfig(_Section):
+    """Every parameter of a VASCO run."""
+
+    sky: Literal["synthetic"] = Field("synthetic", description="Where tiles and catalogues come from.")
+    survey: SurveyConfig = SurveyConfig()
+    extraction: ExtractionConfig = ExtractionConfig()
+    cuts: CutsConfig = CutsConfig()
+    matching: MatchingConfig = MatchingConfig()
+    astrometry: AstrometryConfig = AstrometryConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys) of the whole configuration."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2)
+
+    def science_hash(self) -> str:
+        """Hash of everything that can change a tile's science outputs.
+
+        The survey section (how many tiles, how many workers) does not change
+        what a given tile produces, so it is left out: adding tiles to a survey
+        reuses the tiles already done.
+        """
+        payload = self.model_dump(mode="json")
+        seed = payload["survey"]["seed"]
+        size = payload["survey"]["size_arcmin"]
+        payload.pop("survey")
+        payload["tile"] = {"seed": seed, "size_arcmin": size}
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def write(self, path: Path) -> Path:
+        from vasco.io import write_text_atomic
+
+        return write_text_atomic(Path(path), self.to_json() + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> "VascoConfig":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ValueError(f"config file {path}: cannot be read ({exc.strerror})") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config file {path}: not valid JSON ({exc})") from exc
+        return cls.model_validate(data)

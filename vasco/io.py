@@ -1,0 +1,98 @@
+"""Atomic, idempotent file output and content hashing.
+
+Every file VASCO writes goes through here: it is written under a temporary
+name in the destination folder, flushed, then renamed into place, so a killed
+run never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "atomic_path",
+    "write_bytes_atomic",
+    "write_text_atomic",
+    "write_json_atomic",
+    "write_parquet_atomic",
+    "read_json",
+    "file_sha256",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it to ``final`` on success.
+
+    On any exception the temporary file is removed and ``final`` is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".part", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and paths appear in manifests; keep JSON plain.
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def write_parquet_atomic(path: Path, table: pd.DataFrame) -> Path:
+    """Write a DataFrame as Parquet, atomically, without the pandas index.
+
+    The file carries no write timestamp, so the same table gives the same bytes.
+    """
+    with atomic_path(path, suffix=".parquet") as tmp:
+        table.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+    return Path(path)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

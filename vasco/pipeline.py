@@ -1,0 +1,361 @@
+"""The per-tile steps, as plain functions on a tile folder.
+
+Each step reads the files named by its input manifests, writes its outputs
+atomically inside the tile folder, and records them (:mod:`vasco.records`),
+so it is idempotent: with the same inputs, parameters and code it returns the
+recorded outputs without running again.  Steps take and return small
+manifests (``{"path": ..., "sha256": ...}``), never big arrays, which is what
+the Prefect tasks in ``tasks/`` pass around.
+
+Tile folder layout::
+
+    tiles/<tile_id>/
+        raw/image.fits           the POSS-I cutout
+        catalogs/gaia.parquet    reference catalogues as served
+        catalogs/ps1.parquet
+        truth.parquet            synthetic sky only
+        work/                    pass1.ldac, pass1.psf, pass2.ldac, measured/matched tables
+        steps/<step>.json        step records
+        detections.parquet       every detection, with cut and counterpart columns
+        candidates.parquet       detections that pass the cuts and have no counterpart
+        tile.json                status, reason, plate, funnel, config hash
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
+
+from vasco.astrometry.positions import pixel_to_sky
+from vasco.config import VascoConfig
+from vasco.extraction import sextractor
+from vasco.filters.cuts import apply_quality_cuts
+from vasco.io import atomic_path, read_json, write_json_atomic, write_parquet_atomic
+from vasco.matching.catalogs import find_counterparts, normalize_catalog
+from vasco.plates.header import check_poss1e
+from vasco.records import Output, load_record, save_record, source_hash, step_key
+
+__all__ = [
+    "StepError",
+    "acquire_synthetic",
+    "check_plate",
+    "extract_pass1",
+    "build_psf",
+    "extract_pass2",
+    "measure_positions",
+    "match_catalogs",
+    "select_candidates",
+    "read_header",
+]
+
+GAIA_EPOCH = 2016.0
+PS1_EPOCH = 2012.0
+
+
+class StepError(RuntimeError):
+    """A step failure with a short reason token for tile.json (e.g. ``FAIL_PSFEX``)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+def _run_step(
+    tile_dir: Path,
+    step: str,
+    inputs: Mapping[str, Output],
+    params: Mapping[str, Any],
+    code: Callable[..., Any],
+    body: Callable[[], tuple[dict[str, Path], dict[str, Any]]],
+) -> dict[str, Any]:
+    key = step_key(step, {k: v["sha256"] for k, v in inputs.items()}, params, source_hash(code))
+    done = load_record(tile_dir, step, key)
+    if done is not None:
+        return done
+    outputs, info = body()
+    return save_record(tile_dir, step, key, outputs, info)
+
+
+def read_header(path: Path) -> fits.Header:
+    """Primary header of a FITS file; DSS's non-standard cards (SKEW) are tolerated."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VerifyWarning)
+        with fits.open(path, memmap=False) as hdul:
+            header = hdul[0].header.copy()
+    return header
+
+
+# --------------------------------------------------------------------------- acquire
+
+
+def acquire_synthetic(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Render the synthetic tile and its catalogues into the tile folder."""
+    from vasco.synthetic.tile import make_synthetic_tile
+
+    tile_dir = Path(tile_dir)
+    params = {
+        "ra": ra,
+        "dec": dec,
+        "size_arcmin": cfg.survey.size_arcmin,
+        "seed": cfg.survey.seed,
+        "synthetic": cfg.synthetic.model_dump(mode="json"),
+    }
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        tile = make_synthetic_tile(ra, dec, cfg.survey.size_arcmin, cfg.survey.seed, cfg.synthetic)
+        image = tile_dir / "raw" / "image.fits"
+        with atomic_path(image, suffix=".fits") as tmp:
+            fits.PrimaryHDU(data=tile.image, header=tile.header).writeto(tmp, overwrite=True)
+        outs = {
+            "image": image,
+            "gaia": write_parquet_atomic(tile_dir / "catalogs" / "gaia.parquet", tile.gaia),
+            "ps1": write_parquet_atomic(tile_dir / "catalogs" / "ps1.parquet", tile.ps1),
+            "truth": write_parquet_atomic(tile_dir / "truth.parquet", tile.truth),
+        }
+        info = {"n_gaia": len(tile.gaia), "n_ps1": len(tile.ps1), "n_truth": len(tile.truth)}
+        return outs, info
+
+    return _run_step(tile_dir, "acquire", {}, params, acquire_synthetic, body)
+
+
+# --------------------------------------------------------------------------- check
+
+
+def check_plate(tile_dir: Path, image: Output) -> dict[str, Any]:
+    """Check the cutout is POSS-I E; record plate region, label and epoch.
+
+    A rejection is a result, not an error: ``info['ok']`` is False and
+    ``info['reason']`` holds the token (e.g. ``REJECT_NON_POSS``).
+    """
+    tile_dir = Path(tile_dir)
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        header = read_header(Path(image["path"]))
+        res = check_poss1e(header)
+        plate = {
+            "ok": res.ok,
+            "reason": res.reason,
+            "region": res.region,
+            "label": res.label,
+            "date_obs": res.date_obs,
+            "epoch": res.epoch,
+        }
+        path = write_json_atomic(tile_dir / "work" / "plate.json", plate)
+        return {"plate": path}, plate
+
+    return _run_step(tile_dir, "check_plate", {"image": image}, {}, check_plate, body)
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def _tool_step(fn: Callable[[], Path]) -> Path:
+    try:
+        return fn()
+    except sextractor.ToolError as exc:
+        raise StepError(exc.reason, str(exc)) from exc
+
+
+def extract_pass1(tile_dir: Path, image: Output, cfg: VascoConfig) -> dict[str, Any]:
+    """SExtractor pass 1 (detections and vignets for PSFEx)."""
+    tile_dir = Path(tile_dir)
+    out = tile_dir / "work" / "pass1.ldac"
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        path = _tool_step(lambda: sextractor.run_pass1(Path(image["path"]), out, cfg.extraction))
+        return {"catalog": path}, {}
+
+    return _run_step(
+        tile_dir, "pass1", {"image": image}, cfg.extraction.model_dump(mode="json"), extract_pass1, body
+    )
+
+
+def build_psf(tile_dir: Path, pass1: Output, cfg: VascoConfig) -> dict[str, Any]:
+    """PSFEx model from the pass-1 catalogue."""
+    tile_dir = Path(tile_dir)
+    out = tile_dir / "work" / "pass1.psf"
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        path = _tool_step(lambda: sextractor.run_psfex(Path(pass1["path"]), out, cfg.extraction))
+        return {"psf": path}, {"psf_stars": sextractor.psf_star_count(path)}
+
+    return _run_step(
+        tile_dir, "psfex", {"pass1": pass1}, cfg.extraction.model_dump(mode="json"), build_psf, body
+    )
+
+
+def extract_pass2(tile_dir: Path, image: Output, psf: Output, cfg: VascoConfig) -> dict[str, Any]:
+    """SExtractor pass 2 with the PSF model (SPREAD_MODEL, MAG_PSF)."""
+    tile_dir = Path(tile_dir)
+    out = tile_dir / "work" / "pass2.ldac"
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        path = _tool_step(
+            lambda: sextractor.run_pass2(Path(image["path"]), Path(psf["path"]), out, cfg.extraction)
+        )
+        return {"catalog": path}, {}
+
+    return _run_step(
+        tile_dir,
+        "pass2",
+        {"image": image, "psf": psf},
+        cfg.extraction.model_dump(mode="json"),
+        extract_pass2,
+        body,
+    )
+
+
+# --------------------------------------------------------------------------- astrometry
+
+
+def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoConfig) -> dict[str, Any]:
+    """Sky positions (float64) from the pass-2 windowed centroids, and the plate frame.
+
+    Adds ``ra``, ``dec`` (degrees, ICRS, at the plate epoch), ``x_plate``,
+    ``y_plate`` (pixel on the full plate: CNPIX offset + pixel) and the
+    ``astrometry_solution`` used.
+    """
+    tile_dir = Path(tile_dir)
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        table = sextractor.read_ldac(Path(pass2["path"]))
+        header = read_header(Path(image["path"]))
+        x = table["XWIN_IMAGE"].to_numpy(np.float64)
+        y = table["YWIN_IMAGE"].to_numpy(np.float64)
+        bad = ~np.isfinite(x) | ~np.isfinite(y)
+        x[bad] = table["X_IMAGE"].to_numpy(np.float64)[bad]
+        y[bad] = table["Y_IMAGE"].to_numpy(np.float64)[bad]
+        try:
+            ra, dec = pixel_to_sky(header, x, y, cfg.astrometry.solution)
+        except (ValueError, KeyError) as exc:
+            raise StepError("FAIL_NO_ASTROMETRY", f"{Path(image['path']).name}: {exc}") from exc
+        table.insert(0, "ra", ra.astype(np.float64))
+        table.insert(1, "dec", dec.astype(np.float64))
+        table["x_plate"] = x + float(header.get("CNPIX1", 0))
+        table["y_plate"] = y + float(header.get("CNPIX2", 0))
+        table["astrometry_solution"] = cfg.astrometry.solution
+        path = write_parquet_atomic(tile_dir / "work" / "measured.parquet", table)
+        return {"table": path}, {"n": len(table)}
+
+    return _run_step(
+        tile_dir,
+        "measure",
+        {"pass2": pass2, "image": image},
+        cfg.astrometry.model_dump(mode="json"),
+        measure_positions,
+        body,
+    )
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _catalog_applies(name: str, dec: float, cfg: VascoConfig) -> tuple[bool, str | None]:
+    if name == "ps1" and dec < cfg.matching.ps1_dec_min:
+        return False, f"PS1 does not cover Dec {dec:.3f} < {cfg.matching.ps1_dec_min}"
+    return True, None
+
+
+def match_catalogs(
+    tile_dir: Path,
+    measured: Output,
+    catalogs: Mapping[str, Output],
+    plate: Output,
+    tile_dec: float,
+    cfg: VascoConfig,
+) -> dict[str, Any]:
+    """Counterparts in each reference catalogue, moved to the plate epoch.
+
+    For each catalogue ``c`` adds ``c_id``, ``c_sep_arcsec`` and ``c_mag``;
+    then ``counterpart_sep_arcsec`` / ``counterpart_catalog`` (the nearest over
+    all catalogues).  A catalogue that does not cover the tile (PS1 below
+    Dec -30) is skipped and the reason recorded in the step info.
+    """
+    tile_dir = Path(tile_dir)
+    inputs: dict[str, Output] = {"measured": measured, "plate": plate}
+    inputs.update({f"cat_{k}": v for k, v in catalogs.items()})
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        table = pd.read_parquet(measured["path"])
+        epoch = float(read_json(Path(plate["path"]))["epoch"])
+        used, skipped = [], {}
+        best_sep = np.full(len(table), np.nan)
+        best_cat = np.full(len(table), "", dtype=object)
+        for name in cfg.matching.catalogs:
+            applies, why = _catalog_applies(name, tile_dec, cfg)
+            if not applies:
+                skipped[name] = why
+                continue
+            if name not in catalogs:
+                raise StepError("FAIL_CATALOG_MISSING", f"catalogue {name!r} was not acquired for this tile")
+            raw = pd.read_parquet(catalogs[name]["path"])
+            ref = normalize_catalog(raw, name, GAIA_EPOCH if name == "gaia" else PS1_EPOCH)
+            res = find_counterparts(
+                table["ra"].to_numpy(), table["dec"].to_numpy(), ref, epoch, cfg.matching.radius_arcsec
+            )
+            table[f"{name}_id"] = res["id"].to_numpy()
+            table[f"{name}_sep_arcsec"] = res["sep_arcsec"].to_numpy()
+            table[f"{name}_mag"] = res["mag"].to_numpy()
+            closer = np.isfinite(res["sep_arcsec"].to_numpy()) & ~(res["sep_arcsec"].to_numpy() >= best_sep)
+            best_sep = np.where(closer, res["sep_arcsec"].to_numpy(), best_sep)
+            best_cat = np.where(closer, name, best_cat)
+            used.append(name)
+        table["counterpart_sep_arcsec"] = best_sep
+        table["counterpart_catalog"] = pd.array(best_cat, dtype="string")
+        path = write_parquet_atomic(tile_dir / "work" / "matched.parquet", table)
+        return {"table": path}, {"catalogs_used": used, "catalogs_skipped": skipped}
+
+    params = {**cfg.matching.model_dump(mode="json"), "tile_dec": tile_dec}
+    return _run_step(tile_dir, "match", inputs, params, match_catalogs, body)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, Any], cfg: VascoConfig) -> dict[str, Any]:
+    """Quality cuts, then the counterpart vetoes; write detections and candidates.
+
+    The funnel is ordered: ``detections``, the quality cuts of
+    :data:`vasco.filters.cuts.CUT_ORDER`, then ``no_<catalogue>`` for each
+    catalogue used, in order.  Candidates are detections that pass every cut
+    and have no counterpart in any catalogue used.
+    """
+    tile_dir = Path(tile_dir)
+    used = list(match_info.get("catalogs_used", []))
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        table = pd.read_parquet(matched["path"])
+        table, funnel = apply_quality_cuts(table, cfg.cuts)
+        alive = table["passes_cuts"].to_numpy().copy()
+        for name in used:
+            no_cp = ~np.isfinite(table[f"{name}_sep_arcsec"].to_numpy(np.float64))
+            table[f"no_{name}"] = no_cp
+            alive &= no_cp
+            funnel[f"no_{name}"] = int(alive.sum())
+        table["is_candidate"] = alive
+        det = write_parquet_atomic(tile_dir / "detections.parquet", table)
+        cand = write_parquet_atomic(tile_dir / "candidates.parquet", table.loc[alive].reset_index(drop=True))
+        funnel_path = write_json_atomic(tile_dir / "work" / "funnel.json", funnel)
+        return {"detections": det, "candidates": cand, "funnel": funnel_path}, {"funnel": dict(funnel)}
+
+    return _run_step(
+        tile_dir,
+        "select",
+        {"matched": matched},
+        {**cfg.cuts.model_dump(mode="json"), "used": used},
+        select_candidates,
+        body,
+    )
+
+
+def ordered_funnel(info: Mapping[str, Any]) -> "OrderedDict[str, int]":
+    """The funnel of a ``select_candidates`` result, in step order."""
+    return OrderedDict((k, int(v)) for k, v in info["funnel"].items())

@@ -1,0 +1,97 @@
+"""Score a synthetic tile's candidates against its truth table.
+
+Definitions (the contract of ``summary.json``'s ``injection`` block):
+
+- ``injected``: transients rendered on the plate;
+- ``recoverable``: injected transients that would pass the cuts if detected,
+  as the synthetic sky predicts them (``truth.recoverable``: model SNR_WIN > 30
+  and point-like, i.e. not photographically saturated and grown);
+- ``recovered``: recoverable transients with a candidate within
+  ``match_arcsec``;
+- ``completeness`` = recovered / recoverable;
+- ``purity`` = candidates that are injected transients / candidates;
+- ``false_by_class``: the other candidates, by the truth class of what lies
+  under them (``high_proper_motion``, ``defect`` for emulsion spots, dust and
+  scratches, ``galaxy``, ``spike`` for bright-star spikes and halos, ``other``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from vasco.matching.crossmatch import angular_separation_arcsec, nearest_within
+
+__all__ = ["FALSE_CLASSES", "score_tile", "combine_scores"]
+
+FALSE_CLASSES = ("high_proper_motion", "defect", "galaxy", "spike", "other")
+_CLASS_OF = {
+    "hpm_star": "high_proper_motion",
+    "defect": "defect",
+    "dust": "defect",
+    "scratch": "defect",
+    "galaxy": "galaxy",
+    "spike": "spike",
+    "halo": "spike",
+}
+
+
+def _classify(cands: pd.DataFrame, truth: pd.DataFrame, point_arcsec: float) -> list[str]:
+    ra = cands["ra"].to_numpy(np.float64)
+    dec = cands["dec"].to_numpy(np.float64)
+    labels = np.full(len(cands), "other", dtype=object)
+    if len(cands) == 0:
+        return []
+    others = truth.loc[truth["cls"] != "transient"]
+    extent = others["extent_arcsec"].to_numpy(np.float64) if "extent_arcsec" in others else np.zeros(len(others))
+    extent = np.nan_to_num(extent, nan=0.0)
+    point = others.loc[extent <= point_arcsec]
+    idx, _ = nearest_within(ra, dec, point["ra"], point["dec"], point_arcsec)
+    hit = idx >= 0
+    labels[hit] = [_CLASS_OF.get(c, "other") for c in point["cls"].to_numpy()[idx[hit]]]
+    # Extended truth objects (spikes, halos, scratches, large galaxies): inside their extent.
+    ext = others.loc[extent > point_arcsec]
+    if len(ext):
+        todo = np.flatnonzero(~hit)
+        for i in todo:
+            sep = angular_separation_arcsec(ra[i], dec[i], ext["ra"].to_numpy(), ext["dec"].to_numpy())
+            inside = sep <= ext["extent_arcsec"].to_numpy(np.float64)
+            if inside.any():
+                j = int(np.argmin(np.where(inside, sep, np.inf)))
+                labels[i] = _CLASS_OF.get(ext["cls"].to_numpy()[j], "other")
+    return list(labels)
+
+
+def score_tile(candidates: pd.DataFrame, truth: pd.DataFrame, match_arcsec: float = 3.0) -> dict:
+    """Injection figures of one tile (see the module docstring)."""
+    trans = truth.loc[truth["cls"] == "transient"]
+    rec_mask = trans["recoverable"].to_numpy(bool)
+    idx, _ = nearest_within(
+        trans["ra"], trans["dec"], candidates["ra"], candidates["dec"], match_arcsec
+    )
+    found = idx >= 0
+    cidx, _ = nearest_within(candidates["ra"], candidates["dec"], trans["ra"], trans["dec"], match_arcsec)
+    is_true = cidx >= 0
+    labels = _classify(candidates.loc[~is_true], truth, point_arcsec=5.0)
+    false_by_class = {k: 0 for k in FALSE_CLASSES}
+    for lab in labels:
+        false_by_class[lab] += 1
+    return {
+        "injected": int(len(trans)),
+        "recoverable": int(rec_mask.sum()),
+        "recovered": int((found & rec_mask).sum()),
+        "recovered_any": int(found.sum()),
+        "candidates": int(len(candidates)),
+        "true_candidates": int(is_true.sum()),
+        "false_by_class": false_by_class,
+    }
+
+
+def combine_scores(scores: list[dict]) -> dict:
+    """Sum tile scores and derive completeness and purity."""
+    keys = ("injected", "recoverable", "recovered", "recovered_any", "candidates", "true_candidates")
+    total = {k: int(sum(s[k] for s in scores)) for k in keys}
+    total["false_by_class"] = {c: int(sum(s["false_by_class"][c] for s in scores)) for c in FALSE_CLASSES}
+    total["completeness"] = (total["recovered"] / total["recoverable"]) if total["recoverable"] else None
+    total["purity"] = (total["true_candidates"] / total["candidates"]) if total["candidates"] else None
+    return total
