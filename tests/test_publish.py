@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records, write_tile_record
+from vasco.qc.injection import combine_scores, score_tile
+
+
+def _record(tid, status="ok", reason=None, funnel=None):
+    return {
+        "tile_id": tid, "centre": {"ra": 1.0, "dec": 2.0},
+        "plate": {"region": "XE001", "label": "E1", "epoch": 1952.5},
+        "status": status, "reason": reason, "funnel": funnel or {"detections": 3, "snr": 2},
+        "config_hash": "abc",
+    }
+
+
+def test_tile_record_validation(tmp_path):
+    rec = write_tile_record(tmp_path, _record("t1"))
+    assert list(json.loads((tmp_path / "tile.json").read_text())) == list(rec)
+    with pytest.raises(ValueError, match="needs a reason token"):
+        write_tile_record(tmp_path, _record("t1", status="failed"))
+    with pytest.raises(ValueError, match="status 'odd'"):
+        write_tile_record(tmp_path, _record("t1", status="odd"))
+    bad = _record("t1")
+    del bad["funnel"]
+    with pytest.raises(ValueError, match="missing"):
+        write_tile_record(tmp_path, bad)
+
+
+def test_merge_and_summary(tmp_path):
+    for i, tid in enumerate(["t1", "t2"]):
+        d = tmp_path / "tiles" / tid
+        d.mkdir(parents=True)
+        det = pd.DataFrame({"ra": np.array([10.0 + i, 10.5 + i]), "dec": [0.1, 0.2], "NUMBER": [1, 2]})
+        det.to_parquet(d / "detections.parquet", index=False)
+        det.iloc[:1].to_parquet(d / "candidates.parquet", index=False)
+        write_tile_record(d, _record(tid))
+    d = tmp_path / "tiles" / "t3"
+    d.mkdir(parents=True)
+    write_tile_record(d, _record("t3", status="rejected", reason="REJECT_NON_POSS", funnel={}))
+    records = read_tile_records(tmp_path, ["t1", "t2", "t3", "t4"])
+    counts = merge_catalogues(tmp_path, records)
+    assert counts == {"detections": 4, "candidates": 2}
+    merged = pd.read_parquet(tmp_path / "detections.parquet")
+    assert list(merged["tile_id"]) == ["t1", "t1", "t2", "t2"]
+    assert merged["ra"].dtype == np.float64 and merged["plate_epoch"].iloc[0] == 1952.5
+    summary = build_summary(tmp_path, records, counts, "abc")
+    assert summary["tiles"] == {"planned": 4, "processed": 2, "rejected": 1, "failed": 0, "not_run": 1}
+    assert summary["failures"] == {"REJECT_NON_POSS": 1}
+    assert summary["funnel"] == {"detections": 6, "snr": 4}
+    assert "injection" not in summary
+
+
+def test_injection_scoring():
+    truth = pd.DataFrame({
+        "cls": ["transient", "transient", "transient", "hpm_star", "defect", "star", "spike"],
+        "ra": [10.0, 10.01, 10.02, 10.03, 10.04, 10.05, 10.2],
+        "dec": [0.0] * 7,
+        "recoverable": [True, True, False, False, False, False, False],
+        "extent_arcsec": [0, 0, 0, 0, 0, 0, 60.0],
+    })
+    cands = pd.DataFrame({
+        "ra": [10.0 + 1 / 3600, 10.02, 10.03, 10.04 + 2 / 3600, 10.2 + 30 / 3600, 11.0],
+        "dec": [0.0] * 6,
+    })
+    s = score_tile(cands, truth)
+    assert s["injected"] == 3 and s["recoverable"] == 2 and s["recovered"] == 1 and s["recovered_any"] == 2
+    assert s["true_candidates"] == 2 and s["candidates"] == 6
+    assert s["false_by_class"] == {"high_proper_motion": 1, "defect": 1, "galaxy": 0, "spike": 1, "other": 1}
+    total = combine_scores([s, s])
+    assert total["completeness"] == 0.5 and total["purity"] == pytest.approx(4 / 12)
