@@ -76,7 +76,8 @@ def run_tile(ra: float, dec: float, out: Path, cfg: VascoConfig) -> dict[str, An
         )
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
         reason = getattr(exc, "reason", None) or f"FAIL_{step.upper()}"
-        record.update(status="failed", reason=reason, error=f"{type(exc).__name__}: {exc}"[:500])
+        status = "rejected" if reason.startswith("REJECT_") else "failed"
+        record.update(status=status, reason=reason, error=f"{type(exc).__name__}: {exc}"[:500])
         logger.error("tile %s failed at %s: %s", tid, step, exc)
         return tt.record_tile(tile_dir, record)
 

@@ -23,7 +23,6 @@ Tile folder layout::
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from astropy.io.fits.verify import VerifyWarning
 
 from vasco.astrometry.positions import pixel_to_sky
 from vasco.config import VascoConfig
@@ -40,7 +38,7 @@ from vasco.extraction import sextractor
 from vasco.filters.cuts import apply_quality_cuts
 from vasco.io import atomic_path, read_json, write_json_atomic, write_parquet_atomic
 from vasco.matching.catalogs import find_counterparts, normalize_catalog
-from vasco.plates.header import check_poss1e
+from vasco.plates.header import check_poss1e, read_fits_header
 from vasco.records import Output, load_record, save_record, source_hash, step_key
 
 __all__ = [
@@ -85,12 +83,11 @@ def _run_step(
 
 
 def read_header(path: Path) -> fits.Header:
-    """Primary header of a FITS file; DSS's non-standard cards (SKEW) are tolerated."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VerifyWarning)
-        with fits.open(path, memmap=False) as hdul:
-            header = hdul[0].header.copy()
-    return header
+    """Primary header of a cutout, as a step error with a reason when unreadable."""
+    try:
+        return read_fits_header(Path(path))
+    except (OSError, ValueError, IndexError) as exc:
+        raise StepError("FAIL_BAD_IMAGE", f"{Path(path).name}: unreadable FITS header ({exc})") from exc
 
 
 # --------------------------------------------------------------------------- acquire
@@ -110,7 +107,11 @@ def acquire_synthetic(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -
     }
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
-        tile = make_synthetic_tile(ra, dec, cfg.survey.size_arcmin, cfg.survey.seed, cfg.synthetic)
+        try:
+            tile = make_synthetic_tile(ra, dec, cfg.survey.size_arcmin, cfg.survey.seed, cfg.synthetic)
+        except LookupError as exc:
+            # A few holes in DSS1's POSS-I E coverage (e.g. above Dec ~ +88).
+            raise StepError("REJECT_NO_PLATE", str(exc)) from exc
         image = tile_dir / "raw" / "image.fits"
         with atomic_path(image, suffix=".fits") as tmp:
             fits.PrimaryHDU(data=tile.image, header=tile.header).writeto(tmp, overwrite=True)

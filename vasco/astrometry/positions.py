@@ -7,15 +7,13 @@ solution named in the configuration itself, in float64.
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
 from numpy.typing import ArrayLike, NDArray
 
-from vasco.plates.model import PlateSolution
+from vasco.plates.model import PlateSolution, explicit_wcs
 
 __all__ = ["pixel_to_sky", "has_tan_wcs"]
 
@@ -44,9 +42,7 @@ def pixel_to_sky(
     if solution == "tan":
         if not has_tan_wcs(header):
             raise ValueError("header has no explicit TAN WCS (CTYPE1 RA---TAN with CD/CDELT)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header, naxis=2)
+        wcs = explicit_wcs(header)
         ra, dec = wcs.all_pix2world(xa, ya, 1)
         return np.asarray(ra, dtype=np.float64) % 360.0, np.asarray(dec, dtype=np.float64)
     raise ValueError(f"astrometry.solution {solution!r}: must be 'plate' or 'tan'")
