@@ -229,8 +229,8 @@ def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoCo
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         table = sextractor.read_ldac(Path(pass2["path"]))
         header = read_header(Path(image["path"]))
-        x = table["XWIN_IMAGE"].to_numpy(np.float64)
-        y = table["YWIN_IMAGE"].to_numpy(np.float64)
+        x = table["XWIN_IMAGE"].to_numpy(np.float64, copy=True)
+        y = table["YWIN_IMAGE"].to_numpy(np.float64, copy=True)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
         x[bad] = table["X_IMAGE"].to_numpy(np.float64)[bad]
         y[bad] = table["Y_IMAGE"].to_numpy(np.float64)[bad]
@@ -293,7 +293,11 @@ def match_catalogs(
         for name in cfg.matching.catalogs:
             applies, why = _catalog_applies(name, tile_dec, cfg)
             if not applies:
+                # Same columns on every tile, empty here, so tile tables merge.
                 skipped[name] = why
+                table[f"{name}_id"] = pd.array([pd.NA] * len(table), dtype="Int64")
+                table[f"{name}_sep_arcsec"] = np.nan
+                table[f"{name}_mag"] = np.nan
                 continue
             if name not in catalogs:
                 raise StepError("FAIL_CATALOG_MISSING", f"catalogue {name!r} was not acquired for this tile")

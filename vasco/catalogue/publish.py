@@ -95,6 +95,9 @@ def merge_catalogues(out_dir: Path, records: Iterable[Mapping[str, Any]]) -> dic
                         schema = table.schema
                         writer = pq.ParquetWriter(tmp, schema, compression="zstd")
                     assert writer is not None
+                    for field in schema:
+                        if field.name not in table.column_names:
+                            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
                     writer.write_table(table.select(schema.names).cast(schema))
                     rows += table.num_rows
                 if writer is None:

@@ -1,0 +1,112 @@
+"""Settings of the archive clients (DSS, VizieR, XMatch, local files).
+
+Kept here, in one small pydantic model, until it is merged into
+:class:`vasco.config.VascoConfig` (as a ``sources`` section).  Every field
+has a default that is polite to the public services.
+
+Service URLs are resolved, for each call, as: the function's explicit
+argument, else the environment variable (``VASCO_DSS_URL``,
+``VASCO_VIZIER_URL``, ``VASCO_XMATCH_URL``), else the value here, else (for
+VizieR and XMatch) astroquery's own configuration (``astroquery.vizier.conf.server``,
+``astroquery.xmatch.conf.url``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["HttpConfig", "DssConfig", "VizierConfig", "XMatchConfig", "SourcesConfig"]
+
+MiB = 1 << 20
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Section):
+    """Timeouts, retries and size limits of one service's HTTP requests."""
+
+    connect_timeout_s: float = Field(10.0, gt=0, description="TCP connect timeout.")
+    read_timeout_s: float = Field(
+        60.0, gt=0, description="Longest wait for the next bytes of an answer (headers or body)."
+    )
+    total_timeout_s: float = Field(
+        900.0, gt=0, description="Longest time one attempt may take, body included (slow-drip guard)."
+    )
+    max_attempts: int = Field(5, ge=1, le=20, description="Attempts per request (1 = no retry).")
+    backoff_base_s: float = Field(
+        2.0, ge=0, description="Backoff before retry k is uniform in [0, min(backoff_max_s, base * 2**(k-1))]."
+    )
+    backoff_max_s: float = Field(60.0, ge=0, description="Upper bound of one backoff sleep.")
+    retry_after_max_s: float = Field(
+        300.0,
+        ge=0,
+        description="Longest Retry-After (429/503) we wait; a server asking for more fails the request at once.",
+    )
+    max_bytes: int = Field(256 * MiB, gt=0, description="Largest answer accepted (after gzip decoding).")
+    user_agent: str = Field(
+        "vasco/0.1 (POSS-I vanishing-source search; python-requests)",
+        min_length=1,
+        description="User-Agent sent with every request.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> HttpConfig:
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError(f"backoff_max_s ({self.backoff_max_s}) is below backoff_base_s ({self.backoff_base_s})")
+        return self
+
+
+class DssConfig(_Section):
+    """The STScI DSS cutout service (``dss_search``)."""
+
+    base_url: str = Field("https://archive.stsci.edu/cgi-bin/dss_search", min_length=1)
+    survey: str = Field("poss1_red", min_length=1, description="The service's ``v=`` value.")
+    max_size_arcmin: float = Field(60.0, gt=0, description="Largest cutout width/height requested.")
+    require_position_inside: bool = Field(
+        True, description="Refuse a cutout whose astrometry does not put the requested position on the image."
+    )
+    http: HttpConfig = HttpConfig(max_bytes=64 * MiB, read_timeout_s=120.0)
+
+
+class VizierConfig(_Section):
+    """VizieR cone queries."""
+
+    server_url: str | None = Field(
+        None,
+        description="Base URL (scheme and host, e.g. 'https://vizier.cds.unistra.fr'); a bare host "
+        "gets https://. None: astroquery.vizier.conf.server.",
+    )
+    row_limit: int = Field(50_000, ge=10, description="-out.max of one request; a full answer is split.")
+    max_split_depth: int = Field(
+        6, ge=0, le=12, description="Times a truncated cone may be split in 4 before giving up."
+    )
+    cover_margin: float = Field(
+        1.02, ge=1.0, le=1.5, description="Radius factor of the 4 sub-cones that cover a split cone."
+    )
+    http: HttpConfig = HttpConfig(read_timeout_s=300.0)
+
+
+class XMatchConfig(_Section):
+    """CDS XMatch jobs (one at a time: CDS bans parallel jobs)."""
+
+    url: str | None = Field(
+        None, description="The sync endpoint. None: astroquery.xmatch.conf.url."
+    )
+    chunk_rows: int = Field(50_000, ge=1, le=1_000_000, description="Detections uploaded per job.")
+    cone_area_max_deg: float = Field(
+        5.0,
+        ge=0,
+        description="Restrict a job to the cone enclosing its chunk (area=cone) when that cone is "
+        "smaller than this radius; else area=allsky.",
+    )
+    http: HttpConfig = HttpConfig(read_timeout_s=600.0, total_timeout_s=1800.0, max_attempts=4)
+
+
+class SourcesConfig(_Section):
+    """All archive clients."""
+
+    dss: DssConfig = DssConfig()
+    vizier: VizierConfig = VizierConfig()
+    xmatch: XMatchConfig = XMatchConfig()
