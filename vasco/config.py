@@ -114,6 +114,18 @@ class SyntheticConfig(_Section):
     gaia_gmax: float = Field(21.0, description="Faint limit of the Gaia-like list.")
     ps1_rmax: float = Field(21.4, description="Faint limit of the PS1-like list.")
     n_defects_per_deg2: float = Field(400.0, ge=0, description="Small sharp emulsion spots per square degree.")
+    n_dust_per_deg2: float = Field(
+        40.0, ge=0, description="Dust blobs (soft, 4-18 px, brighter or darker than the sky) per square degree."
+    )
+    n_scratches_per_deg2: float = Field(
+        2.4, ge=0, description="Scratches (thin straight lines) per square degree (~0.6 per 30' tile)."
+    )
+    max_star_density_per_deg2: float = Field(
+        300_000.0,
+        gt=0,
+        description="Cap on the density of rendered stars fainter than G=13 (per square degree, to G=22); "
+        "denser fields are thinned uniformly so that a 30' tile renders in a few seconds.",
+    )
 
 
 class SurveyConfig(_Section):
