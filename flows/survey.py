@@ -142,6 +142,12 @@ def survey_flow(
         pos = read_positions(Path(positions))
     else:
         pos = sample_positions(cfg.survey.tiles, cfg.survey.seed, dec_min=cfg.survey.dec_min)
+    # Two positions that round to one tile id would share a folder: keep the first.
+    seen: set[str] = set()
+    unique = [p for p in pos if not (p.tile_id in seen or seen.add(p.tile_id))]
+    if len(unique) < len(pos):
+        logger.warning("%d positions repeat a tile id and are skipped", len(pos) - len(unique))
+    pos = unique
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.write(out_dir / "config.json")
     _write_positions(out_dir, pos)

@@ -93,8 +93,10 @@ def run_tile(ra: float, dec: float, out: Path, cfg: VascoConfig) -> dict[str, An
     }
     truth = acq["outputs"].get("truth")
     if truth is not None:
-        cands = pd.read_parquet(sel["outputs"]["candidates"]["path"], columns=["ra", "dec"])
-        record["injection"] = score_tile(cands, pd.read_parquet(truth["path"]))
+        dets = pd.read_parquet(
+            sel["outputs"]["detections"]["path"], columns=["ra", "dec", "passes_cuts", "is_candidate"]
+        )
+        record["injection"] = score_tile(dets, pd.read_parquet(truth["path"]))
     return tt.record_tile(tile_dir, record)
 
 

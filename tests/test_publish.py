@@ -56,19 +56,29 @@ def test_merge_and_summary(tmp_path):
 
 def test_injection_scoring():
     truth = pd.DataFrame({
-        "cls": ["transient", "transient", "transient", "hpm_star", "defect", "star", "spike"],
-        "ra": [10.0, 10.01, 10.02, 10.03, 10.04, 10.05, 10.2],
+        "cls": ["transient", "transient", "transient", "transient", "hpm_star", "defect", "star", "spike"],
+        "ra": [10.0, 10.01, 10.02, 10.06, 10.03, 10.04, 10.05, 10.2],
+        "dec": [0.0] * 8,
+        "recoverable": [True, True, False, True, False, False, False, False],
+        "extent_arcsec": [0, 0, 0, 0, 0, 0, 0, 60.0],
+    })
+    # Detections: transient 0 (candidate), transient 1 detected but failed a cut,
+    # transient 2 (predicted faint) detected, passed and became a candidate,
+    # transient 3 not detected; then false candidates on an hpm star, a defect,
+    # a spike and empty sky.
+    dets = pd.DataFrame({
+        "ra": [10.0 + 1 / 3600, 10.01, 10.02, 10.03, 10.04 + 2 / 3600, 10.2 + 30 / 3600, 11.0],
         "dec": [0.0] * 7,
-        "recoverable": [True, True, False, False, False, False, False],
-        "extent_arcsec": [0, 0, 0, 0, 0, 0, 60.0],
+        "passes_cuts": [True, False, True, True, True, True, True],
+        "is_candidate": [True, False, True, True, True, True, True],
     })
-    cands = pd.DataFrame({
-        "ra": [10.0 + 1 / 3600, 10.02, 10.03, 10.04 + 2 / 3600, 10.2 + 30 / 3600, 11.0],
-        "dec": [0.0] * 6,
-    })
-    s = score_tile(cands, truth)
-    assert s["injected"] == 3 and s["recoverable"] == 2 and s["recovered"] == 1 and s["recovered_any"] == 2
+    s = score_tile(dets, truth)
+    assert s["injected"] == 4 and s["detected"] == 3
+    # Recoverable: 0 and 2 (measured: passed the cuts) and 3 (undetected, predicted); not 1.
+    assert s["recoverable"] == 3 and s["recovered"] == 2
+    assert s["model_recoverable"] == 3 and s["model_recovered"] == 1
     assert s["true_candidates"] == 2 and s["candidates"] == 6
     assert s["false_by_class"] == {"high_proper_motion": 1, "defect": 1, "galaxy": 0, "spike": 1, "other": 1}
     total = combine_scores([s, s])
-    assert total["completeness"] == 0.5 and total["purity"] == pytest.approx(4 / 12)
+    assert total["completeness"] == pytest.approx(2 / 3) and total["purity"] == pytest.approx(4 / 12)
+    assert total["completeness_model"] == pytest.approx(1 / 3)

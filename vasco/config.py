@@ -39,14 +39,16 @@ class ExtractionConfig(_Section):
         "measurement pass does not flag them.",
     )
     psf_peak_fraction: float = Field(
-        0.85,
+        0.6,
         gt=0,
         le=1,
         description="Pass 1 only selects PSFEx stars. Its SATUR_LEVEL is set per tile to "
         "median + psf_peak_fraction * (plateau - median), where the plateau is the "
         "99.999th percentile of the pixels (the photographic saturation of that plate); "
-        "stars whose peak reaches it are flagged and so left out of the PSF model "
-        "(they are photographically grown, not point-like).",
+        "stars whose peak reaches it are flagged and so left out of the PSF model. "
+        "The model then describes the faint, unsaturated stars candidates are made of "
+        "(photographically grown stars would make genuine faint point sources look "
+        "sharper than the PSF and fail the SPREAD_MODEL cut).",
     )
     psf_size: int = Field(25, ge=9, description="PSFEx model size (px, odd).")
     psfvar_degree: int = Field(2, ge=0, le=4, description="PSFEx PSFVAR_DEGREES.")

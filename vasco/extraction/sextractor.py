@@ -88,7 +88,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float, tool: str) -> None:
 def _sex_overrides(cfg: ExtractionConfig, satur_level: float) -> list[str]:
     cdir = config_dir()
     values = {
-        "FILTER_NAME": str(cdir / "gauss_3.0_5x5.conv"),
+        "FILTER_NAME": str(cdir / "pyramid_2.0_3x3.conv"),
         "DETECT_THRESH": f"{cfg.detect_thresh:g}",
         "ANALYSIS_THRESH": f"{cfg.analysis_thresh:g}",
         "DETECT_MINAREA": str(cfg.detect_minarea),

@@ -3,12 +3,19 @@
 Definitions (the contract of ``summary.json``'s ``injection`` block):
 
 - ``injected``: transients rendered on the plate;
-- ``recoverable``: injected transients that would pass the cuts if detected,
-  as the synthetic sky predicts them (``truth.recoverable``: model SNR_WIN > 30
-  and point-like, i.e. not photographically saturated and grown);
-- ``recovered``: recoverable transients with a candidate within
-  ``match_arcsec``;
-- ``completeness`` = recovered / recoverable;
+- ``recoverable``: injected transients that would pass the quality cuts if
+  detected.  For a transient that *was* detected (a detection within
+  ``match_arcsec``), that is read off its measurement: it passed every cut
+  (SNR_WIN > 30, point-like, ...).  For one that was not detected, the
+  synthetic sky's prediction decides (``truth.recoverable``: model SNR_WIN > 30
+  and not photographically saturated), so a detection failure still counts
+  against completeness;
+- ``recovered``: recoverable transients with a candidate within ``match_arcsec``;
+- ``completeness`` = recovered / recoverable: what the counterpart vetoes,
+  the astrometry and the detection lose of what the cuts keep;
+- ``model_recoverable`` / ``completeness_model``: the same with the
+  prediction alone for every transient, so the losses of the cuts themselves
+  (SPREAD_MODEL, shape and MAD-clip scatter near SNR 30) are included;
 - ``purity`` = candidates that are injected transients / candidates;
 - ``false_by_class``: the other candidates, by the truth class of what lies
   under them (``high_proper_motion``, ``defect`` for emulsion spots, dust and
@@ -62,26 +69,39 @@ def _classify(cands: pd.DataFrame, truth: pd.DataFrame, point_arcsec: float) -> 
     return list(labels)
 
 
-def score_tile(candidates: pd.DataFrame, truth: pd.DataFrame, match_arcsec: float = 3.0) -> dict:
-    """Injection figures of one tile (see the module docstring)."""
+def score_tile(detections: pd.DataFrame, truth: pd.DataFrame, match_arcsec: float = 3.0) -> dict:
+    """Injection figures of one tile (see the module docstring).
+
+    ``detections`` is the tile's detections table with ``ra``, ``dec``,
+    ``passes_cuts`` and ``is_candidate``.
+    """
     trans = truth.loc[truth["cls"] == "transient"]
-    rec_mask = trans["recoverable"].to_numpy(bool)
-    idx, _ = nearest_within(
-        trans["ra"], trans["dec"], candidates["ra"], candidates["dec"], match_arcsec
-    )
+    predicted = trans["recoverable"].to_numpy(bool)
+    passes = detections["passes_cuts"].to_numpy(bool)
+    cands = detections.loc[detections["is_candidate"].to_numpy(bool)]
+    # Nearest detection of each transient: did it pass the cuts?
+    didx, _ = nearest_within(trans["ra"], trans["dec"], detections["ra"], detections["dec"], match_arcsec)
+    detected = didx >= 0
+    passed = np.zeros(len(trans), dtype=bool)
+    passed[detected] = passes[didx[detected]]
+    recoverable = np.where(detected, passed, predicted)
+    idx, _ = nearest_within(trans["ra"], trans["dec"], cands["ra"], cands["dec"], match_arcsec)
     found = idx >= 0
-    cidx, _ = nearest_within(candidates["ra"], candidates["dec"], trans["ra"], trans["dec"], match_arcsec)
+    cidx, _ = nearest_within(cands["ra"], cands["dec"], trans["ra"], trans["dec"], match_arcsec)
     is_true = cidx >= 0
-    labels = _classify(candidates.loc[~is_true], truth, point_arcsec=5.0)
+    labels = _classify(cands.loc[~is_true], truth, point_arcsec=5.0)
     false_by_class = {k: 0 for k in FALSE_CLASSES}
     for lab in labels:
         false_by_class[lab] += 1
     return {
         "injected": int(len(trans)),
-        "recoverable": int(rec_mask.sum()),
-        "recovered": int((found & rec_mask).sum()),
+        "detected": int(detected.sum()),
+        "recoverable": int(recoverable.sum()),
+        "recovered": int((found & recoverable).sum()),
+        "model_recoverable": int(predicted.sum()),
+        "model_recovered": int((found & predicted).sum()),
         "recovered_any": int(found.sum()),
-        "candidates": int(len(candidates)),
+        "candidates": int(len(cands)),
         "true_candidates": int(is_true.sum()),
         "false_by_class": false_by_class,
     }
@@ -89,9 +109,15 @@ def score_tile(candidates: pd.DataFrame, truth: pd.DataFrame, match_arcsec: floa
 
 def combine_scores(scores: list[dict]) -> dict:
     """Sum tile scores and derive completeness and purity."""
-    keys = ("injected", "recoverable", "recovered", "recovered_any", "candidates", "true_candidates")
+    keys = ("injected", "detected", "recoverable", "recovered", "model_recoverable", "model_recovered",
+            "recovered_any", "candidates", "true_candidates")
     total = {k: int(sum(s[k] for s in scores)) for k in keys}
     total["false_by_class"] = {c: int(sum(s["false_by_class"][c] for s in scores)) for c in FALSE_CLASSES}
-    total["completeness"] = (total["recovered"] / total["recoverable"]) if total["recoverable"] else None
-    total["purity"] = (total["true_candidates"] / total["candidates"]) if total["candidates"] else None
+
+    def ratio(num: str, den: str) -> float | None:
+        return total[num] / total[den] if total[den] else None
+
+    total["completeness"] = ratio("recovered", "recoverable")
+    total["completeness_model"] = ratio("model_recovered", "model_recoverable")
+    total["purity"] = ratio("true_candidates", "candidates")
     return total
