@@ -29,6 +29,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.tile import tile_flow  # noqa: E402
+from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
 from vasco.config import SurveyConfig, VascoConfig  # noqa: E402
 from vasco.io import atomic_path  # noqa: E402
@@ -44,12 +45,21 @@ def build_config(
     size_arcmin: float = 30.0,
     workers: int = 2,
     config_file: str | None = None,
+    catalogs: str | None = None,
+    catalog_files: dict[str, str] | None = None,
 ) -> VascoConfig:
     """The run's configuration: a config file (JSON) if given, then these options on top.
 
     Raises ValueError (pydantic's ValidationError) naming the bad parameter.
     """
     base = VascoConfig.read(Path(config_file)) if config_file else VascoConfig()
+    cats = base.catalogs.model_dump()
+    if catalogs:
+        cats["source"] = catalogs
+    if catalog_files:
+        cats["local"] = {**cats["local"], **catalog_files}
+        if not catalogs:
+            cats["source"] = "local"
     survey = SurveyConfig(
         **{
             **base.survey.model_dump(),
@@ -59,13 +69,28 @@ def build_config(
             "workers": workers,
         }
     )
-    return VascoConfig.model_validate({**base.model_dump(), "sky": sky, "survey": survey.model_dump()})
+    return VascoConfig.model_validate(
+        {**base.model_dump(), "sky": sky, "survey": survey.model_dump(), "catalogs": cats}
+    )
+
+
+def parse_catalog_files(items: list[str] | None) -> dict[str, str]:
+    """``["gaia=PATH", ...]`` -> ``{"gaia": "PATH"}``; ValueError naming a bad item."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or name not in ("gaia", "ps1") or not path:
+            raise ValueError(f"--catalog {item!r}: expected gaia=PATH or ps1=PATH")
+        if not Path(path).exists():
+            raise ValueError(f"--catalog {item!r}: {path} does not exist")
+        out[name] = path
+    return out
 
 
 @task(name="run-tile")
 def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig) -> dict[str, Any]:
     """Run the tile flow as a subflow (one thread of the survey's pool)."""
-    return tile_flow(ra=ra, dec=dec, out=out, config=cfg)
+    return tile_flow(out=out, ra=ra, dec=dec, config=cfg)
 
 
 @task(name="publish-catalogue")
@@ -129,6 +154,8 @@ def survey_flow(
     workers: int = 2,
     positions: str | None = None,
     config_file: str | None = None,
+    catalogs: str | None = None,
+    catalog_files: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Process ``tiles`` sampled positions (or those of a ``positions`` CSV) into ``out``.
 
@@ -136,7 +163,8 @@ def survey_flow(
     single-threaded: one tile per core).
     """
     logger = get_run_logger()
-    cfg = build_config(sky, tiles, seed, size_arcmin, workers, config_file)
+    cfg = build_config(sky, tiles, seed, size_arcmin, workers, config_file, catalogs, catalog_files)
+    tt.ensure_service_limits(cfg)
     out_dir = Path(out)
     if positions:
         pos = read_positions(Path(positions))
@@ -189,7 +217,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="python flows/survey.py",
         description="Run a VASCO survey: POSS-I tiles -> vanishing-source candidates.",
     )
-    p.add_argument("--sky", choices=["synthetic"], default="synthetic", help="where tiles and catalogues come from")
+    p.add_argument("--sky", choices=["synthetic", "dss"], default="synthetic",
+                   help="where tiles come from: the offline synthetic sky, or STScI DSS (POSS-I red; "
+                        "URL from $VASCO_DSS_URL)")
+    p.add_argument("--catalogs", choices=["auto", "synthetic", "vizier", "local"], default=None,
+                   help="where the Gaia/PS1 catalogues come from (default auto: synthetic on the synthetic "
+                        "sky, VizieR otherwise; URL from $VASCO_VIZIER_URL)")
+    p.add_argument("--catalog", action="append", metavar="NAME=PATH",
+                   help="a local catalogue file (CSV, Parquet or HATS folder) for gaia or ps1; repeatable")
     p.add_argument("--tiles", type=int, default=4, help="number of tile positions to sample (default 4)")
     p.add_argument("--seed", type=int, default=1, help="seed for sampling and the synthetic sky (default 1)")
     p.add_argument("--size-arcmin", type=float, default=30.0, help="tile width and height in arcmin (default 30)")
@@ -204,13 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         # Validate everything before any work starts.
-        build_config(args.sky, args.tiles, args.seed, args.size_arcmin, args.workers, args.config_file)
+        files = parse_catalog_files(args.catalog)
+        build_config(args.sky, args.tiles, args.seed, args.size_arcmin, args.workers, args.config_file,
+                     args.catalogs, files)
         if args.positions:
             read_positions(Path(args.positions))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = survey_flow(**{k: v for k, v in vars(args).items()})
+    params = {k: v for k, v in vars(args).items() if k != "catalog"}
+    summary = survey_flow(**params, catalog_files=files or None)
     t = summary["tiles"]
     print(
         f"VASCO: {t['processed']}/{t['planned']} tiles processed ({t['rejected']} rejected, {t['failed']} failed), "

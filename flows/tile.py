@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 
 from tasks import tile_tasks as tt
 from vasco.config import VascoConfig
-from vasco.pipeline import ordered_funnel
+from vasco.pipeline import image_centre, ordered_funnel
 from vasco.qc.injection import score_tile
 from vasco.sky.sampling import tile_id as make_tile_id
 
@@ -27,13 +27,30 @@ def _empty_plate() -> dict[str, Any]:
     return {"region": None, "label": None, "epoch": None, "date_obs": None}
 
 
-def run_tile(ra: float, dec: float, out: Path, cfg: VascoConfig) -> dict[str, Any]:
-    """Run one tile's tasks in order and write its tile.json (inside a flow run)."""
+def run_tile(
+    ra: float | None,
+    dec: float | None,
+    out: Path,
+    cfg: VascoConfig,
+    fits_path: Path | None = None,
+    tile_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run one tile's tasks in order and write its tile.json (inside a flow run).
+
+    The tile is ``out/tiles/<tile_id>`` for a sampled position, or
+    ``tile_dir`` itself for a user's FITS file (``fits_path``), whose centre
+    is read from its header.
+    """
     logger = get_run_logger()
     out = Path(out)
-    tid = make_tile_id(ra, dec)
-    tile_dir = out / "tiles" / tid
     opts = tt.cache_settings(out)
+    if fits_path is not None:
+        tile_dir = Path(tile_dir or out)
+        acq = tt.acquire_file.with_options(**opts)(tile_dir, Path(fits_path))
+        ra, dec = image_centre(acq["outputs"]["image"])
+    assert ra is not None and dec is not None
+    tid = make_tile_id(ra, dec)
+    tile_dir = Path(tile_dir) if tile_dir is not None else out / "tiles" / tid
     record: dict[str, Any] = {
         "tile_id": tid,
         "centre": {"ra": ra, "dec": dec},
@@ -43,11 +60,16 @@ def run_tile(ra: float, dec: float, out: Path, cfg: VascoConfig) -> dict[str, An
         "funnel": {},
         "config_hash": cfg.science_hash(),
         "size_arcmin": cfg.survey.size_arcmin,
-        "sky": cfg.sky,
+        "sky": cfg.sky if fits_path is None else "file",
     }
+    if fits_path is not None:
+        record["source_file"] = str(fits_path)
     step = "acquire"
     try:
-        acq = tt.acquire_tile.with_options(**opts)(tile_dir, ra, dec, cfg)
+        if fits_path is None and cfg.sky == "dss":
+            acq = tt.acquire_dss.with_options(**opts)(tile_dir, ra, dec, cfg)
+        elif fits_path is None:
+            acq = tt.acquire_tile.with_options(**opts)(tile_dir, ra, dec, cfg)
         image = acq["outputs"]["image"]
         step = "check_plate"
         chk = tt.check_tile.with_options(**opts)(tile_dir, image)
@@ -65,8 +87,13 @@ def run_tile(ra: float, dec: float, out: Path, cfg: VascoConfig) -> dict[str, An
         p2 = tt.sextract_pass2.with_options(**opts)(tile_dir, image, psf["outputs"]["psf"], cfg)
         step = "measure"
         meas = tt.sky_positions.with_options(**opts)(tile_dir, p2["outputs"]["catalog"], image, cfg)
+        step = "catalogs"
+        if fits_path is None and cfg.catalogs.resolved(cfg.sky) == "synthetic":
+            catalogs = {k: acq["outputs"][k] for k in ("gaia", "ps1") if k in acq["outputs"]}
+        else:
+            cats = tt.acquire_catalogs.with_options(**opts)(tile_dir, ra, dec, cfg)
+            catalogs = dict(cats["outputs"])
         step = "match"
-        catalogs = {k: acq["outputs"][k] for k in ("gaia", "ps1") if k in acq["outputs"]}
         match = tt.crossmatch.with_options(**opts)(
             tile_dir, meas["outputs"]["table"], catalogs, chk["outputs"]["plate"], dec, cfg
         )
@@ -101,7 +128,22 @@ def run_tile(ra: float, dec: float, out: Path, cfg: VascoConfig) -> dict[str, An
 
 
 @flow(name="vasco-tile", log_prints=True)
-def tile_flow(ra: float, dec: float, out: str, config: VascoConfig | None = None) -> dict[str, Any]:
-    """Process one POSS-I tile centred on (ra, dec) into ``out/tiles/<tile_id>/``."""
+def tile_flow(
+    out: str,
+    ra: float | None = None,
+    dec: float | None = None,
+    config: VascoConfig | None = None,
+    fits: str | None = None,
+) -> dict[str, Any]:
+    """Process one POSS-I tile.
+
+    With ``ra``/``dec``: the tile centred there, into ``out/tiles/<tile_id>/``.
+    With ``fits``: that FITS cutout, into ``out`` itself (its catalogues from
+    ``config.catalogs``, e.g. local files).
+    """
     cfg = config or VascoConfig()
+    if fits is None and (ra is None or dec is None):
+        raise ValueError("tile_flow needs ra and dec, or fits")
+    if fits is not None:
+        return run_tile(None, None, Path(out), cfg, fits_path=Path(fits), tile_dir=Path(out))
     return run_tile(ra, dec, Path(out), cfg)

@@ -22,6 +22,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import CacheKeyFnPolicy
+from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
 from vasco import pipeline
@@ -32,6 +33,10 @@ from vasco.records import load_record, record_path, source_hash
 
 __all__ = [
     "acquire_tile",
+    "acquire_dss",
+    "acquire_file",
+    "acquire_catalogs",
+    "ensure_service_limits",
     "check_tile",
     "sextract_pass1",
     "psf_model",
@@ -98,6 +103,28 @@ def acquire_tile(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dic
     return pipeline.acquire_synthetic(tile_dir, ra, dec, cfg)
 
 
+@task(name="acquire-dss", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("acquire", pipeline.acquire_dss), **_COMMON)
+def acquire_dss(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Download the cutout from STScI, at most ``catalogs.service_concurrency`` at once."""
+    with concurrency(service_limit("dss"), occupy=1, strict=True):
+        return pipeline.acquire_dss(tile_dir, ra, dec, cfg)
+
+
+@task(name="acquire-file", cache_policy=_step_cache("acquire", pipeline.acquire_file), **_COMMON)
+def acquire_file(tile_dir: Path, fits_path: Path) -> dict[str, Any]:
+    """Copy a user's FITS cutout into the tile folder."""
+    return pipeline.acquire_file(tile_dir, fits_path)
+
+
+@task(name="acquire-catalogs", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", pipeline.acquire_catalogs), **_COMMON)
+def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Cone queries (VizieR, politely limited) or local catalogue files."""
+    if cfg.catalogs.resolved(cfg.sky) == "vizier":
+        with concurrency(service_limit("vizier"), occupy=1, strict=True):
+            return pipeline.acquire_catalogs(tile_dir, ra, dec, cfg)
+    return pipeline.acquire_catalogs(tile_dir, ra, dec, cfg)
+
+
 @task(name="check-plate", cache_policy=_step_cache("check_plate", pipeline.check_plate), **_COMMON)
 def check_tile(tile_dir: Path, image: dict[str, str]) -> dict[str, Any]:
     """Is the cutout POSS-I E? Which plate and epoch?"""
@@ -145,6 +172,27 @@ def select_candidates(tile_dir: Path, matched: dict[str, str], match_info: dict[
 def record_tile(tile_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Write tile.json (atomically); return it."""
     return write_tile_record(tile_dir, record)
+
+
+def service_limit(service: str) -> str:
+    """Name of the Prefect global concurrency limit of a service."""
+    return f"vasco-{service}"
+
+
+def ensure_service_limits(cfg: VascoConfig) -> None:
+    """Create (or update) the strict global concurrency limits of the services a run calls."""
+    from prefect.client.orchestration import get_client
+
+    services = []
+    if cfg.sky == "dss":
+        services.append("dss")
+    if cfg.catalogs.resolved(cfg.sky) == "vizier":
+        services.append("vizier")
+    if not services:
+        return
+    with get_client(sync_client=True) as client:
+        for service in services:
+            client.upsert_global_concurrency_limit_by_name(service_limit(service), cfg.catalogs.service_concurrency)
 
 
 def cache_settings(out_dir: Path) -> dict[str, Any]:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The local Prefect servers the tests start are offline: no telemetry.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VASCO_SHARED", REPO.parent / "shared")) / "data"
 M101 = SHARED / "real" / "dss1red_XE133_m101.fits"

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vasco.sources.config import SourcesConfig
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -130,6 +132,38 @@ class SyntheticConfig(_Section):
     )
 
 
+class CatalogsConfig(_Section):
+    """Where the reference catalogues of a tile come from."""
+
+    source: Literal["auto", "synthetic", "vizier", "local"] = Field(
+        "auto",
+        description="'synthetic': the lists that come with the synthetic sky; 'vizier': one cone "
+        "query per tile and catalogue (Gaia EDR3 I/350/gaiaedr3, PS1 DR2 II/389/ps1_dr2); "
+        "'local': the files of `local`; 'auto': synthetic on the synthetic sky, vizier otherwise.",
+    )
+    local: dict[str, str] = Field(
+        default_factory=dict,
+        description="For source 'local': catalogue name (gaia, ps1) -> CSV/Parquet file or HATS folder.",
+    )
+    cone_margin_arcmin: float = Field(
+        2.0,
+        ge=0,
+        description="Added to the tile's half-diagonal for the cone queries: room for stars that "
+        "moved across the tile edge since the plate epoch (2' = 1.7\"/yr over 70 yr).",
+    )
+    vizier_row_limit: int = Field(
+        200_000, ge=1, description="Rows asked per VizieR query; a full answer is split, never truncated."
+    )
+    service_concurrency: int = Field(
+        2, ge=1, le=16, description="Simultaneous calls per service (a strict Prefect global concurrency limit)."
+    )
+
+    def resolved(self, sky: str) -> str:
+        if self.source != "auto":
+            return self.source
+        return "synthetic" if sky == "synthetic" else "vizier"
+
+
 class SurveyConfig(_Section):
     tiles: int = Field(4, ge=1, le=1_000_000, description="Number of sampled tile positions.")
     seed: int = Field(1, ge=0, description="Seed for sampling and the synthetic sky.")
@@ -141,13 +175,30 @@ class SurveyConfig(_Section):
 class VascoConfig(_Section):
     """Every parameter of a VASCO run."""
 
-    sky: Literal["synthetic"] = Field("synthetic", description="Where tiles and catalogues come from.")
+    sky: Literal["synthetic", "dss"] = Field(
+        "synthetic",
+        description="Where tiles come from: 'synthetic' (offline, rendered) or 'dss' (the STScI "
+        "dss_search service, POSS-I red; URL from VASCO_DSS_URL or sources.dss.base_url).",
+    )
     survey: SurveyConfig = SurveyConfig()
     extraction: ExtractionConfig = ExtractionConfig()
     cuts: CutsConfig = CutsConfig()
     matching: MatchingConfig = MatchingConfig()
     astrometry: AstrometryConfig = AstrometryConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
+    catalogs: CatalogsConfig = CatalogsConfig()
+    sources: SourcesConfig = SourcesConfig()
+
+    @model_validator(mode="after")
+    def _check_catalogs(self) -> "VascoConfig":
+        source = self.catalogs.resolved(self.sky)
+        if source == "synthetic" and self.sky != "synthetic":
+            raise ValueError("catalogs.source 'synthetic' needs sky 'synthetic'")
+        if source == "local":
+            missing = [c for c in self.matching.catalogs if c not in self.catalogs.local]
+            if missing:
+                raise ValueError(f"catalogs.source 'local' needs a file for {missing} in catalogs.local")
+        return self
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) of the whole configuration."""
@@ -156,14 +207,18 @@ class VascoConfig(_Section):
     def science_hash(self) -> str:
         """Hash of everything that can change a tile's science outputs.
 
-        The survey section (how many tiles, how many workers) does not change
-        what a given tile produces, so it is left out: adding tiles to a survey
-        reuses the tiles already done.
+        The survey section (how many tiles, how many workers) and the service
+        settings (URLs, timeouts, concurrency) do not change what a given tile
+        produces, so they are left out: adding tiles to a survey reuses the
+        tiles already done.
         """
         payload = self.model_dump(mode="json")
         seed = payload["survey"]["seed"]
         size = payload["survey"]["size_arcmin"]
         payload.pop("survey")
+        # How catalogues are fetched (URLs, timeouts, politeness) does not change them.
+        payload.pop("sources")
+        payload["catalogs"].pop("service_concurrency")
         payload["tile"] = {"seed": seed, "size_arcmin": size}
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -23,6 +23,7 @@ Tile folder layout::
 
 from __future__ import annotations
 
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,7 +37,7 @@ from vasco.astrometry.positions import pixel_to_sky
 from vasco.config import VascoConfig
 from vasco.extraction import sextractor
 from vasco.filters.cuts import apply_quality_cuts
-from vasco.io import atomic_path, read_json, write_json_atomic, write_parquet_atomic
+from vasco.io import atomic_path, file_sha256, read_json, write_json_atomic, write_parquet_atomic
 from vasco.matching.catalogs import find_counterparts, normalize_catalog
 from vasco.plates.header import check_poss1e, read_fits_header
 from vasco.records import Output, load_record, save_record, source_hash, step_key
@@ -44,6 +45,10 @@ from vasco.records import Output, load_record, save_record, source_hash, step_ke
 __all__ = [
     "StepError",
     "acquire_synthetic",
+    "acquire_dss",
+    "acquire_file",
+    "acquire_catalogs",
+    "image_centre",
     "check_plate",
     "extract_pass1",
     "build_psf",
@@ -125,6 +130,103 @@ def acquire_synthetic(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -
         return outs, info
 
     return _run_step(tile_dir, "acquire", {}, params, acquire_synthetic, body)
+
+
+def acquire_dss(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Download the POSS-I red cutout from the STScI DSS service (checked, atomic)."""
+    from vasco.sources.dss import fetch_dss_tile
+    from vasco.sources.http import SourceError
+
+    tile_dir = Path(tile_dir)
+    params = {"ra": ra, "dec": dec, "size_arcmin": cfg.survey.size_arcmin}
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        dest = tile_dir / "raw" / "image.fits"
+        try:
+            fetch_dss_tile(ra, dec, cfg.survey.size_arcmin, dest, config=cfg.sources.dss)
+        except SourceError as exc:
+            raise StepError(exc.reason, str(exc)) from exc
+        return {"image": dest}, {"source": "dss"}
+
+    return _run_step(tile_dir, "acquire", {}, params, acquire_dss, body)
+
+
+def acquire_file(tile_dir: Path, fits_path: Path) -> dict[str, Any]:
+    """Copy a user's FITS cutout into the tile folder (atomically)."""
+    tile_dir = Path(tile_dir)
+    src = Path(fits_path)
+    if not src.is_file():
+        raise StepError("FAIL_BAD_IMAGE", f"{src}: no such file")
+    digest = file_sha256(src)
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        dest = tile_dir / "raw" / "image.fits"
+        with atomic_path(dest, suffix=".fits") as tmp:
+            shutil.copyfile(src, tmp)
+        return {"image": dest}, {"source": str(src)}
+
+    return _run_step(tile_dir, "acquire", {"file": {"sha256": digest}}, {}, acquire_file, body)
+
+
+def image_centre(image: Output, solution: str = "plate") -> tuple[float, float]:
+    """Sky position of the centre pixel of a cutout."""
+    header = read_header(Path(image["path"]))
+    x = (float(header["NAXIS1"]) + 1.0) / 2.0
+    y = (float(header["NAXIS2"]) + 1.0) / 2.0
+    try:
+        ra, dec = pixel_to_sky(header, np.array([x]), np.array([y]), solution)
+    except (ValueError, KeyError) as exc:
+        if solution == "plate":
+            return image_centre(image, "tan")
+        raise StepError("FAIL_NO_ASTROMETRY", f"{Path(image['path']).name}: {exc}") from exc
+    return float(ra[0]), float(dec[0])
+
+
+def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Reference catalogues in a cone around the tile, from VizieR or local files.
+
+    The cone is the tile's half-diagonal plus ``catalogs.cone_margin_arcmin``.
+    A catalogue that does not cover the tile (PS1 below Dec -30) is not asked.
+    """
+    tile_dir = Path(tile_dir)
+    source = cfg.catalogs.resolved(cfg.sky)
+    radius = (cfg.survey.size_arcmin / 2.0 * np.sqrt(2.0) + cfg.catalogs.cone_margin_arcmin) / 60.0
+    params = {
+        "ra": ra, "dec": dec, "radius_deg": radius, "source": source,
+        "catalogs": list(cfg.matching.catalogs), "local": dict(cfg.catalogs.local),
+    }
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        from vasco.sources.http import SourceError
+        from vasco.sources.local import LocalCatalogError, read_local_cone
+        from vasco.sources.vizier import GAIA_EDR3, PS1_DR2, query_cone
+
+        outs: dict[str, Path] = {}
+        info: dict[str, Any] = {"source": source, "radius_deg": radius}
+        for name in cfg.matching.catalogs:
+            applies, why = _catalog_applies(name, dec, cfg)
+            if not applies:
+                info[f"{name}_skipped"] = why
+                continue
+            try:
+                if source == "local":
+                    table = read_local_cone(Path(cfg.catalogs.local[name]), ra, dec, radius)
+                else:
+                    spec = GAIA_EDR3 if name == "gaia" else PS1_DR2
+                    table = query_cone(
+                        spec.name, ra, dec, radius, row_limit=cfg.catalogs.vizier_row_limit,
+                        config=cfg.sources.vizier,
+                    )
+            except SourceError as exc:
+                # No answer is not "no counterpart": the tile fails, it never yields candidates.
+                raise StepError(exc.reason, str(exc)) from exc
+            except LocalCatalogError as exc:
+                raise StepError("FAIL_LOCAL_CATALOG", str(exc)) from exc
+            outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"{name}.parquet", table)
+            info[f"n_{name}"] = len(table)
+        return outs, info
+
+    return _run_step(tile_dir, "catalogs", {}, params, acquire_catalogs, body)
 
 
 # --------------------------------------------------------------------------- check
