@@ -220,9 +220,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sky", choices=["synthetic", "dss"], default="synthetic",
                    help="where tiles come from: the offline synthetic sky, or STScI DSS (POSS-I red; "
                         "URL from $VASCO_DSS_URL)")
-    p.add_argument("--catalogs", choices=["auto", "synthetic", "vizier", "local"], default=None,
+    p.add_argument("--catalogs", choices=["auto", "synthetic", "vizier", "xmatch", "local"], default=None,
                    help="where the Gaia/PS1 catalogues come from (default auto: synthetic on the synthetic "
-                        "sky, VizieR otherwise; URL from $VASCO_VIZIER_URL)")
+                        "sky, VizieR otherwise; URLs from $VASCO_VIZIER_URL, $VASCO_XMATCH_URL)")
     p.add_argument("--catalog", action="append", metavar="NAME=PATH",
                    help="a local catalogue file (CSV, Parquet or HATS folder) for gaia or ps1; repeatable")
     p.add_argument("--tiles", type=int, default=4, help="number of tile positions to sample (default 4)")

@@ -88,8 +88,12 @@ def run_tile(
         step = "measure"
         meas = tt.sky_positions.with_options(**opts)(tile_dir, p2["outputs"]["catalog"], image, cfg)
         step = "catalogs"
-        if fits_path is None and cfg.catalogs.resolved(cfg.sky) == "synthetic":
+        source = cfg.catalogs.resolved(cfg.sky)
+        if fits_path is None and source == "synthetic":
             catalogs = {k: acq["outputs"][k] for k in ("gaia", "ps1") if k in acq["outputs"]}
+        elif source == "xmatch":
+            cats = tt.xmatch_catalogs.with_options(**opts)(tile_dir, meas["outputs"]["table"], dec, cfg)
+            catalogs = dict(cats["outputs"])
         else:
             cats = tt.acquire_catalogs.with_options(**opts)(tile_dir, ra, dec, cfg)
             catalogs = dict(cats["outputs"])
@@ -108,6 +112,8 @@ def run_tile(
         logger.error("tile %s failed at %s: %s", tid, step, exc)
         return tt.record_tile(tile_dir, record)
 
+    for name, why in match["info"]["catalogs_skipped"].items():
+        logger.info("tile %s: %s skipped: %s", tid, name, why)
     record["funnel"] = ordered_funnel(sel["info"])
     record["catalogs"] = {
         "used": match["info"]["catalogs_used"],

@@ -36,6 +36,7 @@ __all__ = [
     "acquire_dss",
     "acquire_file",
     "acquire_catalogs",
+    "xmatch_catalogs",
     "ensure_service_limits",
     "check_tile",
     "sextract_pass1",
@@ -125,6 +126,13 @@ def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) ->
     return pipeline.acquire_catalogs(tile_dir, ra, dec, cfg)
 
 
+@task(name="xmatch-catalogs", retries=2, retry_delay_seconds=[30, 120], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", pipeline.xmatch_catalogs), **_COMMON)
+def xmatch_catalogs(tile_dir: Path, measured: dict[str, str], tile_dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """CDS XMatch jobs, one at a time across the whole survey (CDS bans parallel jobs)."""
+    with concurrency(service_limit("xmatch"), occupy=1, strict=True):
+        return pipeline.xmatch_catalogs(tile_dir, measured, tile_dec, cfg)
+
+
 @task(name="check-plate", cache_policy=_step_cache("check_plate", pipeline.check_plate), **_COMMON)
 def check_tile(tile_dir: Path, image: dict[str, str]) -> dict[str, Any]:
     """Is the cutout POSS-I E? Which plate and epoch?"""
@@ -186,13 +194,16 @@ def ensure_service_limits(cfg: VascoConfig) -> None:
     services = []
     if cfg.sky == "dss":
         services.append("dss")
-    if cfg.catalogs.resolved(cfg.sky) == "vizier":
-        services.append("vizier")
+    source = cfg.catalogs.resolved(cfg.sky)
+    if source in ("vizier", "xmatch"):
+        services.append(source)
     if not services:
         return
     with get_client(sync_client=True) as client:
         for service in services:
-            client.upsert_global_concurrency_limit_by_name(service_limit(service), cfg.catalogs.service_concurrency)
+            # XMatch: one job at a time, whatever the setting.
+            limit = 1 if service == "xmatch" else cfg.catalogs.service_concurrency
+            client.upsert_global_concurrency_limit_by_name(service_limit(service), limit)
 
 
 def cache_settings(out_dir: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from servers.dss import DssStandIn
 from servers.vizier import VizierStandIn
+from servers.xmatch import XMatchStandIn
 from vasco.config import SyntheticConfig, VascoConfig
 from vasco.io import read_json
 from vasco.synthetic.tile import make_synthetic_tile
@@ -82,6 +83,27 @@ def _vizier_tables() -> dict[str, tuple[pd.DataFrame, str, str]]:
             "II/389/ps1_dr2": (p.reset_index(drop=True), "RAJ2000", "DEJ2000")}
 
 
+def test_survey_with_xmatch_matches_synthetic(tmp_path, monkeypatch, harness):
+    from flows.survey import survey_flow
+
+    pos = tmp_path / "pos.csv"
+    pos.write_text("ra,dec\n" + "".join(f"{ra},{dec}\n" for ra, dec in POSITIONS))
+    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos))
+    tables = {f"vizier:{k}": v for k, v in _vizier_tables().items()}
+    with SyntheticDss() as dss, XMatchStandIn(tables, job_delay=0.2) as xm:
+        monkeypatch.setenv("VASCO_DSS_URL", dss.base_url)
+        monkeypatch.setenv("VASCO_XMATCH_URL", xm.sync_url)
+        real = survey_flow(out=str(tmp_path / "xmatch"), sky="dss", catalogs="xmatch", size_arcmin=SIZE,
+                           seed=SEED, positions=str(pos), workers=2)
+        # CDS bans parallel jobs: never more than one at a time, across tiles too.
+        assert xm.max_jobs_running == 1 and len(xm.jobs) >= 4
+    assert real["tiles"]["processed"] == 2, real
+    a = pd.read_parquet(tmp_path / "synthetic" / "candidates.parquet")
+    b = pd.read_parquet(tmp_path / "xmatch" / "candidates.parquet")
+    key = ["tile_id", "NUMBER", "ra", "dec"]
+    pd.testing.assert_frame_equal(a[key].reset_index(drop=True), b[key].reset_index(drop=True))
+
+
 def test_survey_against_standins_matches_synthetic(tmp_path, monkeypatch, harness):
     from flows.survey import survey_flow
 
@@ -101,6 +123,12 @@ def test_survey_against_standins_matches_synthetic(tmp_path, monkeypatch, harnes
         # Politeness: never more simultaneous calls than the strict concurrency limit.
         assert dss.max_active == 1 and viz.max_active == 1
         assert len(viz.seen) >= 4  # Gaia and PS1 for each tile
+        # A re-run asks the services nothing again: answers are cached per tile.
+        n_dss, n_viz = len(dss.seen), len(viz.seen)
+        again = survey_flow(out=str(tmp_path / "real"), sky="dss", catalogs="vizier", size_arcmin=SIZE,
+                            seed=SEED, positions=str(pos), workers=2, config_file=str(cfg_file))
+        assert (len(dss.seen), len(viz.seen)) == (n_dss, n_viz)
+        assert again["candidates"] == real["candidates"]
     assert real["tiles"]["processed"] == 2, real
     a = pd.read_parquet(tmp_path / "synthetic" / "candidates.parquet")
     b = pd.read_parquet(tmp_path / "real" / "candidates.parquet")

@@ -135,11 +135,21 @@ class SyntheticConfig(_Section):
 class CatalogsConfig(_Section):
     """Where the reference catalogues of a tile come from."""
 
-    source: Literal["auto", "synthetic", "vizier", "local"] = Field(
+    source: Literal["auto", "synthetic", "vizier", "xmatch", "local"] = Field(
         "auto",
         description="'synthetic': the lists that come with the synthetic sky; 'vizier': one cone "
         "query per tile and catalogue (Gaia EDR3 I/350/gaiaedr3, PS1 DR2 II/389/ps1_dr2); "
-        "'local': the files of `local`; 'auto': synthetic on the synthetic sky, vizier otherwise.",
+        "'xmatch': the tile's detections uploaded to CDS XMatch; 'local': the files of `local`; "
+        "'auto': synthetic on the synthetic sky, vizier otherwise.",
+    )
+    xmatch_radius_arcsec: float = Field(
+        60.0,
+        gt=0,
+        le=180,
+        description="XMatch search radius. XMatch cannot move catalogue positions to the plate "
+        "epoch, so it is asked for every catalogue source this close (60\" covers ~1\"/yr over the "
+        "60-odd years since the plates); VASCO then propagates those rows and applies "
+        "matching.radius_arcsec itself.",
     )
     local: dict[str, str] = Field(
         default_factory=dict,

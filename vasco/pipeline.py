@@ -48,6 +48,7 @@ __all__ = [
     "acquire_dss",
     "acquire_file",
     "acquire_catalogs",
+    "xmatch_catalogs",
     "image_centre",
     "check_plate",
     "extract_pass1",
@@ -227,6 +228,53 @@ def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) ->
         return outs, info
 
     return _run_step(tile_dir, "catalogs", {}, params, acquire_catalogs, body)
+
+
+def xmatch_catalogs(tile_dir: Path, measured: Output, tile_dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Catalogue rows near the tile's detections, through CDS XMatch.
+
+    Every detection is uploaded (in chunks, one job at a time) and every
+    catalogue source within ``catalogs.xmatch_radius_arcsec`` comes back; the
+    rows are stored like a cone answer, so :func:`match_catalogs` moves them
+    to the plate epoch and applies the counterpart radius itself.
+    """
+    tile_dir = Path(tile_dir)
+    params = {
+        "catalogs": list(cfg.matching.catalogs),
+        "radius": cfg.catalogs.xmatch_radius_arcsec,
+        "tile_dec": tile_dec,
+    }
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        from vasco.sources.http import SourceError
+        from vasco.sources.vizier import GAIA_EDR3, PS1_DR2
+        from vasco.sources.xmatch import xmatch_detections
+
+        det = pd.read_parquet(measured["path"], columns=["NUMBER", "ra", "dec"])
+        upload = pd.DataFrame({"our_id": det["NUMBER"].to_numpy(np.int64), "ra": det["ra"], "dec": det["dec"]})
+        outs: dict[str, Path] = {}
+        info: dict[str, Any] = {"source": "xmatch"}
+        for name in cfg.matching.catalogs:
+            applies, why = _catalog_applies(name, tile_dec, cfg)
+            if not applies:
+                info[f"{name}_skipped"] = why
+                continue
+            spec = GAIA_EDR3 if name == "gaia" else PS1_DR2
+            try:
+                res = xmatch_detections(
+                    upload, "vizier:" + spec.name, cfg.catalogs.xmatch_radius_arcsec, config=cfg.sources.xmatch
+                )
+            except SourceError as exc:
+                raise StepError(exc.reason, str(exc)) from exc
+            rows = res.matches.drop(columns=[c for c in ("our_id", "angDist", "our_ra", "our_dec")
+                                             if c in res.matches.columns])
+            rows = rows.drop_duplicates("catalog_id").sort_values("catalog_id").reset_index(drop=True)
+            outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"{name}.parquet", rows)
+            info[f"n_{name}"] = len(rows)
+            info[f"jobs_{name}"] = res.jobs
+        return outs, info
+
+    return _run_step(tile_dir, "catalogs", {"measured": measured}, params, xmatch_catalogs, body)
 
 
 # --------------------------------------------------------------------------- check
