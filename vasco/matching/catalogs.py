@@ -8,13 +8,13 @@ import pandas as pd
 from vasco.matching.crossmatch import nearest_within
 from vasco.matching.propagate import propagate_positions
 
-__all__ = ["REF_COLUMNS", "normalize_catalog", "find_counterparts"]
+__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "normalize_catalog", "find_counterparts"]
 
 #: The schema every reference catalogue is turned into.
 REF_COLUMNS = ("source_id", "ra", "dec", "pmra", "pmdec", "epoch", "mag")
 
 # Accepted spellings: Gaia archive, VizieR (I/350, II/389) and PS1 MAST names.
-_ALIASES: dict[str, tuple[str, ...]] = {
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "source_id": ("source_id", "Source", "objID", "objid"),
     "ra": ("ra", "RA_ICRS", "raMean", "RAJ2000"),
     "dec": ("dec", "DE_ICRS", "decMean", "DEJ2000"),
@@ -26,7 +26,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 
 
 def _pick(table: pd.DataFrame, key: str) -> str | None:
-    for name in _ALIASES[key]:
+    for name in COLUMN_ALIASES[key]:
         if name in table.columns:
             return name
     return None
@@ -39,7 +39,7 @@ def normalize_catalog(table: pd.DataFrame, name: str, default_epoch: float) -> p
     a missing epoch column takes ``default_epoch``.  Raises ValueError naming
     the catalogue when it has no recognisable RA/Dec columns.
     """
-    cols = {key: _pick(table, key) for key in _ALIASES}
+    cols = {key: _pick(table, key) for key in COLUMN_ALIASES}
     if cols["ra"] is None or cols["dec"] is None:
         raise ValueError(f"catalogue {name!r}: no RA/Dec columns among {list(table.columns)[:12]}")
     n = len(table)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vasco.matching.catalogs import _ALIASES, REF_COLUMNS, normalize_catalog
+from vasco.matching.catalogs import COLUMN_ALIASES, REF_COLUMNS, normalize_catalog
 from vasco.matching.crossmatch import angular_separation_arcsec
 from vasco.sources.healpix import max_pixrad_deg, pix2ang_nest
 
@@ -70,9 +70,9 @@ def _check_cone(ra: float, dec: float, radius_deg: float) -> tuple[float, float,
 
 def _require_coordinates(table: pd.DataFrame, path: Path) -> None:
     for key, label in (("ra", "right ascension"), ("dec", "declination")):
-        if not any(name in table.columns for name in _ALIASES[key]):
+        if not any(name in table.columns for name in COLUMN_ALIASES[key]):
             raise LocalCatalogError(
-                f"{path}: missing {label} column (one of {', '.join(_ALIASES[key])}); "
+                f"{path}: missing {label} column (one of {', '.join(COLUMN_ALIASES[key])}); "
                 f"columns are {list(table.columns)[:20]}"
             )
 

@@ -45,7 +45,7 @@ import astropy.units as u
 import numpy as np
 import pandas as pd
 
-from vasco.matching.catalogs import _ALIASES
+from vasco.matching.catalogs import COLUMN_ALIASES
 from vasco.matching.crossmatch import angular_separation_arcsec
 from vasco.sources.config import XMatchConfig
 from vasco.sources.http import HttpClient, SourceError
@@ -151,12 +151,12 @@ def _pick_id_column(columns: list[str], wanted: str | None, catalog: str) -> str
         if wanted not in columns:
             raise SourceError(f"FAIL_{SERVICE}_COLUMNS", f"{catalog}: answer has no column {wanted!r}: {columns}")
         return wanted
-    for name in _ALIASES["source_id"]:
+    for name in COLUMN_ALIASES["source_id"]:
         if name in columns:
             return name
     raise SourceError(
         f"FAIL_{SERVICE}_COLUMNS",
-        f"{catalog}: no source-id column (one of {_ALIASES['source_id']}) in the answer: {columns}; give id_column",
+        f"{catalog}: no source-id column (one of {COLUMN_ALIASES['source_id']}) in the answer: {columns}; give id_column",
     )
 
 
