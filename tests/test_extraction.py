@@ -1,6 +1,7 @@
 """SExtractor and PSFEx, the real binaries, on the real M101 POSS-I cutout."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +81,12 @@ def test_timeout_has_reason(m101_path, tmp_path):
         sx.run_pass1(m101_path, tmp_path / "x.ldac", cfg)
     assert err.value.reason == "FAIL_TOOL_TIMEOUT"
     assert not list(tmp_path.iterdir())
+
+
+def test_relative_paths_work(m101_path, tmp_path, monkeypatch):
+    # The README runs with a relative --out: every tool call must cope.
+    monkeypatch.chdir(tmp_path)
+    cfg = ExtractionConfig()
+    p1 = sx.run_pass1(m101_path, Path("rel") / "pass1.ldac", cfg)
+    psf = sx.run_psfex(p1, Path("rel") / "pass1.psf", cfg)
+    assert psf.exists() and not psf.is_absolute()

@@ -312,7 +312,7 @@ def _tool_step(fn: Callable[[], Path]) -> Path:
     try:
         return fn()
     except sextractor.ToolError as exc:
-        raise StepError(exc.reason, str(exc)) from exc
+        raise StepError(exc.reason, exc.message) from exc
 
 
 def extract_pass1(tile_dir: Path, image: Output, cfg: VascoConfig) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class ToolError(RuntimeError):
     def __init__(self, reason: str, message: str):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.message = message
 
 
 def config_dir() -> Path:
@@ -201,7 +202,8 @@ def run_psfex(pass1_cat: Path, out: Path, cfg: ExtractionConfig, min_stars: int 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".psfex.", dir=out.parent) as tdir:
-        tdir_path = Path(tdir)
+        # Absolute paths: PSFEx runs inside the temporary folder.
+        tdir_path = Path(tdir).resolve()
         # PSFEx names its output after the catalogue: give it a private copy.
         cat = tdir_path / "pass1.cat"
         shutil.copyfile(pass1_cat, cat)
