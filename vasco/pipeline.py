@@ -39,6 +39,7 @@ from vasco.extraction import sextractor
 from vasco.filters.cuts import apply_quality_cuts
 from vasco.io import atomic_path, file_sha256, read_json, write_json_atomic, write_parquet_atomic
 from vasco.matching.catalogs import find_counterparts, normalize_catalog
+from vasco.plates.frame import plate_frame
 from vasco.plates.header import check_poss1e, read_fits_header
 from vasco.records import Output, load_record, save_record, source_hash, step_key
 
@@ -370,9 +371,9 @@ def extract_pass2(tile_dir: Path, image: Output, psf: Output, cfg: VascoConfig) 
 def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoConfig) -> dict[str, Any]:
     """Sky positions (float64) from the pass-2 windowed centroids, and the plate frame.
 
-    Adds ``ra``, ``dec`` (degrees, ICRS, at the plate epoch), ``x_plate``,
-    ``y_plate`` (pixel on the full plate: CNPIX offset + pixel) and the
-    ``astrometry_solution`` used.
+    Adds ``ra``, ``dec`` (degrees, ICRS, at the plate epoch), the plate frame
+    (:func:`vasco.plates.frame.plate_frame`: plate id, full-plate pixel,
+    distances to the plate edge and centre) and the ``astrometry_solution`` used.
     """
     tile_dir = Path(tile_dir)
 
@@ -390,8 +391,8 @@ def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoCo
             raise StepError("FAIL_NO_ASTROMETRY", f"{Path(image['path']).name}: {exc}") from exc
         table.insert(0, "ra", ra.astype(np.float64))
         table.insert(1, "dec", dec.astype(np.float64))
-        table["x_plate"] = x + float(header.get("CNPIX1", 0))
-        table["y_plate"] = y + float(header.get("CNPIX2", 0))
+        for col, values in plate_frame(header, x, y).items():
+            table[col] = values.to_numpy() if col != "plate_id" else values.array
         table["astrometry_solution"] = cfg.astrometry.solution
         path = write_parquet_atomic(tile_dir / "work" / "measured.parquet", table)
         return {"table": path}, {"n": len(table)}
