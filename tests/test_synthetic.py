@@ -365,6 +365,93 @@ def test_sersic_mixtures_are_normalised():
 
 
 # ---------------------------------------------------------------------------
+# imperfect header astrometry (distortion field, TAN offset)
+# ---------------------------------------------------------------------------
+
+IMPERFECT = SyntheticConfig(distortion_arcsec=1.0, tan_offset_arcsec=2.3)
+
+
+def _digest(t: SyntheticTile) -> str:
+    import hashlib
+
+    h = hashlib.sha256(t.image.tobytes())
+    h.update(t.header.tostring().encode())
+    for df in (t.truth, t.gaia, t.ps1):
+        h.update(pd.util.hash_pandas_object(df).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_zero_astrometry_errors_are_the_default_and_change_nothing():
+    assert CFG.distortion_arcsec == 0.0 and CFG.tan_offset_arcsec == 0.0
+    plain = tile_at(M67, 6.0, seed=11)
+    zeros = tile_at(M67, 6.0, seed=11, cfg=SyntheticConfig(distortion_arcsec=0.0, tan_offset_arcsec=0.0))
+    assert _digest(plain) == _digest(zeros)
+    for key in ("SYNDIST", "SYNTANOF", "SYNTANPA"):
+        assert key not in plain.header
+    distorted = tile_at(M67, 6.0, seed=11, cfg=SyntheticConfig(distortion_arcsec=1.0))
+    assert distorted.image.tobytes() != plain.image.tobytes()
+    # the same sky, only rendered elsewhere: ra/dec (true positions) unchanged for stars
+    s0 = plain.truth[plain.truth.cls == "star"]
+    s1 = distorted.truth[distorted.truth.cls == "star"]
+    common = s0.merge(s1, on=["ra", "dec", "mag"], suffixes=("_0", "_1"))
+    assert len(common) > 0.95 * len(s0)
+    assert np.hypot(common.x_0 - common.x_1, common.y_0 - common.y_1).max() > 0.1
+
+
+@pytest.mark.parametrize("pos", [M67, SOUTH_15UM])
+def test_distortion_moves_rendered_positions_off_the_header_polynomial(pos):
+    from vasco.synthetic.distortion import DistortionField
+    from vasco.synthetic.tile import sol_pixscale
+
+    t = tile_at(pos, 8.0, seed=3, cfg=IMPERFECT)
+    h = t.header
+    sol = PlateSolution.from_header(h)
+    nx, ny = h["NAXIS1"], h["NAXIS2"]
+    scale = sol_pixscale(sol, nx, ny)
+    assert h["SYNDIST"] == 1.0 and t.info["distortion_arcsec"] == 1.0
+    field = DistortionField(**t.info["distortion_field"])
+    # RMS over the tile is exactly the configured value
+    gx, gy = np.meshgrid(np.linspace(0.5, nx + 0.5, 41), np.linspace(0.5, ny + 0.5, 41))
+    dx, dy = field.displacement(gx.ravel(), gy.ravel())
+    assert np.sqrt(np.mean(dx**2 + dy**2)) * scale == pytest.approx(1.0, rel=1e-9)
+    tr = t.truth[t.truth.cls.isin(["star", "hpm_star", "galaxy", "transient", "defect", "dust"])]
+    x, y = sol.sky_to_pix(tr.ra.to_numpy(), tr.dec.to_numpy())
+    # the truth x/y are the header polynomial's pixels plus the field, exactly
+    fx, fy = field.apply(x, y)
+    assert np.max(np.hypot(fx - tr.x.to_numpy(), fy - tr.y.to_numpy())) < 1e-6
+    # ... i.e. ~1" RMS away from where the header puts them
+    stars = tr.cls.isin(["star", "hpm_star", "galaxy"]).to_numpy()
+    d = np.hypot(x - tr.x.to_numpy(), y - tr.y.to_numpy())[stars] * scale
+    assert stars.sum() > 300
+    assert 0.8 < np.sqrt(np.mean(d**2)) < 1.2
+    # the field inverts (rendered -> true sky) to numerical precision
+    x0, y0 = field.invert(tr.x.to_numpy(), tr.y.to_numpy())
+    assert np.max(np.hypot(x0 - x, y0 - y)) < 1e-6
+
+
+@pytest.mark.parametrize("pos", [M67, SOUTH_15UM, (120.0, 84.0)])
+def test_tan_offset_moves_the_explicit_wcs_off_the_polynomial(pos):
+    t = tile_at(pos, 8.0, seed=3, cfg=IMPERFECT)
+    h = t.header
+    sol = PlateSolution.from_header(h)
+    xc, yc = 0.5 * (h["NAXIS1"] + 1), 0.5 * (h["NAXIS2"] + 1)
+    ra_p, dec_p = sol.pix_to_sky(xc, yc)
+    ra_t, dec_t = explicit_wcs(h).all_pix2world(xc, yc, 1)
+    assert sep_arcsec(ra_p, dec_p, ra_t, dec_t) == pytest.approx(2.3, abs=0.05)
+    assert h["SYNTANOF"] == 2.3 and t.info["tan_offset_arcsec"] == 2.3
+    assert 0.0 <= h["SYNTANPA"] < 360.0 and h["SYNTANPA"] == pytest.approx(t.info["tan_offset_pa_deg"], abs=1e-6)
+    # the TAN moved toward SYNTANPA (east of north)
+    dra = (ra_t - ra_p + 180.0) % 360.0 - 180.0
+    pa = np.degrees(np.arctan2(dra * np.cos(np.radians(dec_p)), dec_t - dec_p)) % 360.0
+    assert abs((pa - h["SYNTANPA"] + 180.0) % 360.0 - 180.0) < 0.5
+    # the polynomial is untouched: the TAN-only change leaves the rendering alone
+    only_dist = tile_at(pos, 8.0, seed=3, cfg=SyntheticConfig(distortion_arcsec=1.0))
+    assert only_dist.image.tobytes() == t.image.tobytes()
+    for i in range(1, 14):
+        assert h[f"AMDX{i}"] == only_dist.header[f"AMDX{i}"]
+
+
+# ---------------------------------------------------------------------------
 # end to end with SExtractor (slow)
 # ---------------------------------------------------------------------------
 

@@ -130,6 +130,22 @@ class SyntheticConfig(_Section):
         description="Cap on the density of rendered stars fainter than G=13 (per square degree, to G=22); "
         "denser fields are thinned uniformly so that a 30' tile renders in a few seconds.",
     )
+    distortion_arcsec: float = Field(
+        0.0,
+        ge=0,
+        le=60,
+        description="RMS (over the tile) of a smooth seeded distortion field (degree 2-3 polynomial) by which "
+        "objects are rendered away from where the header's plate polynomial puts them: the plate's real "
+        "astrometry is the polynomial plus this field, the header keeps the plain polynomial. 0 = exact header.",
+    )
+    tan_offset_arcsec: float = Field(
+        0.0,
+        ge=0,
+        le=600,
+        description="Shift of the header's explicit TAN WCS (CRVAL, in a seeded direction) from the plate "
+        "polynomial: the two disagree by exactly this at the tile centre (real plates: median 2.3\" on a third "
+        "of them). The polynomial (plus distortion_arcsec) stays the truth. Header cards SYNTANOF/SYNTANPA.",
+    )
 
 
 class CatalogsConfig(_Section):

@@ -19,6 +19,16 @@ plate polynomial (:class:`vasco.plates.model.PlateSolution`) maps every
 object's position *at the plate epoch* (propagated back from Gaia's 2016.0
 with its proper motion) to pixels.
 
+Imperfect header astrometry (``cfg.distortion_arcsec``,
+``cfg.tan_offset_arcsec``, both 0 by default; see
+:mod:`vasco.synthetic.distortion`): objects can be rendered displaced by a
+smooth seeded field from where the header polynomial puts them, so that the
+rendered plate's real astrometry is the polynomial plus that field (the
+header keeps the plain polynomial; header card ``SYNDIST``), and the explicit
+TAN ``CRVAL`` can be moved away from the polynomial (``SYNTANOF`` arcsec at
+``SYNTANPA`` deg east of north).  The truth's ``x``/``y`` are always where an
+object was rendered, its ``ra``/``dec`` the true position at the plate epoch.
+
 Truth
 -----
 One row per rendered object (``obj_id``, ``cls``, ``x``, ``y`` 1-based pixels,
@@ -69,7 +79,7 @@ For each transient:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -82,6 +92,7 @@ from vasco.plates.model import PlateSolution
 from vasco.plates.table import PlateRecord, covering_plates
 from vasco.synthetic import population as pop
 from vasco.synthetic import render as rnd
+from vasco.synthetic.distortion import DistortionField, TileAstrometry, offset_position
 
 __all__ = ["SyntheticTile", "make_synthetic_tile", "GAIA_EPOCH", "TRUTH_COLUMNS"]
 
@@ -194,7 +205,8 @@ def make_synthetic_tile(
     -------
     SyntheticTile
         ``image`` (int16), ``header`` (the cutout header + ``SYNTHET`` = T,
-        ``SYNSEED``), ``gaia`` and ``ps1`` (catalogue DataFrames), ``truth``
+        ``SYNSEED``, and ``SYNDIST``/``SYNTANOF``/``SYNTANPA`` when the header
+        astrometry is made imperfect), ``gaia`` and ``ps1`` (catalogue DataFrames), ``truth``
         (see the module docstring) and ``plate``.
     """
     params = params or rnd.RenderParams()
@@ -203,7 +215,8 @@ def make_synthetic_tile(
     size_arcmin = float(size_arcmin)
     if not (size_arcmin > 0):
         raise ValueError(f"size_arcmin must be positive, got {size_arcmin}")
-    rng_pop, rng_ren, rng_cat, rng_tr = _rng_streams(seed, ra, dec, size_arcmin, 4)
+    # a fifth stream (header astrometry errors) leaves the first four unchanged
+    rng_pop, rng_ren, rng_cat, rng_tr, rng_ast = _rng_streams(seed, ra, dec, size_arcmin, 5)
 
     plate, header = _choose_plate(ra, dec, size_arcmin)
     sol = PlateSolution.from_header(header)
@@ -211,6 +224,11 @@ def make_synthetic_tile(
     pixscale = float(plate.pixel_scale_arcsec)
     epoch = float(plate.epoch)
     dt_plate = epoch - GAIA_EPOCH
+
+    # ---- imperfect header astrometry (both drawn always, used only when asked for)
+    tan_pa = float(rng_ast.uniform(0.0, 360.0))
+    dfield = DistortionField.draw(rng_ast, cfg.distortion_arcsec, nx, ny, sol_pixscale(sol, nx, ny))
+    true_ast = TileAstrometry(sol, dfield)  # the rendered plate's real astrometry
 
     # ---- footprint in the tangent plane of the tile centre
     ex = np.array([0.5, nx + 0.5, nx + 0.5, 0.5, 0.5 * (nx + 1), 0.5 * (nx + 1), 0.5, nx + 0.5])
@@ -237,8 +255,8 @@ def make_synthetic_tile(
 
     # positions at the plate epoch -> pixels
     s_ra_p, s_dec_p = pop.propagate(stars.ra, stars.dec, stars.pmra, stars.pmdec, dt_plate)
-    sx, sy = sol.sky_to_pix(s_ra_p, s_dec_p)
-    gx, gy = sol.sky_to_pix(gals.ra.to_numpy(), gals.dec.to_numpy())
+    sx, sy = true_ast.sky_to_pix(s_ra_p, s_dec_p)
+    gx, gy = true_ast.sky_to_pix(gals.ra.to_numpy(), gals.dec.to_numpy())
     sx, sy, gx, gy = (np.asarray(a, dtype=np.float64) for a in (sx, sy, gx, gy))
 
     # ---- plate state: sky, plateau, PSF field
@@ -268,7 +286,7 @@ def make_synthetic_tile(
 
     # ---- transients
     tr = _place_transients(
-        rng_tr, cfg, sol, nx, ny, pixscale, ra, dec, stars, sx, sy, gals, gx, gy, gaia, ps1,
+        rng_tr, cfg, true_ast, nx, ny, pixscale, ra, dec, stars, sx, sy, gals, gx, gy, gaia, ps1,
         halo_r, spike_len, defects,
     )
     t_flux = rnd.mag_to_flux(tr["mag"], params)
@@ -294,7 +312,7 @@ def make_synthetic_tile(
     recoverable = (snr > 30.0) & (peak < knee)
 
     truth = _truth_table(
-        sol, nx, ny, stars, s_ra_p, s_dec_p, sx, sy, s_in_gaia, s_in_ps1, halo_r, spike_len,
+        true_ast, nx, ny, stars, s_ra_p, s_dec_p, sx, sy, s_in_gaia, s_in_ps1, halo_r, spike_len,
         gals, gx, gy, g_in_gaia, g_in_ps1, tr, snr, recoverable, defects,
     )
 
@@ -306,6 +324,13 @@ def make_synthetic_tile(
     hdr["SYNSAT"] = (round(ctx.curve.d_sat, 1), "Synthetic: plateau density (ADU)")
     hdr["DATAMIN"] = (int(rendered.image.min()), "Minimum data value")
     hdr["DATAMAX"] = (int(rendered.image.max()), "Maximum data value")
+    if cfg.tan_offset_arcsec > 0:
+        c1, c2 = offset_position(float(hdr["CRVAL1"]), float(hdr["CRVAL2"]), tan_pa, cfg.tan_offset_arcsec)
+        hdr["CRVAL1"], hdr["CRVAL2"] = c1, c2
+        hdr["SYNTANOF"] = (float(cfg.tan_offset_arcsec), "Synthetic: TAN CRVAL offset from polynomial (arcsec)")
+        hdr["SYNTANPA"] = (round(tan_pa, 6), "Synthetic: PA of that offset (deg E of N)")
+    if cfg.distortion_arcsec > 0:
+        hdr["SYNDIST"] = (float(cfg.distortion_arcsec), "Synthetic: RMS astrometric distortion (arcsec)")
 
     info = {
         "sky_density": d_sky,
@@ -317,6 +342,10 @@ def make_synthetic_tile(
         "n_stars_rendered": int(keep_s.sum()),
         "pixscale": pixscale,
         "epoch": epoch,
+        "distortion_arcsec": float(cfg.distortion_arcsec),
+        "distortion_field": asdict(dfield),  # DistortionField(**this) rebuilds it
+        "tan_offset_arcsec": float(cfg.tan_offset_arcsec),
+        "tan_offset_pa_deg": tan_pa if cfg.tan_offset_arcsec > 0 else None,
     }
     return SyntheticTile(image=rendered.image, header=hdr, gaia=gaia, ps1=ps1, truth=truth, plate=plate, info=info)
 
@@ -471,7 +500,7 @@ def _ps1_catalogue(rng, stars, gals, cfg):
 
 
 def _place_transients(
-    rng, cfg, sol, nx, ny, pixscale, ra0, dec0, stars, sx, sy, gals, gx, gy, gaia, ps1, halo_r, spike_len, defects
+    rng, cfg, ast, nx, ny, pixscale, ra0, dec0, stars, sx, sy, gals, gx, gy, gaia, ps1, halo_r, spike_len, defects
 ) -> dict:
     """Positions (pixels) and R magnitudes of the injected transients.
 
@@ -489,7 +518,7 @@ def _place_transients(
     py_list = [sy, gy]
     for cat, rc, dc in ((gaia, "ra", "dec"), (ps1, "raMean", "decMean")):
         if len(cat):
-            cx, cy = sol.sky_to_pix(cat[rc].to_numpy(), cat[dc].to_numpy())
+            cx, cy = ast.sky_to_pix(cat[rc].to_numpy(), cat[dc].to_numpy())
             px_list.append(np.asarray(cx, dtype=np.float64))
             py_list.append(np.asarray(cy, dtype=np.float64))
     ax = np.concatenate(px_list)
@@ -594,9 +623,10 @@ def _transient_snr(ctx, params, sky, x, y, flux, rms_map, mesh: int = 64) -> tup
 
 
 def _truth_table(
-    sol, nx, ny, stars, s_ra_p, s_dec_p, sx, sy, s_in_gaia, s_in_ps1, halo_r, spike_len,
+    ast, nx, ny, stars, s_ra_p, s_dec_p, sx, sy, s_in_gaia, s_in_ps1, halo_r, spike_len,
     gals, gx, gy, g_in_gaia, g_in_ps1, tr, snr, recoverable, defects,
 ) -> pd.DataFrame:
+    sol = ast.sol
     on = lambda x, y: (x >= 0.5) & (x <= nx + 0.5) & (y >= 0.5) & (y <= ny + 0.5)  # noqa: E731
     parts = []
     pm_tot = np.hypot(stars.pmra.to_numpy(), stars.pmdec.to_numpy())
@@ -648,7 +678,7 @@ def _truth_table(
         )
     )
     if len(tr["x"]):
-        t_ra, t_dec = sol.pix_to_sky(tr["x"], tr["y"])
+        t_ra, t_dec = ast.pix_to_sky(tr["x"], tr["y"])
         parts.append(
             pd.DataFrame(
                 {
@@ -669,7 +699,7 @@ def _truth_table(
     if defects:
         dx = np.array([d["x"] for d in defects])
         dy = np.array([d["y"] for d in defects])
-        d_ra, d_dec = sol.pix_to_sky(dx, dy)
+        d_ra, d_dec = ast.pix_to_sky(dx, dy)
         parts.append(
             pd.DataFrame(
                 {
