@@ -17,33 +17,22 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from vasco.astrometry.tangent import sky_to_tangent, tangent_to_sky
 from vasco.matching.crossmatch import nearest_within
 
 __all__ = ["PlateFit", "fit_plate", "tangent_plane", "from_tangent_plane"]
 
-ARCSEC_PER_RAD = 180.0 / np.pi * 3600.0
-
 
 def tangent_plane(ra: ArrayLike, dec: ArrayLike, ra0: float, dec0: float) -> tuple[NDArray, NDArray]:
     """Gnomonic standard coordinates (arcsec) of ra/dec about (ra0, dec0)."""
-    a = np.radians(np.asarray(ra, dtype=np.float64))
-    d = np.radians(np.asarray(dec, dtype=np.float64))
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
-    xi = np.cos(d) * np.sin(a - a0) / cosc
-    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
-    return xi * ARCSEC_PER_RAD, eta * ARCSEC_PER_RAD
+    xi, eta = sky_to_tangent(np.asarray(ra), np.asarray(dec), ra0, dec0)
+    return xi * 3600.0, eta * 3600.0
 
 
 def from_tangent_plane(xi: ArrayLike, eta: ArrayLike, ra0: float, dec0: float) -> tuple[NDArray, NDArray]:
     """Inverse of :func:`tangent_plane` (RA in [0, 360))."""
-    x = np.asarray(xi, dtype=np.float64) / ARCSEC_PER_RAD
-    y = np.asarray(eta, dtype=np.float64) / ARCSEC_PER_RAD
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    den = np.cos(d0) - y * np.sin(d0)
-    ra = a0 + np.arctan2(x, den)
-    dec = np.arctan2(np.sin(d0) + y * np.cos(d0), np.hypot(x, den))
-    return np.degrees(ra) % 360.0, np.degrees(dec)
+    return tangent_to_sky(np.asarray(xi, dtype=np.float64) / 3600.0, np.asarray(eta, dtype=np.float64) / 3600.0,
+                          ra0, dec0)
 
 
 def _design(xi: NDArray, eta: NDArray, degree: int, scale: float) -> NDArray:

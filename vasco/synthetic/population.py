@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vasco.astrometry.tangent import sky_to_tangent, tangent_to_sky
+
 __all__ = [
     "galactic_lb",
     "star_counts_per_deg2",
@@ -109,28 +111,6 @@ def galaxy_counts_per_deg2(r_edges: np.ndarray, b_deg: float) -> np.ndarray:
     n = 10 ** (2.65 + 0.45 * (rc - 20.0)) * np.diff(r_edges)
     a_r = min(0.06 / max(np.sin(np.radians(abs(b_deg))), 1e-3), 8.0)  # crude csc-law extinction
     return n * 10 ** (-0.45 * a_r)
-
-
-def tangent_to_sky(xi: np.ndarray, eta: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic projection inverse: standard coordinates (deg) -> RA, Dec (deg)."""
-    x = np.radians(np.asarray(xi, dtype=np.float64))
-    y = np.radians(np.asarray(eta, dtype=np.float64))
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    den = np.cos(d0) - y * np.sin(d0)
-    ra = a0 + np.arctan2(x, den)
-    dec = np.arctan2(np.sin(d0) + y * np.cos(d0), np.hypot(x, den))
-    return np.degrees(ra) % 360.0, np.degrees(dec)
-
-
-def sky_to_tangent(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic projection: RA, Dec (deg) -> standard coordinates (deg)."""
-    a = np.radians(np.asarray(ra, dtype=np.float64))
-    d = np.radians(np.asarray(dec, dtype=np.float64))
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
-    xi = np.cos(d) * np.sin(a - a0) / cosc
-    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
-    return np.degrees(xi), np.degrees(eta)
 
 
 def propagate(
