@@ -95,10 +95,16 @@ def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig) -> dict[
 
 @task(name="publish-catalogue")
 def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
-    """Merge the tile catalogues and write summary.json."""
+    """Merge the tile catalogues, write summary.json and post the funnel artifact."""
     records = read_tile_records(Path(out), tile_ids)
     counts = merge_catalogues(Path(out), records)
-    return build_summary(Path(out), records, counts, config_hash)
+    summary = build_summary(Path(out), records, counts, config_hash)
+    create_markdown_artifact(
+        key="vasco-survey-funnel",
+        markdown=_funnel_markdown(summary, records),
+        description=f"VASCO funnel for {out}",
+    )
+    return summary
 
 
 def _funnel_markdown(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
@@ -202,12 +208,6 @@ def survey_flow(
         running = still
     tile_ids = [p.tile_id for p in pos]
     summary = publish(str(out_dir), tile_ids, cfg.science_hash())
-    records = read_tile_records(out_dir, tile_ids)
-    create_markdown_artifact(
-        key="vasco-survey-funnel",
-        markdown=_funnel_markdown(summary, records),
-        description=f"VASCO funnel for {out_dir}",
-    )
     logger.info("survey done: %s", {k: summary[k] for k in ("tiles", "detections", "candidates")})
     return summary
 

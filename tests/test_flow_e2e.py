@@ -58,6 +58,13 @@ def test_outputs_contract(survey):
     assert inj["injected"] > 0 and set(inj["false_by_class"]) == {
         "high_proper_motion", "defect", "galaxy", "spike", "other"}
     assert not list(out.rglob("*.part"))
+    # The funnel is posted to Prefect as a markdown artifact.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vasco-survey-funnel"])))
+    assert arts and "| no_gaia |" in arts[0].data
 
 
 def test_ps1_skipped_south_of_its_footprint(survey):
