@@ -7,8 +7,8 @@ Run it locally::
 
 Outputs under ``--out``: ``config.json`` (the configuration used),
 ``positions.csv``, ``tiles/<tile_id>/...``, ``detections.parquet``,
-``candidates.parquet`` and ``summary.json``; a markdown artifact with the
-funnel is posted to Prefect.
+``candidates.parquet``, ``astrometry.csv`` (astrometric quality per tile)
+and ``summary.json``; a markdown artifact with the funnel is posted to Prefect.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from flows.tile import tile_flow  # noqa: E402
 from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
 from vasco.config import SurveyConfig, VascoConfig  # noqa: E402
-from vasco.io import atomic_path  # noqa: E402
+from vasco.io import atomic_path, write_json_atomic  # noqa: E402
+from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table  # noqa: E402
 from vasco.sky.sampling import TilePosition, read_positions, sample_positions  # noqa: E402
 
 __all__ = ["survey_flow", "build_config", "main"]
@@ -95,10 +96,15 @@ def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig) -> dict[
 
 @task(name="publish-catalogue")
 def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
-    """Merge the tile catalogues, write summary.json and post the funnel artifact."""
+    """Merge the tile catalogues, write the astrometric quality table
+    (``astrometry.csv``) and summary.json, and post the funnel artifact."""
     records = read_tile_records(Path(out), tile_ids)
     counts = merge_catalogues(Path(out), records)
     summary = build_summary(Path(out), records, counts, config_hash)
+    ast = astrometry_table(records)
+    write_astrometry_table(Path(out) / "astrometry.csv", ast)
+    summary["astrometry"] = summarize_astrometry(ast)
+    write_json_atomic(Path(out) / "summary.json", summary)
     create_markdown_artifact(
         key="vasco-survey-funnel",
         markdown=_funnel_markdown(summary, records),

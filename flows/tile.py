@@ -1,5 +1,6 @@
 """The per-tile flow: acquire -> check plate -> pass 1 -> PSFEx -> pass 2 ->
-sky positions -> counterparts -> cuts and candidates -> tile.json.
+header sky positions -> reference catalogues -> Gaia-tied plate solution ->
+counterparts -> cuts and candidates -> tile.json (and the residual plot).
 
 A tile that is not POSS-I E ends ``rejected`` and a step that fails (after
 its retries) ends the tile ``failed``; both are recorded in ``tile.json``
@@ -97,9 +98,13 @@ def run_tile(
         else:
             cats = tt.acquire_catalogs.with_options(**opts)(tile_dir, ra, dec, cfg)
             catalogs = dict(cats["outputs"])
+        step = "astrometry"
+        ast = tt.plate_solution.with_options(**opts)(
+            tile_dir, meas["outputs"]["table"], catalogs, chk["outputs"]["plate"], ra, dec, cfg
+        )
         step = "match"
         match = tt.crossmatch.with_options(**opts)(
-            tile_dir, meas["outputs"]["table"], catalogs, chk["outputs"]["plate"], dec, cfg
+            tile_dir, ast["outputs"]["table"], catalogs, chk["outputs"]["plate"], dec, cfg
         )
         step = "select"
         sel = tt.select_candidates.with_options(**opts)(
@@ -120,6 +125,19 @@ def run_tile(
         "skipped": match["info"]["catalogs_skipped"],
     }
     record["psf_stars"] = psf["info"].get("psf_stars")
+    record["astrometry"] = {
+        **ast["info"]["astrometry"],
+        "solutions_in_header": meas["info"].get("solutions"),
+        "two_solution_offset_arcsec": meas["info"].get("two_solution_offset_arcsec"),
+    }
+    try:
+        tt.astrometry_plot.with_options(**opts)(
+            tile_dir, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], tid
+        )
+        record["astrometry"]["plot"] = "qc/astrometry.png"
+    except Exception as exc:  # noqa: BLE001 - a QC plot never fails a tile
+        logger.warning("tile %s: astrometry plot not written: %s", tid, exc)
+        record["astrometry"]["plot"] = None
     record["counts"] = {
         "detections": record["funnel"]["detections"],
         "candidates": list(record["funnel"].values())[-1],

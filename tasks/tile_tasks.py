@@ -43,6 +43,8 @@ __all__ = [
     "psf_model",
     "sextract_pass2",
     "sky_positions",
+    "plate_solution",
+    "astrometry_plot",
     "crossmatch",
     "select_candidates",
     "record_tile",
@@ -157,6 +159,26 @@ def sextract_pass2(tile_dir: Path, image: dict[str, str], psf: dict[str, str], c
 @task(name="sky-positions", cache_policy=_step_cache("measure", pipeline.measure_positions), **_COMMON)
 def sky_positions(tile_dir: Path, pass2: dict[str, str], image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
     return pipeline.measure_positions(tile_dir, pass2, image, cfg)
+
+
+@task(name="plate-solution", cache_policy=_step_cache("astrometry", pipeline.fit_astrometry), **_COMMON)
+def plate_solution(
+    tile_dir: Path,
+    measured: dict[str, str],
+    catalogs: dict[str, dict[str, str]],
+    plate: dict[str, str],
+    ra0: float,
+    dec0: float,
+    cfg: VascoConfig,
+) -> dict[str, Any]:
+    """Choose the header solution and fit the Gaia-tied correction."""
+    return pipeline.fit_astrometry(tile_dir, measured, catalogs, plate, ra0, dec0, cfg)
+
+
+@task(name="astrometry-plot", cache_policy=_step_cache("qc_astrometry", pipeline.plot_astrometry), **_COMMON)
+def astrometry_plot(tile_dir: Path, pairs: dict[str, str], astrometry: dict[str, str], tile_id: str) -> dict[str, Any]:
+    """The residual plot of the fit (qc/astrometry.png)."""
+    return pipeline.plot_astrometry(tile_dir, pairs, astrometry, tile_id)
 
 
 @task(name="crossmatch", cache_policy=_step_cache("match", pipeline.match_catalogs), **_COMMON)

@@ -87,3 +87,53 @@ def test_second_run_reuses_everything(survey):
     assert file_sha256(out / "candidates.parquet") == before
     # SExtractor did not run again: its catalogues were not rewritten.
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+@pytest.fixture(scope="module")
+def distorted(tmp_path_factory, harness):
+    """One tile whose header is imperfect: a 0.8" RMS distortion and the TAN WCS 2.3" off."""
+    import json
+
+    from flows.survey import survey_flow
+
+    out = tmp_path_factory.mktemp("distorted")
+    cfg = out / "config.in.json"
+    cfg.write_text(json.dumps({"synthetic": {"distortion_arcsec": 0.8, "tan_offset_arcsec": 2.3}}))
+    pos = out / "positions.in.csv"
+    pos.write_text("ra,dec\n132.8250,11.8000\n")
+    summary = survey_flow(out=str(out), tiles=1, seed=1, size_arcmin=15.0, workers=1, positions=str(pos),
+                          config_file=str(cfg))
+    return out, summary
+
+
+def test_plate_solution_in_the_flow(distorted):
+    """The tile flow picks the plate polynomial, fits it to Gaia and publishes corrected positions."""
+    import numpy as np
+
+    from vasco.matching.crossmatch import nearest_within
+
+    out, summary = distorted
+    (tile,) = list((out / "tiles").iterdir())
+    ast = read_json(tile / "tile.json")["astrometry"]
+    assert ast["solution"] == "plate" and ast["choice"] == "raw_residuals"
+    assert ast["solutions_in_header"] == ["plate", "tan"]
+    assert ast["two_solution_offset_arcsec"] == pytest.approx(2.3, abs=0.01)
+    assert ast["fitted"] and ast["degree"] >= 2 and ast["n_ref"] >= 50
+    assert ast["raw_median_residual_arcsec"] > 0.3
+    assert ast["median_residual_arcsec"] <= 0.15
+    assert (tile / "qc" / "astrometry.png").read_bytes()[:4] == b"\x89PNG"
+    # The published positions are the corrected ones; the header's stay beside them.
+    dets = pd.read_parquet(out / "detections.parquet")
+    assert {"ra_header", "dec_header", "ra_plate", "ra_tan", "astrometry_solution"} <= set(dets.columns)
+    assert dets["ra"].dtype == "float64" and (dets["ra"] != dets["ra_header"]).mean() > 0.99
+    # Independent of Gaia: the synthetic truth agrees better with the corrected positions.
+    truth = pd.read_parquet(tile / "truth.parquet")
+    bright = dets[(dets["SNR_WIN"] > 30) & (dets["FLAGS"] == 0)]
+    _, after = nearest_within(bright["ra"], bright["dec"], truth["ra"], truth["dec"], 3.0)
+    _, before = nearest_within(bright["ra_header"], bright["dec_header"], truth["ra"], truth["dec"], 3.0)
+    assert np.nanmedian(after) < 0.6 * np.nanmedian(before)
+    # The survey's astrometric quality table and summary.
+    table = pd.read_csv(out / "astrometry.csv")
+    assert table["tile_id"].tolist() == [tile.name] and table.loc[0, "solution"] == "plate"
+    assert summary["astrometry"]["tiles"] == 1
+    assert summary["astrometry"]["median_of_tile_medians_arcsec"] <= 0.15

@@ -96,10 +96,48 @@ class MatchingConfig(_Section):
 
 
 class AstrometryConfig(_Section):
-    solution: Literal["plate", "tan"] = Field(
-        "plate",
-        description="Which header solution turns pixel centroids into sky positions: "
-        "'plate' (the GSSS plate polynomial, evaluated by VASCO) or 'tan' (the explicit CD/CRPIX WCS).",
+    """Header solutions and the per-tile plate solution tied to Gaia."""
+
+    solution: Literal["auto", "plate", "tan"] = Field(
+        "auto",
+        description="Which header solution turns pixel centroids into sky positions before the fit: "
+        "'plate' (the GSSS plate polynomial, evaluated by VASCO), 'tan' (the explicit CD/CRPIX WCS), "
+        "or 'auto' (the one whose raw positions agree better with the epoch-propagated reference stars; "
+        "the plate polynomial when there is nothing to compare or only one solution exists).",
+    )
+    refit: bool = Field(
+        True,
+        description="Fit a per-tile correction (tangent-plane polynomial) that ties the positions to the "
+        "reference catalogue at the plate epoch; corrected positions are used for matching and outputs.",
+    )
+    reference: Literal["gaia", "ps1"] = Field(
+        "gaia", description="Reference catalogue of the fit (must be among matching.catalogs)."
+    )
+    fit_snr_min: float = Field(30.0, gt=0, description="Fit stars: SNR_WIN above this.")
+    fit_flags_max: int = Field(0, ge=0, description="Fit stars: FLAGS at most this (0 leaves out saturated and blended).")
+    fit_match_radius_arcsec: float = Field(
+        5.0, gt=0, description="Pairing radius between fit stars and reference stars before the fit."
+    )
+    fit_isolation_arcsec: float = Field(
+        6.0,
+        ge=0,
+        description="Only reference stars with no other reference star within this radius anchor the fit "
+        "(an unresolved neighbour, even one below the plate limit, pulls the centroid); 0 keeps all.",
+    )
+    fit_clip_arcsec: float = Field(
+        1.0, gt=0, description="Pairs whose residual exceeds this (or 3 robust sigma) are rejected and the fit repeated."
+    )
+    fit_max_degree: int = Field(3, ge=1, le=3, description="Highest polynomial degree tried; the data choose 1..max by BIC.")
+    fit_min_stars_per_term: int = Field(
+        5, ge=1, description="A degree is tried only with at least this many pairs per polynomial coefficient."
+    )
+    fit_min_stars_shift: int = Field(
+        3, ge=1, description="With fewer pairs than a degree-1 fit needs, a shift is fitted; with fewer than this, no correction."
+    )
+    fit_require_pm: bool = Field(
+        True,
+        description="Only reference stars with a proper motion (Gaia 5/6-parameter solutions) anchor the fit: "
+        "without one their position at the plate epoch is unknown.",
     )
 
 

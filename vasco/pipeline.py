@@ -14,7 +14,9 @@ Tile folder layout::
         catalogs/gaia.parquet    reference catalogues as served
         catalogs/ps1.parquet
         truth.parquet            synthetic sky only
-        work/                    pass1.ldac, pass1.psf, pass2.ldac, measured/matched tables
+        work/                    pass1.ldac, pass1.psf, pass2.ldac, measured/positioned/matched
+                                 tables, astrometry.json and the fit's residual pairs
+        qc/astrometry.png        astrometric residuals before and after the fit
         steps/<step>.json        step records
         detections.parquet       every detection, with cut and counterpart columns
         candidates.parquet       detections that pass the cuts and have no counterpart
@@ -56,6 +58,8 @@ __all__ = [
     "build_psf",
     "extract_pass2",
     "measure_positions",
+    "fit_astrometry",
+    "plot_astrometry",
     "match_catalogs",
     "select_candidates",
     "read_header",
@@ -369,12 +373,18 @@ def extract_pass2(tile_dir: Path, image: Output, psf: Output, cfg: VascoConfig) 
 
 
 def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoConfig) -> dict[str, Any]:
-    """Sky positions (float64) from the pass-2 windowed centroids, and the plate frame.
+    """Header sky positions (float64) from the pass-2 windowed centroids, and the plate frame.
 
-    Adds ``ra``, ``dec`` (degrees, ICRS, at the plate epoch), the plate frame
-    (:func:`vasco.plates.frame.plate_frame`: plate id, full-plate pixel,
-    distances to the plate edge and centre) and the ``astrometry_solution`` used.
+    Evaluates every solution the header carries (:mod:`vasco.astrometry.solve`)
+    into ``ra_plate``/``dec_plate`` and ``ra_tan``/``dec_tan`` (NaN when the
+    header lacks one), and sets ``ra``/``dec`` to the configured solution (for
+    ``auto``, the plate polynomial when present) until :func:`fit_astrometry`
+    replaces them.  Adds the plate frame (:func:`vasco.plates.frame.plate_frame`:
+    plate id, full-plate pixel, distances to the plate edge and centre).  The
+    step info holds the solutions found and their offset at the tile centre.
     """
+    from vasco.astrometry.solve import SOLUTIONS, header_positions, two_solution_offset_arcsec
+
     tile_dir = Path(tile_dir)
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
@@ -386,24 +396,126 @@ def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoCo
         x[bad] = table["X_IMAGE"].to_numpy(np.float64)[bad]
         y[bad] = table["Y_IMAGE"].to_numpy(np.float64)[bad]
         try:
-            ra, dec = pixel_to_sky(header, x, y, cfg.astrometry.solution)
-        except (ValueError, KeyError) as exc:
+            positions = header_positions(header, x, y)
+        except ValueError as exc:
             raise StepError("FAIL_NO_ASTROMETRY", f"{Path(image['path']).name}: {exc}") from exc
+        wanted = cfg.astrometry.solution
+        if wanted != "auto" and wanted not in positions:
+            raise StepError(
+                "FAIL_NO_ASTROMETRY",
+                f"{Path(image['path']).name}: astrometry.solution {wanted!r} is not in the header "
+                f"(it has: {', '.join(positions)})",
+            )
+        start = wanted if wanted != "auto" else next(s for s in SOLUTIONS if s in positions)
+        ra, dec = positions[start]
         table.insert(0, "ra", ra.astype(np.float64))
         table.insert(1, "dec", dec.astype(np.float64))
+        for name in SOLUTIONS:
+            nan = np.full(len(table), np.nan)
+            table[f"ra_{name}"], table[f"dec_{name}"] = positions.get(name, (nan, nan))
         for col, values in plate_frame(header, x, y).items():
             table[col] = values.to_numpy() if col != "plate_id" else values.array
-        table["astrometry_solution"] = cfg.astrometry.solution
+        table["astrometry_solution"] = start
         path = write_parquet_atomic(tile_dir / "work" / "measured.parquet", table)
-        return {"table": path}, {"n": len(table)}
+        info = {
+            "n": len(table),
+            "solutions": list(positions),
+            "two_solution_offset_arcsec": two_solution_offset_arcsec(header),
+        }
+        return {"table": path}, info
 
     return _run_step(
         tile_dir,
         "measure",
         {"pass2": pass2, "image": image},
-        cfg.astrometry.model_dump(mode="json"),
+        {"solution": cfg.astrometry.solution},
         measure_positions,
         body,
+    )
+
+
+def fit_astrometry(
+    tile_dir: Path,
+    measured: Output,
+    catalogs: Mapping[str, Output],
+    plate: Output,
+    ra0: float,
+    dec0: float,
+    cfg: VascoConfig,
+) -> dict[str, Any]:
+    """Choose the header solution and tie the positions to the reference catalogue.
+
+    Writes ``work/positioned.parquet``: the measured table with ``ra``/``dec``
+    replaced by the corrected float64 positions, ``ra_header``/``dec_header``
+    keeping those of the header solution used, and ``astrometry_solution``;
+    ``work/astrometry.json`` (the ``astrometry`` block of tile.json and the
+    fit's coefficients) and ``work/astrometry_pairs.parquet`` (residual vectors
+    of the fit stars, before and after).  Without a reference catalogue, or
+    with ``astrometry.refit`` off, positions stay those of the header.
+    """
+    from vasco.astrometry.solve import SOLUTIONS, fit_star_mask, reference_at_epoch, solve_tile
+
+    tile_dir = Path(tile_dir)
+    acfg = cfg.astrometry
+    inputs: dict[str, Output] = {"measured": measured, "plate": plate}
+    if acfg.reference in catalogs:
+        inputs["reference"] = catalogs[acfg.reference]
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        table = pd.read_parquet(measured["path"])
+        epoch = float(read_json(Path(plate["path"]))["epoch"])
+        positions = {
+            s: (table[f"ra_{s}"].to_numpy(np.float64), table[f"dec_{s}"].to_numpy(np.float64))
+            for s in SOLUTIONS
+            if f"ra_{s}" in table.columns and np.isfinite(table[f"ra_{s}"].to_numpy(np.float64)).any()
+        }
+        ref_ra = ref_dec = None
+        if "reference" in inputs:
+            raw = pd.read_parquet(inputs["reference"]["path"])
+            ref = normalize_catalog(raw, acfg.reference, GAIA_EPOCH if acfg.reference == "gaia" else PS1_EPOCH)
+            ref_ra, ref_dec = reference_at_epoch(ref, epoch, require_pm=acfg.fit_require_pm)
+        x = table["XWIN_IMAGE"].to_numpy(np.float64)
+        y = table["YWIN_IMAGE"].to_numpy(np.float64)
+        try:
+            sol = solve_tile(positions, x, y, fit_star_mask(table, acfg), ref_ra, ref_dec, ra0, dec0, acfg)
+        except ValueError as exc:
+            raise StepError("FAIL_NO_ASTROMETRY", str(exc)) from exc
+        hra, hdec = positions[sol.solution]
+        table["ra"] = sol.ra
+        table["dec"] = sol.dec
+        table["ra_header"] = hra
+        table["dec_header"] = hdec
+        table["astrometry_solution"] = sol.solution
+        summary = sol.summary()
+        summary["reference"] = acfg.reference if ref_ra is not None else None
+        summary["plate_epoch"] = epoch
+        record = {"summary": summary, "fit": sol.fit.to_dict() if sol.fit is not None else None}
+        outs = {
+            "table": write_parquet_atomic(tile_dir / "work" / "positioned.parquet", table),
+            "pairs": write_parquet_atomic(tile_dir / "work" / "astrometry_pairs.parquet", sol.pairs),
+            "astrometry": write_json_atomic(tile_dir / "work" / "astrometry.json", record),
+        }
+        return outs, {"astrometry": summary}
+
+    params = {**acfg.model_dump(mode="json"), "ra0": ra0, "dec0": dec0}
+    return _run_step(tile_dir, "astrometry", inputs, params, fit_astrometry, body)
+
+
+def plot_astrometry(tile_dir: Path, pairs: Output, astrometry: Output, tile_id: str) -> dict[str, Any]:
+    """The tile's astrometric residual plot, ``qc/astrometry.png`` (vectors and histogram)."""
+    from vasco.qc.astrometry_plot import plot_residuals
+
+    tile_dir = Path(tile_dir)
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        table = pd.read_parquet(pairs["path"])
+        summary = read_json(Path(astrometry["path"]))["summary"]
+        path = plot_residuals(table, summary, tile_dir / "qc" / "astrometry.png", title=tile_id)
+        return {"plot": path}, {}
+
+    return _run_step(
+        tile_dir, "qc_astrometry", {"pairs": pairs, "astrometry": astrometry}, {"tile_id": tile_id},
+        plot_astrometry, body,
     )
 
 

@@ -113,6 +113,7 @@ def fit_plate(
     max_degree: int = 3,
     min_stars_per_term: int = 5,
     min_stars_shift: int = 3,
+    ref_usable: ArrayLike | None = None,
 ) -> PlateFit:
     """Fit the correction that takes detection positions onto the reference positions.
 
@@ -136,11 +137,18 @@ def fit_plate(
         A degree is tried only with at least this many pairs per coefficient.
     min_stars_shift : int
         Fewer pairs than this: no correction at all.
+    ref_usable : array_like of bool, optional
+        Reference stars allowed to anchor the fit (e.g. isolated ones).
+        Detections are paired with the nearest of *all* references, and pairs
+        whose reference is not usable are dropped, so a detection is never
+        paired with a usable star beside its true, unusable counterpart.
     """
     ra = np.asarray(ra, dtype=np.float64)
     dec = np.asarray(dec, dtype=np.float64)
     idx, sep = nearest_within(ra, dec, ref_ra, ref_dec, match_radius_arcsec)
     ok = idx >= 0
+    if ref_usable is not None:
+        ok &= np.asarray(ref_usable, dtype=bool)[np.where(ok, idx, 0)]
     xi, eta = tangent_plane(ra[ok], dec[ok], ra0, dec0)
     rxi, reta = tangent_plane(np.asarray(ref_ra, dtype=np.float64)[idx[ok]],
                               np.asarray(ref_dec, dtype=np.float64)[idx[ok]], ra0, dec0)

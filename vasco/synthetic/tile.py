@@ -327,10 +327,10 @@ def make_synthetic_tile(
     if cfg.tan_offset_arcsec > 0:
         c1, c2 = offset_position(float(hdr["CRVAL1"]), float(hdr["CRVAL2"]), tan_pa, cfg.tan_offset_arcsec)
         hdr["CRVAL1"], hdr["CRVAL2"] = c1, c2
-        hdr["SYNTANOF"] = (float(cfg.tan_offset_arcsec), "Synthetic: TAN CRVAL offset from polynomial (arcsec)")
+        hdr["SYNTANOF"] = (float(cfg.tan_offset_arcsec), "Synthetic: TAN offset from polynomial (arcsec)")
         hdr["SYNTANPA"] = (round(tan_pa, 6), "Synthetic: PA of that offset (deg E of N)")
     if cfg.distortion_arcsec > 0:
-        hdr["SYNDIST"] = (float(cfg.distortion_arcsec), "Synthetic: RMS astrometric distortion (arcsec)")
+        hdr["SYNDIST"] = (float(cfg.distortion_arcsec), "Synthetic: RMS distortion (arcsec)")
 
     info = {
         "sky_density": d_sky,

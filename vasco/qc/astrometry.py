@@ -1,0 +1,93 @@
+"""Survey-level astrometric quality: one row per tile, and the survey's figures.
+
+Reads the ``astrometry`` block each tile wrote into its ``tile.json``
+(:func:`vasco.pipeline.fit_astrometry`), so it costs nothing to rebuild.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vasco.io import atomic_path
+
+__all__ = ["ASTROMETRY_COLUMNS", "astrometry_table", "summarize_astrometry", "write_astrometry_table"]
+
+#: Columns of ``DIR/astrometry.csv``.
+ASTROMETRY_COLUMNS: tuple[str, ...] = (
+    "tile_id",
+    "plate_id",
+    "solution",
+    "choice",
+    "status",
+    "degree",
+    "n_fit_stars",
+    "n_ref",
+    "n_used",
+    "raw_median_residual_arcsec",
+    "median_residual_arcsec",
+    "p90_residual_arcsec",
+    "two_solution_offset_arcsec",
+    "plot",
+)
+
+
+def astrometry_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per processed tile with its astrometric figures (:data:`ASTROMETRY_COLUMNS`)."""
+    rows = []
+    for rec in records:
+        ast = rec.get("astrometry")
+        if rec.get("status") != "ok" or not ast:
+            continue
+        plot = ast.get("plot")
+        rows.append(
+            {
+                "tile_id": rec["tile_id"],
+                "plate_id": (rec.get("plate") or {}).get("region"),
+                **{k: ast.get(k) for k in ASTROMETRY_COLUMNS[2:-1]},
+                "plot": f"tiles/{rec['tile_id']}/{plot}" if plot else None,
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(ASTROMETRY_COLUMNS))
+    for col in ("degree", "n_fit_stars", "n_ref", "n_used"):
+        table[col] = table[col].astype("Int64")
+    for col in ASTROMETRY_COLUMNS[9:13]:
+        table[col] = table[col].astype(np.float64)
+    return table
+
+
+def summarize_astrometry(table: pd.DataFrame) -> dict[str, Any]:
+    """Survey figures: the median and 90th percentile over tiles of the per-tile
+    median residuals, the solutions used, and tiles left without a fit."""
+    if table.empty:
+        return {"tiles": 0}
+    med = table["median_residual_arcsec"].dropna().to_numpy()
+    raw = table["raw_median_residual_arcsec"].dropna().to_numpy()
+    off = table["two_solution_offset_arcsec"].dropna().to_numpy()
+
+    def _q(a: np.ndarray, q: float) -> float | None:
+        return float(np.percentile(a, q)) if a.size else None
+
+    return {
+        "tiles": int(len(table)),
+        "solutions": dict(Counter(table["solution"].dropna())),
+        "status": dict(Counter(table["status"].dropna())),
+        "median_of_tile_medians_arcsec": _q(med, 50),
+        "p90_of_tile_medians_arcsec": _q(med, 90),
+        "worst_tile_median_arcsec": float(med.max()) if med.size else None,
+        "raw_median_of_tile_medians_arcsec": _q(raw, 50),
+        "two_solution_offset_median_arcsec": _q(off, 50),
+    }
+
+
+def write_astrometry_table(path: Path, table: pd.DataFrame) -> Path:
+    """Write the table as CSV (atomically)."""
+    path = Path(path)
+    with atomic_path(path, suffix=".csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    return path
