@@ -2,6 +2,7 @@
 
     vasco survey --sky synthetic --tiles 4 --seed 1 --out DIR      (same as python flows/survey.py)
     vasco tile --fits FILE --catalog gaia=PATH [--catalog ps1=PATH] --out DIR
+    vasco compare DIR --published FILE.csv [--match-radius 5]
 """
 
 from __future__ import annotations
@@ -53,11 +54,72 @@ def _tile(argv: list[str]) -> int:
     return 0 if rec["status"] == "ok" else 1
 
 
+def _compare(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="vasco compare",
+        description="Compare a finished survey with a published list of candidates (CSV with RA/Dec in "
+        "degrees): recall of our detections and candidates at 1, 2, 3, 5 and 10 arcsec over the sky the "
+        "survey covered, the funnel stage that removed each published source we detected, and our "
+        "candidates the list does not have. Writes DIR/compare/<list>.json and <list>.csv.",
+    )
+    p.add_argument("survey", help="the survey folder (--out of vasco survey)")
+    p.add_argument("--published", required=True, help="CSV of published positions (ra,dec or RA,DEC columns)")
+    p.add_argument("--match-radius", type=float, default=5.0, help="arcsec (default 5)")
+    a = p.parse_args(argv)
+
+    import pandas as pd
+
+    from vasco.io import read_json, write_json_atomic
+    from vasco.qc.compare import compare_published, read_published
+
+    out = Path(a.survey)
+    try:
+        if not (out / "detections.parquet").is_file():
+            raise ValueError(f"{out}: no detections.parquet (is this a finished survey folder?)")
+        published = read_published(Path(a.published))
+        tiles = []
+        for path in sorted((out / "tiles").glob("*/tile.json")):
+            rec = read_json(path)
+            if rec.get("status") == "ok":
+                tiles.append({"tile_id": rec["tile_id"], "ra": rec["centre"]["ra"], "dec": rec["centre"]["dec"],
+                              "size_arcmin": rec.get("size_arcmin", 30.0)})
+        res = compare_published(published, pd.read_parquet(out / "detections.parquet"), tiles,
+                                match_radius_arcsec=a.match_radius)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = Path(a.published).stem
+    rows, ours = res.pop("rows"), res.pop("ours_only")
+    res["published_file"] = str(a.published)
+    dest = out / "compare"
+    write_json_atomic(dest / f"{name}.json", {**res, "ours_only": ours.to_dict(orient="records")})
+    from vasco.io import atomic_path
+
+    with atomic_path(dest / f"{name}.csv", suffix=".csv") as tmp:
+        rows.to_csv(tmp, index=False)
+    print(f"{name}: {res['published_in_footprint']} of {res['published_total']} published positions lie in "
+          f"the {len(tiles)} processed tiles")
+    print("recall      " + "  ".join(f'{r:>5s}"' for r in res["recall_detections"]))
+    for key in ("recall_detections", "recall_candidates"):
+        vals = ["  n/a " if v is None else f"{v:6.3f}" for v in res[key].values()]
+        print(f"{key.split('_')[1]:11s} " + " ".join(vals))
+    print(f"where they went (nearest detection within {a.match_radius}\"): {res['removed_by_stage']}")
+    if "neowise_split" in res:
+        print(f"NEOWISE split: {res['neowise_split']}")
+    print(f"our candidates: {res['our_candidates']}, not in the list: {res['our_candidates_not_published']}")
+    print(f"written: {dest / (name + '.json')}, {dest / (name + '.csv')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"survey": "run a survey (see vasco survey --help)", "tile": "run one FITS file (see vasco tile --help)"}
+    commands = {
+        "survey": "run a survey (see vasco survey --help)",
+        "tile": "run one FITS file (see vasco tile --help)",
+        "compare": "compare a survey with a published list (see vasco compare --help)",
+    }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: vasco {survey,tile} ...\n")
+        print("usage: vasco {survey,tile,compare} ...\n")
         for name, text in commands.items():
             print(f"  {name:8s} {text}")
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
@@ -65,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         from flows.survey import main as survey_main
 
         return survey_main(argv[1:])
+    if argv[0] == "compare":
+        return _compare(argv[1:])
     return _tile(argv[1:])
 
 

@@ -30,9 +30,10 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.tile import tile_flow  # noqa: E402
 from tasks import tile_tasks as tt  # noqa: E402
+from vasco.catalogue.dedup import find_duplicates  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
 from vasco.config import SurveyConfig, VascoConfig  # noqa: E402
-from vasco.io import atomic_path, write_json_atomic  # noqa: E402
+from vasco.io import atomic_path, write_json_atomic, write_parquet_atomic  # noqa: E402
 from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table  # noqa: E402
 from vasco.sky.sampling import TilePosition, read_positions, sample_positions  # noqa: E402
 
@@ -99,8 +100,17 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
     """Merge the tile catalogues, write the astrometric quality table
     (``astrometry.csv``) and summary.json, and post the funnel artifact."""
     records = read_tile_records(Path(out), tile_ids)
-    counts = merge_catalogues(Path(out), records)
+    cfg = VascoConfig.read(Path(out) / "config.json")
+    dup = find_duplicates(Path(out), records, cfg.matching.dedup_radius_arcsec)
+    write_parquet_atomic(Path(out) / "duplicates.parquet", dup)
+    counts = merge_catalogues(Path(out), records, dup)
     summary = build_summary(Path(out), records, counts, config_hash)
+    summary["duplicates"] = {
+        "radius_arcsec": cfg.matching.dedup_radius_arcsec,
+        "groups": int(dup["dup_group"].nunique()) if len(dup) else 0,
+        "measurements_in_groups": int(len(dup)),
+        "tile_candidates": int(counts["tile_candidates"]),
+    }
     ast = astrometry_table(records)
     write_astrometry_table(Path(out) / "astrometry.csv", ast)
     summary["astrometry"] = summarize_astrometry(ast)

@@ -1,6 +1,7 @@
 """The per-tile flow: acquire -> check plate -> pass 1 -> PSFEx -> pass 2 ->
 header sky positions -> reference catalogues -> Gaia-tied plate solution ->
-counterparts -> cuts and candidates -> tile.json (and the residual plot).
+counterparts -> cuts -> later vetoes and candidates -> tile.json (and the
+residual plot).
 
 A tile that is not POSS-I E ends ``rejected`` and a step that fails (after
 its retries) ends the tile ``failed``; both are recorded in ``tile.json``
@@ -110,6 +111,11 @@ def run_tile(
         sel = tt.select_candidates.with_options(**opts)(
             tile_dir, match["outputs"]["table"], match["info"], cfg
         )
+        step = "veto_lists"
+        lists = _veto_lists(tile_dir, acq, catalogs, sel, ra, dec, cfg, synthetic_tile=fits_path is None
+                            and cfg.sky == "synthetic", opts=opts)
+        step = "vetoes"
+        vet = tt.later_vetoes.with_options(**opts)(tile_dir, sel["outputs"]["selected"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
         reason = getattr(exc, "reason", None) or f"FAIL_{step.upper()}"
         status = "rejected" if reason.startswith("REJECT_") else "failed"
@@ -119,7 +125,8 @@ def run_tile(
 
     for name, why in match["info"]["catalogs_skipped"].items():
         logger.info("tile %s: %s skipped: %s", tid, name, why)
-    record["funnel"] = ordered_funnel(sel["info"])
+    record["funnel"] = ordered_funnel(sel["info"], vet["info"])
+    record["vetoes"] = {"stages": cfg.vetoes.enabled_stages(), "skipped": vet["info"]["skipped"]}
     record["catalogs"] = {
         "used": match["info"]["catalogs_used"],
         "skipped": match["info"]["catalogs_skipped"],
@@ -145,10 +152,41 @@ def run_tile(
     truth = acq["outputs"].get("truth")
     if truth is not None:
         dets = pd.read_parquet(
-            sel["outputs"]["detections"]["path"], columns=["ra", "dec", "passes_cuts", "is_candidate"]
+            vet["outputs"]["detections"]["path"], columns=["ra", "dec", "passes_cuts", "is_candidate"]
         )
         record["injection"] = score_tile(dets, pd.read_parquet(truth["path"]))
     return tt.record_tile(tile_dir, record)
+
+
+def _veto_lists(
+    tile_dir: Path,
+    acq: dict[str, Any],
+    catalogs: dict[str, Any],
+    sel: dict[str, Any],
+    ra: float,
+    dec: float,
+    cfg: VascoConfig,
+    *,
+    synthetic_tile: bool,
+    opts: dict[str, Any],
+) -> dict[str, Any]:
+    """Manifests of the lists the enabled vetoes read, by list name."""
+    from vasco.pipeline import SYNTHETIC_VETO_LISTS, veto_list_sources
+
+    lists: dict[str, Any] = {}
+    if "gaia" in catalogs:
+        lists["gaia"] = catalogs["gaia"]
+    if cfg.vetoes.spikes.catalog in ("gaia", "ps1") and cfg.vetoes.spikes.catalog in catalogs:
+        lists[cfg.vetoes.spikes.catalog] = catalogs[cfg.vetoes.spikes.catalog]
+    sources = veto_list_sources(cfg, synthetic_tile)
+    for name, src in sources.items():
+        key = SYNTHETIC_VETO_LISTS.get(name)
+        if src == "synthetic" and key in acq["outputs"]:
+            lists[name] = acq["outputs"][key]
+    if any(src in ("local", "service") for src in sources.values()):
+        got = tt.veto_lists.with_options(**opts)(tile_dir, sel["outputs"]["selected"], ra, dec, cfg)
+        lists.update(got["outputs"])
+    return lists
 
 
 @flow(name="vasco-tile", log_prints=True)

@@ -47,6 +47,8 @@ __all__ = [
     "astrometry_plot",
     "crossmatch",
     "select_candidates",
+    "veto_lists",
+    "later_vetoes",
     "record_tile",
     "cache_settings",
 ]
@@ -196,6 +198,18 @@ def crossmatch(
 @task(name="select-candidates", cache_policy=_step_cache("select", pipeline.select_candidates), **_COMMON)
 def select_candidates(tile_dir: Path, matched: dict[str, str], match_info: dict[str, Any], cfg: VascoConfig) -> dict[str, Any]:
     return pipeline.select_candidates(tile_dir, matched, match_info, cfg)
+
+
+@task(name="veto-lists", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("veto_lists", pipeline.acquire_veto_lists), **_COMMON)
+def veto_lists(tile_dir: Path, selected: dict[str, str], ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Reference lists of the later vetoes (local files, or services around the candidates)."""
+    return pipeline.acquire_veto_lists(tile_dir, selected, ra, dec, cfg)
+
+
+@task(name="later-vetoes", cache_policy=_step_cache("vetoes", pipeline.apply_vetoes), **_COMMON)
+def later_vetoes(tile_dir: Path, selected: dict[str, str], lists: dict[str, dict[str, str]], cfg: VascoConfig) -> dict[str, Any]:
+    """Spikes/halos, other archives, asteroids, variables, SuperCOSMOS, HPM stars."""
+    return pipeline.apply_vetoes(tile_dir, selected, lists, cfg)
 
 
 @task(name="record-tile", persist_result=False)

@@ -34,7 +34,8 @@ def test_merge_and_summary(tmp_path):
     for i, tid in enumerate(["t1", "t2"]):
         d = tmp_path / "tiles" / tid
         d.mkdir(parents=True)
-        det = pd.DataFrame({"ra": np.array([10.0 + i, 10.5 + i]), "dec": [0.1, 0.2], "NUMBER": [1, 2]})
+        det = pd.DataFrame({"ra": np.array([10.0 + i, 10.5 + i]), "dec": [0.1, 0.2], "NUMBER": [1, 2],
+                            "is_candidate": [True, False]})
         det.to_parquet(d / "detections.parquet", index=False)
         det.iloc[:1].to_parquet(d / "candidates.parquet", index=False)
         write_tile_record(d, _record(tid))
@@ -43,14 +44,18 @@ def test_merge_and_summary(tmp_path):
     write_tile_record(d, _record("t3", status="rejected", reason="REJECT_NON_POSS", funnel={}))
     records = read_tile_records(tmp_path, ["t1", "t2", "t3", "t4"])
     counts = merge_catalogues(tmp_path, records)
-    assert counts == {"detections": 4, "candidates": 2}
+    assert counts == {"detections": 4, "candidates": 2, "tile_candidates": 2}
     merged = pd.read_parquet(tmp_path / "detections.parquet")
     assert list(merged["tile_id"]) == ["t1", "t1", "t2", "t2"]
+    # Measured once each: no dedup group, primary; the survey candidates are the tile candidates.
+    assert merged["dup_group"].isna().all() and merged["is_primary"].all()
+    assert merged["is_survey_candidate"].tolist() == [True, False, True, False]
+    assert pd.read_parquet(tmp_path / "candidates.parquet")["NUMBER"].tolist() == [1, 1]
     assert merged["ra"].dtype == np.float64 and merged["plate_epoch"].iloc[0] == 1952.5
     summary = build_summary(tmp_path, records, counts, "abc")
     assert summary["tiles"] == {"planned": 4, "processed": 2, "rejected": 1, "failed": 0, "not_run": 1}
     assert summary["failures"] == {"REJECT_NON_POSS": 1}
-    assert summary["funnel"] == {"detections": 6, "snr": 4}
+    assert summary["funnel"] == {"detections": 6, "snr": 4, "unique": 2}
     assert "injection" not in summary
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vasco.filters.config import VetoesConfig
 from vasco.sources.config import SourcesConfig
 
 
@@ -93,6 +94,9 @@ class MatchingConfig(_Section):
         ("gaia", "ps1"), min_length=1, description="Reference catalogues that veto a detection."
     )
     ps1_dec_min: float = Field(-30.0, description="Pan-STARRS covers Dec >= this only.")
+    dedup_radius_arcsec: float = Field(
+        0.5, gt=0, description="Detections in overlapping tiles closer than this (true angular separation) are one source."
+    )
 
 
 class AstrometryConfig(_Section):
@@ -248,6 +252,7 @@ class VascoConfig(_Section):
     extraction: ExtractionConfig = ExtractionConfig()
     cuts: CutsConfig = CutsConfig()
     matching: MatchingConfig = MatchingConfig()
+    vetoes: VetoesConfig = VetoesConfig()
     astrometry: AstrometryConfig = AstrometryConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     catalogs: CatalogsConfig = CatalogsConfig()

@@ -62,6 +62,11 @@ __all__ = [
     "plot_astrometry",
     "match_catalogs",
     "select_candidates",
+    "apply_vetoes",
+    "acquire_veto_lists",
+    "veto_list_names",
+    "veto_list_sources",
+    "veto_reference",
     "read_header",
 ]
 
@@ -133,6 +138,12 @@ def acquire_synthetic(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -
             "truth": write_parquet_atomic(tile_dir / "truth.parquet", tile.truth),
         }
         info = {"n_gaia": len(tile.gaia), "n_ps1": len(tile.ps1), "n_truth": len(tile.truth)}
+        # The lists of the later vetoes, as the synthetic services would answer.
+        for name in sorted(set(SYNTHETIC_VETO_LISTS.values())):
+            extra = getattr(tile, name, None)
+            if isinstance(extra, pd.DataFrame):
+                outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"{name}.parquet", extra)
+                info[f"n_{name}"] = len(extra)
         return outs, info
 
     return _run_step(tile_dir, "acquire", {}, params, acquire_synthetic, body)
@@ -377,7 +388,7 @@ def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoCo
 
     Evaluates every solution the header carries (:mod:`vasco.astrometry.solve`)
     into ``ra_plate``/``dec_plate`` and ``ra_tan``/``dec_tan`` (NaN when the
-    header lacks one), and sets ``ra``/``dec`` to the configured solution (for
+    header lacks one), ``tile_edge_dist_px`` (to the nearest cutout edge), and sets ``ra``/``dec`` to the configured solution (for
     ``auto``, the plate polynomial when present) until :func:`fit_astrometry`
     replaces them.  Adds the plate frame (:func:`vasco.plates.frame.plate_frame`:
     plate id, full-plate pixel, distances to the plate edge and centre).  The
@@ -415,6 +426,8 @@ def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoCo
             table[f"ra_{name}"], table[f"dec_{name}"] = positions.get(name, (nan, nan))
         for col, values in plate_frame(header, x, y).items():
             table[col] = values.to_numpy() if col != "plate_id" else values.array
+        nx, ny = float(header["NAXIS1"]), float(header["NAXIS2"])
+        table["tile_edge_dist_px"] = np.minimum.reduce([x - 0.5, nx + 0.5 - x, y - 0.5, ny + 0.5 - y])
         table["astrometry_solution"] = start
         path = write_parquet_atomic(tile_dir / "work" / "measured.parquet", table)
         info = {
@@ -589,12 +602,15 @@ def match_catalogs(
 
 
 def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, Any], cfg: VascoConfig) -> dict[str, Any]:
-    """Quality cuts, then the counterpart vetoes; write detections and candidates.
+    """Quality cuts, then the counterpart vetoes (Gaia, PS1).
 
-    The funnel is ordered: ``detections``, the quality cuts of
+    Writes ``work/selected.parquet``: every detection with its ``cut_*``
+    columns, ``passes_cuts``, ``no_<catalogue>`` and ``no_counterpart``
+    (passes the cuts and has no counterpart in any catalogue used).  The
+    funnel is ordered: ``detections``, the quality cuts of
     :data:`vasco.filters.cuts.CUT_ORDER`, then ``no_<catalogue>`` for each
-    catalogue used, in order.  Candidates are detections that pass every cut
-    and have no counterpart in any catalogue used.
+    catalogue used, in order.  The later vetoes (:func:`apply_vetoes`) take
+    it from there.
     """
     tile_dir = Path(tile_dir)
     used = list(match_info.get("catalogs_used", []))
@@ -608,11 +624,9 @@ def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, 
             table[f"no_{name}"] = no_cp
             alive &= no_cp
             funnel[f"no_{name}"] = int(alive.sum())
-        table["is_candidate"] = alive
-        det = write_parquet_atomic(tile_dir / "detections.parquet", table)
-        cand = write_parquet_atomic(tile_dir / "candidates.parquet", table.loc[alive].reset_index(drop=True))
-        funnel_path = write_json_atomic(tile_dir / "work" / "funnel.json", funnel)
-        return {"detections": det, "candidates": cand, "funnel": funnel_path}, {"funnel": dict(funnel)}
+        table["no_counterpart"] = alive
+        sel = write_parquet_atomic(tile_dir / "work" / "selected.parquet", table)
+        return {"selected": sel}, {"funnel": dict(funnel)}
 
     return _run_step(
         tile_dir,
@@ -624,6 +638,217 @@ def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, 
     )
 
 
-def ordered_funnel(info: Mapping[str, Any]) -> "OrderedDict[str, int]":
-    """The funnel of a ``select_candidates`` result, in step order."""
-    return OrderedDict((k, int(v)) for k, v in info["funnel"].items())
+# --------------------------------------------------------------------------- later vetoes
+
+#: Veto list name -> how the rows are put into the reference schema.
+VETO_LISTS_SYNTHETIC = ("usnob", "allwise", "vsx", "skybot", "scos")
+
+
+def veto_reference(raw: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A veto list (as served, or as the synthetic sky writes it) in the reference schema."""
+    raw = raw.copy()
+    if name == "usnob" and {"R1mag", "R2mag"} & set(raw.columns):
+        r1 = raw["R1mag"].to_numpy(np.float64) if "R1mag" in raw else np.full(len(raw), np.nan)
+        r2 = raw["R2mag"].to_numpy(np.float64) if "R2mag" in raw else np.full(len(raw), np.nan)
+        # The brighter of the two R epochs: a star is not let off by its fainter measurement.
+        with np.errstate(invalid="ignore"):
+            raw["Rmag_best"] = np.fmin(r1, r2)
+        raw = raw.drop(columns=[c for c in ("R1mag", "R2mag", "pmRA", "pmDE") if c in raw.columns])
+    return normalize_catalog(raw, name, 2000.0)
+
+
+def veto_list_names(cfg: VascoConfig) -> list[str]:
+    """The reference lists the enabled vetoes read (``bright``, ``archive_<name>``, ``skybot``, ``vsx``, ``scos``)."""
+    vc = cfg.vetoes
+    names: list[str] = []
+    if vc.spikes.enabled and vc.spikes.catalog == "usnob":
+        names.append("bright")
+    if vc.archives.enabled:
+        names += [f"archive_{a}" for a in vc.archives.tables]
+    if vc.asteroids.enabled:
+        names.append("skybot")
+    if vc.variables.enabled:
+        names.append("vsx")
+    if vc.supercosmos.enabled:
+        names.append("scos")
+    return names
+
+
+def veto_list_sources(cfg: VascoConfig, synthetic_tile: bool) -> dict[str, str]:
+    """Where each veto list comes from: 'synthetic', 'local' or 'service'.
+
+    A stage's ``source`` 'auto' means the synthetic sky's own list for a
+    synthetic tile and the service otherwise; a list named in
+    ``catalogs.local`` is read from that file when the source is 'local'.
+    """
+    vc = cfg.vetoes
+    stage_source = {"bright": vc.spikes.source, "skybot": vc.asteroids.source, "vsx": vc.variables.source,
+                    "scos": vc.supercosmos.source}
+    out: dict[str, str] = {}
+    for name in veto_list_names(cfg):
+        src = stage_source.get(name, vc.archives.source)
+        if src == "auto":
+            src = "synthetic" if synthetic_tile else "service"
+        out[name] = src
+    return out
+
+
+#: Synthetic sky list (SyntheticTile attribute / acquire output) behind each veto list name.
+SYNTHETIC_VETO_LISTS = {"bright": "usnob", "archive_allwise": "allwise", "skybot": "skybot", "vsx": "vsx",
+                        "scos": "scos"}
+
+
+def acquire_veto_lists(
+    tile_dir: Path,
+    selected: Output,
+    ra: float,
+    dec: float,
+    cfg: VascoConfig,
+) -> dict[str, Any]:
+    """Reference lists of the later vetoes from the user's local files (``catalogs.local``).
+
+    A list with no file is not written; :func:`apply_vetoes` then records its
+    stage as skipped.  (The synthetic sky writes its own lists when the tile
+    is made.)
+    """
+    from vasco.sources.local import LocalCatalogError, read_local_cone
+
+    tile_dir = Path(tile_dir)
+    vc = cfg.vetoes
+    radius = (cfg.survey.size_arcmin / 2.0 * np.sqrt(2.0)) / 60.0 + vc.spikes.radius_arcsec / 3600.0
+    sources = veto_list_sources(cfg, synthetic_tile=False)
+    wanted = [n for n, src in sources.items() if src == "local" and n.removeprefix("archive_") in cfg.catalogs.local]
+    params = {"ra": ra, "dec": dec, "radius_deg": radius,
+              "files": {n: cfg.catalogs.local[n.removeprefix("archive_")] for n in wanted}}
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        outs: dict[str, Path] = {}
+        info: dict[str, Any] = {"source": "local"}
+        for name in wanted:
+            try:
+                table = read_local_cone(Path(cfg.catalogs.local[name.removeprefix("archive_")]), ra, dec, radius)
+            except LocalCatalogError as exc:
+                raise StepError("FAIL_LOCAL_CATALOG", str(exc)) from exc
+            outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"veto_{name}.parquet", table)
+            info[f"n_{name}"] = len(table)
+        return outs, info
+
+    return _run_step(tile_dir, "veto_lists", {}, params, acquire_veto_lists, body)
+
+
+def apply_vetoes(
+    tile_dir: Path,
+    selected: Output,
+    lists: Mapping[str, Output],
+    cfg: VascoConfig,
+) -> dict[str, Any]:
+    """The paper's later vetoes on the tile's candidates; write detections and candidates.
+
+    Stages run in :data:`vasco.filters.config.VETO_ORDER` on the candidates
+    still alive: ``not_bright_star`` (list ``bright``), ``no_archive`` (lists
+    ``archive_<name>``), ``not_asteroid`` (``skybot``), ``not_variable``
+    (``vsx``), ``in_supercosmos`` (``scos``), ``not_hpm`` (``gaia``).  A stage
+    whose list is missing is recorded as skipped (in the step info and
+    tile.json), never as "nothing found".  Each stage adds
+    ``veto_<stage>`` (True: rejected by it) and what it matched to the
+    candidates; ``is_candidate`` is the final flag.
+    """
+    from vasco.filters.vetoes import bright_star_veto, counterpart_veto, hpm_veto, presence_veto
+
+    tile_dir = Path(tile_dir)
+    vc = cfg.vetoes
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        table = pd.read_parquet(selected["path"])
+        alive = table["no_counterpart"].to_numpy(bool).copy()
+        funnel: dict[str, int] = {}
+        skipped: dict[str, str] = {}
+        n = len(table)
+
+        def load(name: str) -> pd.DataFrame | None:
+            if name not in lists:
+                return None
+            raw = pd.read_parquet(lists[name]["path"])
+            if name == "gaia":
+                return normalize_catalog(raw, "gaia", GAIA_EPOCH)
+            return veto_reference(raw, name.removeprefix("archive_"))
+
+        def mark(stage: str, res: pd.DataFrame, idx: np.ndarray, extra: dict[str, str]) -> None:
+            col = np.zeros(n, dtype=bool)
+            col[idx] = res["vetoed"].to_numpy(bool)
+            table[f"veto_{stage}"] = col
+            for src, dst in extra.items():
+                # Rows the stage did not test get NaN / <NA>.
+                table[dst] = pd.Series(res[src].array, index=table.index[idx]).reindex(table.index)
+
+        for stage in vc.enabled_stages():
+            idx = np.flatnonzero(alive)
+            ra = table["ra"].to_numpy(np.float64)[idx]
+            dec = table["dec"].to_numpy(np.float64)[idx]
+            res: pd.DataFrame | None = None
+            if stage == "not_bright_star":
+                name = "bright" if vc.spikes.catalog == "usnob" else vc.spikes.catalog
+                ref = load(name)
+                if ref is not None:
+                    s = vc.spikes
+                    res = bright_star_veto(ra, dec, ref, radius_arcsec=s.radius_arcsec, mag_always=s.mag_always,
+                                           slope=s.slope, intercept=s.intercept)
+                    mark(stage, res, idx, {"star_id": "bright_star_id", "star_mag": "bright_star_mag",
+                                           "star_dist_arcsec": "bright_star_dist_arcsec"})
+            elif stage == "no_archive":
+                found = [a for a in vc.archives.tables if f"archive_{a}" in lists]
+                if found:
+                    hit = np.zeros(idx.size, dtype=bool)
+                    for a in found:
+                        r = counterpart_veto(ra, dec, load(f"archive_{a}"), vc.archives.radius_arcsec)  # type: ignore[arg-type]
+                        col = a.replace("/", "_")
+                        mark(f"archive_{col}", r, idx, {"match_sep_arcsec": f"{col}_sep_arcsec"})
+                        hit |= r["vetoed"].to_numpy(bool)
+                    res = pd.DataFrame({"vetoed": hit})
+                    mark(stage, res, idx, {})
+                    missing = [a for a in vc.archives.tables if a not in found]
+                    if missing:
+                        skipped["archives"] = f"no list for {missing}"
+            elif stage == "not_asteroid":
+                ref = load("skybot")
+                if ref is not None:
+                    raw = pd.read_parquet(lists["skybot"]["path"])
+                    err = raw["ErrPos"].to_numpy(np.float64) if "ErrPos" in raw else np.zeros(len(raw))
+                    radius = np.maximum(vc.asteroids.radius_arcsec, 3.0 * np.nan_to_num(err))
+                    res = counterpart_veto(ra, dec, ref, radius[: len(ref)] if len(ref) == len(raw) else
+                                           vc.asteroids.radius_arcsec)
+                    mark(stage, res, idx, {"match_id": "asteroid_name", "match_sep_arcsec": "asteroid_sep_arcsec"})
+            elif stage == "not_variable":
+                ref = load("vsx")
+                if ref is not None:
+                    res = counterpart_veto(ra, dec, ref, vc.variables.radius_arcsec)
+                    mark(stage, res, idx, {"match_id": "vsx_name", "match_sep_arcsec": "vsx_sep_arcsec"})
+            elif stage == "in_supercosmos":
+                ref = load("scos")
+                if ref is not None:
+                    res = presence_veto(ra, dec, ref, vc.supercosmos.radius_arcsec)
+                    mark(stage, res, idx, {"match_sep_arcsec": "scos_sep_arcsec"})
+            elif stage == "not_hpm":
+                ref = load("gaia")
+                if ref is not None:
+                    res = hpm_veto(ra, dec, ref, radius_arcsec=vc.hpm.radius_arcsec, gmag_max=vc.hpm.gmag_max)
+                    mark(stage, res, idx, {"match_id": "hpm_gaia_id", "match_sep_arcsec": "hpm_sep_arcsec"})
+            if res is None:
+                skipped[stage] = skipped.get(stage, "no reference list for this tile")
+                continue
+            alive[idx[res["vetoed"].to_numpy(bool)]] = False
+            funnel[stage] = int(alive.sum())
+        table["is_candidate"] = alive
+        det = write_parquet_atomic(tile_dir / "detections.parquet", table)
+        cand = write_parquet_atomic(tile_dir / "candidates.parquet", table.loc[alive].reset_index(drop=True))
+        return {"detections": det, "candidates": cand}, {"funnel": funnel, "skipped": skipped}
+
+    return _run_step(
+        tile_dir, "vetoes", {"selected": selected, **{f"list_{k}": v for k, v in lists.items()}},
+        vc.model_dump(mode="json"), apply_vetoes, body,
+    )
+
+
+def ordered_funnel(*infos: Mapping[str, Any]) -> "OrderedDict[str, int]":
+    """The funnel of ``select_candidates`` (and ``apply_vetoes``) results, in step order."""
+    return OrderedDict((k, int(v)) for info in infos for k, v in info["funnel"].items())

@@ -7,8 +7,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from vasco.io import atomic_path, read_json, write_json_atomic
@@ -58,8 +60,9 @@ def read_tile_records(out_dir: Path, tile_ids: Iterable[str]) -> list[dict[str, 
     return records
 
 
-def _tile_rows(out_dir: Path, rec: Mapping[str, Any], name: str) -> pa.Table:
-    table = pq.read_table(Path(out_dir) / "tiles" / rec["tile_id"] / name)
+def _tile_rows(out_dir: Path, rec: Mapping[str, Any], dup: pd.DataFrame | None) -> pa.Table:
+    """One tile's detections with the survey columns and the deduplication flags."""
+    table = pq.read_table(Path(out_dir) / "tiles" / rec["tile_id"] / "detections.parquet")
     n = table.num_rows
     plate = rec["plate"]
     extra = {
@@ -70,43 +73,75 @@ def _tile_rows(out_dir: Path, rec: Mapping[str, Any], name: str) -> pa.Table:
     }
     for i, (key, col) in enumerate(extra.items()):
         table = table.add_column(i, key, col)
+    number = table.column("NUMBER").to_numpy() if n else np.zeros(0, dtype=np.int64)
+    is_cand = table.column("is_candidate").to_numpy(zero_copy_only=False).astype(bool) if n else np.zeros(0, bool)
+    group = np.full(n, -1, dtype=np.int64)
+    n_meas = np.ones(n, dtype=np.int64)
+    primary = np.ones(n, dtype=bool)
+    final = is_cand.copy()
+    if dup is not None and len(dup):
+        mine = dup.loc[dup["tile_id"] == rec["tile_id"]]
+        if len(mine):
+            pos = pd.Index(number).get_indexer(mine["NUMBER"].to_numpy())
+            group[pos] = mine["dup_group"].to_numpy()
+            n_meas[pos] = mine["n_measurements"].to_numpy()
+            primary[pos] = mine["is_primary"].to_numpy(bool)
+            final[pos] = mine["is_primary"].to_numpy(bool) & mine["group_is_candidate"].to_numpy(bool)
+    table = table.append_column("dup_group", pa.array(np.where(group >= 0, group, 0), pa.int64(),
+                                                      mask=group < 0))
+    table = table.append_column("n_measurements", pa.array(n_meas, pa.int64()))
+    table = table.append_column("is_primary", pa.array(primary, pa.bool_()))
+    table = table.append_column("is_survey_candidate", pa.array(final, pa.bool_()))
     return table.replace_schema_metadata(None)
 
 
-def merge_catalogues(out_dir: Path, records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def merge_catalogues(
+    out_dir: Path, records: Iterable[Mapping[str, Any]], dup: pd.DataFrame | None = None
+) -> dict[str, int]:
     """Write ``DIR/detections.parquet`` and ``DIR/candidates.parquet``.
 
     Tiles are streamed one at a time (rows of each tile in SExtractor NUMBER
     order, tiles in the order given), so memory stays bounded by one tile.
-    Each row gains tile_id, plate_region, plate_label and plate_epoch.
+    Each row gains tile_id, plate_region, plate_label, plate_epoch and the
+    global deduplication flags (:func:`vasco.catalogue.dedup.find_duplicates`):
+    ``dup_group`` (null for a source measured once), ``n_measurements``,
+    ``is_primary`` and ``is_survey_candidate``.  ``detections.parquet`` keeps
+    every measurement; ``candidates.parquet`` holds each candidate source once
+    (its primary measurement, and only if no measurement of it has a
+    counterpart).  Returns the row counts, and ``tile_candidates`` (the sum of
+    the tiles' own candidates, before deduplication).
     """
     ok = [r for r in records if r.get("status") == "ok"]
-    counts: dict[str, int] = {}
-    for name in ("detections.parquet", "candidates.parquet"):
-        final = Path(out_dir) / name
-        rows = 0
-        with atomic_path(final, suffix=".parquet") as tmp:
-            writer: pq.ParquetWriter | None = None
-            schema: pa.Schema | None = None
-            try:
-                for rec in ok:
-                    table = _tile_rows(out_dir, rec, name)
-                    if schema is None:
-                        schema = table.schema
-                        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-                    assert writer is not None
-                    for field in schema:
-                        if field.name not in table.column_names:
-                            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
-                    writer.write_table(table.select(schema.names).cast(schema))
-                    rows += table.num_rows
-                if writer is None:
-                    # No tile finished: an empty file with no columns still marks the merge done.
+    counts = {"detections": 0, "candidates": 0, "tile_candidates": 0}
+    final_det = Path(out_dir) / "detections.parquet"
+    final_cand = Path(out_dir) / "candidates.parquet"
+    with atomic_path(final_det, suffix=".parquet") as tmp_det, atomic_path(final_cand, suffix=".parquet") as tmp_cand:
+        writers: dict[str, pq.ParquetWriter] = {}
+        schema: pa.Schema | None = None
+        try:
+            for rec in ok:
+                table = _tile_rows(out_dir, rec, dup)
+                if schema is None:
+                    schema = table.schema
+                    writers["d"] = pq.ParquetWriter(tmp_det, schema, compression="zstd")
+                    writers["c"] = pq.ParquetWriter(tmp_cand, schema, compression="zstd")
+                for field in schema:
+                    if field.name not in table.column_names:
+                        table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+                table = table.select(schema.names).cast(schema)
+                writers["d"].write_table(table)
+                cand = table.filter(table.column("is_survey_candidate"))
+                writers["c"].write_table(cand)
+                counts["detections"] += table.num_rows
+                counts["candidates"] += cand.num_rows
+                counts["tile_candidates"] += int(pa.compute.sum(table.column("is_candidate")).as_py() or 0)
+            if schema is None:
+                # No tile finished: empty files with no columns still mark the merge done.
+                for tmp in (tmp_det, tmp_cand):
                     pq.write_table(pa.table({"tile_id": pa.array([], pa.string())}), tmp)
-            finally:
-                if writer is not None:
-                    writer.close()
-        counts[name.split(".")[0]] = rows
+        finally:
+            for w in writers.values():
+                w.close()
     return counts
 
 
@@ -131,6 +166,9 @@ def build_summary(
         if r.get("status") == "ok":
             for step, n in r["funnel"].items():
                 funnel[step] = funnel.get(step, 0) + int(n)
+    if funnel:
+        # Survey level: each candidate source once (overlapping tiles deduplicated).
+        funnel["unique"] = int(counts.get("candidates", 0))
     summary: dict[str, Any] = {
         "tiles": {
             "planned": len(records),

@@ -13,15 +13,19 @@ __all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "normalize_catalog", "find_counterpa
 #: The schema every reference catalogue is turned into.
 REF_COLUMNS = ("source_id", "ra", "dec", "pmra", "pmdec", "epoch", "mag")
 
-# Accepted spellings: Gaia archive, VizieR (I/350, II/389) and PS1 MAST names.
+# Accepted spellings: Gaia archive, VizieR (I/350, II/389 and the veto tables
+# I/284 USNO-B1.0, II/328 AllWISE, II/246 2MASS, B/vsx), PS1 MAST names,
+# SkyBoT and the SuperCOSMOS Science Archive.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "source_id": ("source_id", "Source", "objID", "objid"),
+    "source_id": ("source_id", "Source", "objID", "objid", "USNO-B1.0", "AllWISE", "CatWISE", "Name_CatWISE",
+                  "2MASS", "Name"),
     "ra": ("ra", "RA_ICRS", "raMean", "RAJ2000"),
     "dec": ("dec", "DE_ICRS", "decMean", "DEJ2000"),
     "pmra": ("pmra", "pmRA"),
     "pmdec": ("pmdec", "pmDE"),
     "epoch": ("ref_epoch", "epoch", "Epoch", "epochMean"),
-    "mag": ("phot_g_mean_mag", "Gmag", "rMeanPSFMag", "rmag", "mag"),
+    "mag": ("phot_g_mean_mag", "Gmag", "rMeanPSFMag", "rmag", "mag", "Rmag_best", "W1mag", "W1mproPM", "Jmag",
+            "max", "sCorMagR1", "Mv"),
 }
 
 

@@ -1,0 +1,135 @@
+"""Settings of the paper's later vetoes (a section of :class:`vasco.config.VascoConfig`).
+
+The vetoes run on the candidates of a tile (detections that pass the quality
+cuts and have no Gaia/PS1 counterpart), in the order of :data:`VETO_ORDER`,
+each a named stage of the funnel that can be switched off.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "VETO_ORDER",
+    "VetoSource",
+    "SpikesConfig",
+    "ArchivesConfig",
+    "AsteroidsConfig",
+    "VariablesConfig",
+    "SupercosmosVetoConfig",
+    "HpmConfig",
+    "VetoesConfig",
+]
+
+#: Stage names in funnel order; each adds ``<stage>`` to the tile funnel.
+VETO_ORDER: tuple[str, ...] = (
+    "not_bright_star",
+    "no_archive",
+    "not_asteroid",
+    "not_variable",
+    "in_supercosmos",
+    "not_hpm",
+)
+
+#: Where a veto's reference list comes from: 'auto' (the synthetic sky's own
+#: list on the synthetic sky, the service otherwise), 'service', 'local'
+#: (a file per list in ``local``), or 'synthetic'.
+VetoSource = Literal["auto", "service", "local", "synthetic"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpikesConfig(_Section):
+    """Diffraction spikes and halos of bright stars (the paper's rule)."""
+
+    enabled: bool = Field(True, description="Run the stage.")
+    catalog: Literal["usnob", "gaia", "ps1"] = Field(
+        "usnob",
+        description="Bright-star list: 'usnob' (USNO-B1.0 I/284, R magnitude: the paper's), 'gaia' "
+        "(the tile's Gaia list, G as the magnitude) or 'ps1' (r).",
+    )
+    radius_arcsec: float = Field(90.0, gt=0, description="Every bright star within this distance is tested.")
+    mag_always: float = Field(12.4, description="A star at most this bright within the radius rejects the source.")
+    slope: float = Field(-0.09, description="Otherwise rejected if m < slope * d + intercept (d in arcsec).")
+    intercept: float = Field(15.3, description="See slope.")
+    source: VetoSource = Field("auto", description="Where the bright-star list comes from.")
+
+
+class ArchivesConfig(_Section):
+    """A counterpart in other archives (infrared first) within a radius."""
+
+    enabled: bool = True
+    radius_arcsec: float = Field(5.0, gt=0, description="Counterpart radius (paper: 5\").")
+    tables: tuple[str, ...] = Field(
+        ("allwise", "catwise", "2mass"),
+        description="Archives asked, by short name (allwise, catwise, 2mass) or VizieR table name "
+        "(e.g. 'II/311/wise').",
+    )
+    source: VetoSource = "auto"
+
+
+class AsteroidsConfig(_Section):
+    """Known minor planets at the plate's exposure epoch (IMCCE SkyBoT)."""
+
+    enabled: bool = True
+    radius_arcsec: float = Field(
+        10.0, gt=0, description="A candidate within this distance (or 3x the ephemeris error) of an asteroid is one."
+    )
+    observer: str = Field("675", description="IAU observatory code (675: Palomar).")
+    source: VetoSource = "auto"
+
+
+class VariablesConfig(_Section):
+    """Known variable stars (AAVSO VSX)."""
+
+    enabled: bool = True
+    radius_arcsec: float = Field(5.0, gt=0)
+    source: VetoSource = "auto"
+
+
+class SupercosmosVetoConfig(_Section):
+    """The second, independent digitisation must see the source too."""
+
+    enabled: bool = True
+    radius_arcsec: float = Field(5.0, gt=0, description="A SuperCOSMOS detection within this keeps the candidate.")
+    source: VetoSource = "auto"
+
+
+class HpmConfig(_Section):
+    """High-proper-motion stars that Gaia lists without a proper motion."""
+
+    enabled: bool = True
+    radius_arcsec: float = Field(
+        60.0,
+        gt=0,
+        description="A Gaia source without proper motion (2-parameter solution) within this distance "
+        "(1,000 mas/yr over 60 years) may be the candidate, moved.",
+    )
+    gmag_max: float = Field(19.5, description="Only Gaia sources at most this faint (G) count.")
+
+
+class VetoesConfig(_Section):
+    """The later vetoes, in funnel order (:data:`VETO_ORDER`)."""
+
+    spikes: SpikesConfig = SpikesConfig()
+    archives: ArchivesConfig = ArchivesConfig()
+    asteroids: AsteroidsConfig = AsteroidsConfig()
+    variables: VariablesConfig = VariablesConfig()
+    supercosmos: SupercosmosVetoConfig = SupercosmosVetoConfig()
+    hpm: HpmConfig = HpmConfig()
+
+    def enabled_stages(self) -> list[str]:
+        """Stage names that run, in order."""
+        flags = {
+            "not_bright_star": self.spikes.enabled,
+            "no_archive": self.archives.enabled,
+            "not_asteroid": self.asteroids.enabled,
+            "not_variable": self.variables.enabled,
+            "in_supercosmos": self.supercosmos.enabled,
+            "not_hpm": self.hpm.enabled,
+        }
+        return [s for s in VETO_ORDER if flags[s]]

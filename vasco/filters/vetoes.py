@@ -1,0 +1,213 @@
+"""The paper's later vetoes, as pure functions on candidate positions and reference lists.
+
+Each stage takes the candidates' float64 positions (degrees, at the plate
+epoch) and a reference list in the schema of
+:func:`vasco.matching.catalogs.normalize_catalog` (``source_id, ra, dec,
+pmra, pmdec, epoch, mag``) and returns, per candidate, whether the stage
+rejects it and what it matched, as a DataFrame aligned with the candidates.
+
+* :func:`bright_star_veto` — spikes and halos: every bright star within
+  ``radius`` (not only the nearest) is tested against
+  ``m <= mag_always or m < slope * d + intercept`` (Solano et al. 2022, with
+  USNO-B1.0 R magnitudes).
+* :func:`counterpart_veto` — a counterpart within a radius (other archives,
+  known variables, asteroids at the plate epoch).
+* :func:`presence_veto` — the opposite: rejected when the second
+  digitisation (SuperCOSMOS) has *no* detection within the radius.
+* :func:`hpm_veto` — a Gaia source without proper motion within a wide radius.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.spatial import cKDTree
+
+from vasco.matching.crossmatch import angular_separation_arcsec
+from vasco.matching.propagate import radec_to_unit
+
+__all__ = [
+    "bright_star_veto",
+    "counterpart_veto",
+    "presence_veto",
+    "hpm_veto",
+    "spike_rule",
+    "first_failing",
+]
+
+
+def _chord(radius_arcsec: float) -> float:
+    return float(2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0))
+
+
+def spike_rule(mag: ArrayLike, dist_arcsec: ArrayLike, mag_always: float = 12.4, slope: float = -0.09,
+               intercept: float = 15.3) -> NDArray[np.bool_]:
+    """True where a star of magnitude ``mag`` at ``dist_arcsec`` rejects a source.
+
+    ``m <= mag_always`` or ``m < slope * d + intercept`` (paper: 12.4, -0.09,
+    15.3).  NaN magnitudes never reject.
+    """
+    m = np.asarray(mag, dtype=np.float64)
+    d = np.asarray(dist_arcsec, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (m <= mag_always) | (m < slope * d + intercept)
+
+
+def bright_star_veto(
+    ra: ArrayLike,
+    dec: ArrayLike,
+    stars: pd.DataFrame,
+    *,
+    radius_arcsec: float = 90.0,
+    mag_always: float = 12.4,
+    slope: float = -0.09,
+    intercept: float = 15.3,
+) -> pd.DataFrame:
+    """Spike/halo test of every candidate against every bright star within the radius.
+
+    Parameters
+    ----------
+    ra, dec : array_like
+        Candidates (degrees).
+    stars : DataFrame
+        Bright stars with ``source_id``, ``ra``, ``dec``, ``mag`` (NaN
+        magnitudes are ignored).
+    radius_arcsec, mag_always, slope, intercept : float
+        The rule (:func:`spike_rule`).
+
+    Returns
+    -------
+    DataFrame
+        ``vetoed`` (bool), ``star_id``, ``star_mag`` and ``star_dist_arcsec``
+        of the star that rejects the candidate by the widest margin (else of
+        the brightest star tested; NaN/NA when there is none), and
+        ``n_stars`` within the radius.
+    """
+    ra = np.atleast_1d(np.asarray(ra, dtype=np.float64))
+    dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    n = ra.size
+    vetoed = np.zeros(n, dtype=bool)
+    star_id = np.full(n, None, dtype=object)
+    star_mag = np.full(n, np.nan)
+    star_dist = np.full(n, np.nan)
+    n_stars = np.zeros(n, dtype=np.int64)
+    mags = stars["mag"].to_numpy(np.float64) if len(stars) else np.zeros(0)
+    usable = np.isfinite(mags)
+    if n and usable.any():
+        sra = stars["ra"].to_numpy(np.float64)[usable]
+        sdec = stars["dec"].to_numpy(np.float64)[usable]
+        smag = mags[usable]
+        sid = stars["source_id"].to_numpy()[usable]
+        tree = cKDTree(radec_to_unit(sra, sdec).reshape(-1, 3))
+        near = tree.query_ball_point(radec_to_unit(ra, dec).reshape(-1, 3), _chord(radius_arcsec))
+        for i, js in enumerate(near):
+            if not js:
+                continue
+            js = np.asarray(sorted(js), dtype=np.int64)
+            d = angular_separation_arcsec(ra[i], dec[i], sra[js], sdec[js])
+            inside = d <= radius_arcsec
+            js, d = js[inside], d[inside]
+            if not js.size:
+                continue
+            n_stars[i] = js.size
+            m = smag[js]
+            # Margin by which each star rejects (>0) or not: the larger of the two tests.
+            margin = np.maximum(mag_always - m, slope * d + intercept - m)
+            hit = spike_rule(m, d, mag_always, slope, intercept)
+            k = int(np.argmax(np.where(hit, margin, -np.inf))) if hit.any() else int(np.argmin(m))
+            vetoed[i] = bool(hit.any())
+            star_id[i], star_mag[i], star_dist[i] = sid[js[k]], m[k], d[k]
+    return pd.DataFrame(
+        {"vetoed": vetoed, "star_id": pd.array(star_id, dtype="string") if n else pd.array([], dtype="string"),
+         "star_mag": star_mag, "star_dist_arcsec": star_dist, "n_stars": n_stars}
+    )
+
+
+def counterpart_veto(
+    ra: ArrayLike, dec: ArrayLike, ref: pd.DataFrame, radius_arcsec: float | ArrayLike
+) -> pd.DataFrame:
+    """Rejected when the nearest reference row lies within the radius.
+
+    ``radius_arcsec`` may be one value or one per reference row (e.g. three
+    times an ephemeris uncertainty); a candidate is rejected by any row within
+    that row's own radius.
+
+    Returns
+    -------
+    DataFrame
+        ``vetoed`` (bool), ``match_id`` (string), ``match_sep_arcsec``.
+    """
+    ra = np.atleast_1d(np.asarray(ra, dtype=np.float64))
+    dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    n = ra.size
+    ids = np.full(n, None, dtype=object)
+    sep = np.full(n, np.nan)
+    if n and len(ref):
+        rra = ref["ra"].to_numpy(np.float64)
+        rdec = ref["dec"].to_numpy(np.float64)
+        radii = np.broadcast_to(np.asarray(radius_arcsec, dtype=np.float64), (len(ref),))
+        rmax = float(radii.max())
+        tree = cKDTree(radec_to_unit(rra, rdec).reshape(-1, 3))
+        near = tree.query_ball_point(radec_to_unit(ra, dec).reshape(-1, 3), _chord(rmax))
+        rid = ref["source_id"].to_numpy()
+        for i, js in enumerate(near):
+            if not js:
+                continue
+            js = np.asarray(sorted(js), dtype=np.int64)
+            d = angular_separation_arcsec(ra[i], dec[i], rra[js], rdec[js])
+            ok = d <= radii[js]
+            if ok.any():
+                k = int(np.argmin(np.where(ok, d, np.inf)))
+                ids[i], sep[i] = str(rid[js[k]]), d[k]
+    return pd.DataFrame(
+        {"vetoed": np.isfinite(sep), "match_id": pd.array(ids, dtype="string"), "match_sep_arcsec": sep}
+    )
+
+
+def presence_veto(ra: ArrayLike, dec: ArrayLike, ref: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
+    """Rejected when *no* reference row lies within the radius (second digitisation).
+
+    Returns
+    -------
+    DataFrame
+        ``vetoed`` (bool: nothing there), ``match_id``, ``match_sep_arcsec``.
+    """
+    out = counterpart_veto(ra, dec, ref, radius_arcsec)
+    out["vetoed"] = ~out["vetoed"].to_numpy()
+    return out
+
+
+def hpm_veto(
+    ra: ArrayLike,
+    dec: ArrayLike,
+    gaia: pd.DataFrame,
+    *,
+    radius_arcsec: float = 60.0,
+    gmag_max: float = 19.5,
+) -> pd.DataFrame:
+    """Rejected when a Gaia source *without* proper motion lies within the radius.
+
+    Such a source (a 2-parameter solution) may be a high-proper-motion star
+    whose 2016 position is far from where it was on the plate; Gaia could not
+    tell.  ``gaia`` is in the reference schema with positions at their own
+    epoch; only rows with NaN ``pmra``/``pmdec`` and ``mag <= gmag_max`` count.
+    """
+    if len(gaia):
+        nopm = ~np.isfinite(gaia["pmra"].to_numpy(np.float64)) | ~np.isfinite(gaia["pmdec"].to_numpy(np.float64))
+        with np.errstate(invalid="ignore"):
+            bright = gaia["mag"].to_numpy(np.float64) <= gmag_max
+        gaia = gaia.loc[nopm & bright]
+    return counterpart_veto(ra, dec, gaia, radius_arcsec)
+
+
+def first_failing(columns: Sequence[str], table: pd.DataFrame) -> NDArray[np.object_]:
+    """Name of the first column in ``columns`` that is False for each row (None if all pass)."""
+    out = np.full(len(table), None, dtype=object)
+    for col in reversed(list(columns)):
+        fail = ~table[col].to_numpy(bool)
+        out[fail] = col
+    return out
+
