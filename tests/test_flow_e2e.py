@@ -137,3 +137,35 @@ def test_plate_solution_in_the_flow(distorted):
     assert table["tile_id"].tolist() == [tile.name] and table.loc[0, "solution"] == "plate"
     assert summary["astrometry"]["tiles"] == 1
     assert summary["astrometry"]["median_of_tile_medians_arcsec"] <= 0.15
+
+
+def test_vetoes_funnel_and_compare_with_the_injected_list(survey, tmp_path):
+    """The later vetoes are funnel stages; `vasco compare` finds every recovered transient."""
+    import numpy as np
+
+    from flows.cli import main
+
+    out, summary = survey
+    funnel = list(summary["funnel"])
+    assert funnel[-2:] == ["not_hpm", "unique"] and "no_gaia" in funnel
+    for tid in pd.read_parquet(out / "detections.parquet")["tile_id"].unique():
+        rec = read_json(out / "tiles" / tid / "tile.json")
+        assert rec["vetoes"]["stages"][0] == "not_bright_star"
+    truth = pd.concat([pd.read_parquet(p) for p in sorted((out / "tiles").glob("*/truth.parquet"))])
+    injected = truth.loc[truth["cls"] == "transient", ["ra", "dec"]]
+    pub = tmp_path / "injected.csv"
+    injected.to_csv(pub, index=False)
+    assert main(["compare", str(out), "--published", str(pub)]) == 0
+    res = read_json(out / "compare" / "injected.json")
+    assert res["published_in_footprint"] == len(injected) > 0
+    rows = pd.read_csv(out / "compare" / "injected.csv")
+    # Every injected transient is attributed to a stage; the ones that survived are candidates at < 5".
+    assert rows["stage"].notna().all() and set(rows["stage"]) <= {
+        "not_detected", "flags", "snr", "spread_model", "fwhm", "elongation", "extent", "mad_clip",
+        "no_gaia", "no_ps1", "not_bright_star", "no_archive", "not_asteroid", "not_variable",
+        "in_supercosmos", "not_hpm", "dedup", "candidate"}
+    recovered = rows[rows["stage"] == "candidate"]
+    assert len(recovered) == summary["injection"]["true_candidates"]
+    assert (recovered["cand_sep_arcsec"] < 5.0).all()
+    assert res["recall_candidates"]["5"] == pytest.approx(len(recovered) / len(rows))
+    assert np.isclose(sum(res["removed_by_stage"].values()), len(rows))
