@@ -126,6 +126,15 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
 def _funnel_markdown(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
     lines = ["# VASCO survey funnel", "", "| step | sources left |", "|---|---:|"]
     lines += [f"| {k} | {v:,} |" for k, v in summary["funnel"].items()]
+    rows = summary.get("funnel_vs_paper") or []
+    if rows:
+        lines += ["", "## Side by side with Solano et al. 2022", "",
+                  "| stage | ours | kept | paper | kept |", "|---|---:|---:|---:|---:|"]
+        for r in rows:
+            ours = "-" if r["ours"] is None else f"{r['ours']:,}"
+            ok = "" if r["ours_kept"] is None else f"{r['ours_kept']:.1%}"
+            pk = "" if r["paper_kept"] is None else f"{r['paper_kept']:.1%}"
+            lines.append(f"| {r['stage']} | {ours} | {ok} | {r['paper']:,} | {pk} |")
     t = summary["tiles"]
     lines += [
         "",

@@ -87,3 +87,15 @@ def test_injection_scoring():
     total = combine_scores([s, s])
     assert total["completeness"] == pytest.approx(2 / 3) and total["purity"] == pytest.approx(4 / 12)
     assert total["completeness_model"] == pytest.approx(1 / 3)
+
+
+def test_funnel_side_by_side_with_the_paper():
+    from vasco.catalogue.paper import PAPER_FUNNEL, funnel_vs_paper
+
+    assert PAPER_FUNNEL["not_hpm"] == 5399 and PAPER_FUNNEL["no_archive"] == 9395
+    rows = funnel_vs_paper({"not_bright_star": 100, "no_archive": 10, "not_asteroid": 9, "in_supercosmos": 6,
+                            "not_hpm": 6})
+    assert [r["stage"] for r in rows] == list(PAPER_FUNNEL)
+    assert rows[1]["ours_kept"] == pytest.approx(0.1) and rows[1]["paper_kept"] == pytest.approx(9395 / 298165)
+    # A stage that did not run is shown as such; the next one is compared with the last that ran.
+    assert rows[3]["ours"] is None and rows[4]["ours_kept"] == pytest.approx(6 / 9)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
+from vasco.catalogue.paper import funnel_vs_paper
 from vasco.io import atomic_path, read_json, write_json_atomic
 from vasco.qc.injection import combine_scores
 
@@ -180,6 +181,7 @@ def build_summary(
         "detections": int(counts.get("detections", 0)),
         "candidates": int(counts.get("candidates", 0)),
         "funnel": funnel,
+        "funnel_vs_paper": funnel_vs_paper(funnel),
         "failures": dict(sorted(reasons.items())),
         "config_hash": config_hash,
     }
