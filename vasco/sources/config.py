@@ -1,4 +1,4 @@
-"""Settings of the archive clients (DSS, VizieR, XMatch, local files).
+"""Settings of the archive clients (DSS, VizieR, XMatch, SkyBoT, SuperCOSMOS, local files).
 
 Kept here, in one small pydantic model, until it is merged into
 :class:`vasco.config.VascoConfig` (as a ``sources`` section).  Every field
@@ -6,16 +6,27 @@ has a default that is polite to the public services.
 
 Service URLs are resolved, for each call, as: the function's explicit
 argument, else the environment variable (``VASCO_DSS_URL``,
-``VASCO_VIZIER_URL``, ``VASCO_XMATCH_URL``), else the value here, else (for
-VizieR and XMatch) astroquery's own configuration (``astroquery.vizier.conf.server``,
+``VASCO_VIZIER_URL``, ``VASCO_XMATCH_URL``, ``VASCO_SKYBOT_URL``,
+``VASCO_SUPERCOSMOS_URL``), else the value here, else (for VizieR and XMatch)
+astroquery's own configuration (``astroquery.vizier.conf.server``,
 ``astroquery.xmatch.conf.url``).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["HttpConfig", "DssConfig", "VizierConfig", "XMatchConfig", "SourcesConfig"]
+__all__ = [
+    "HttpConfig",
+    "DssConfig",
+    "VizierConfig",
+    "XMatchConfig",
+    "SkybotConfig",
+    "SupercosmosConfig",
+    "SourcesConfig",
+]
 
 MiB = 1 << 20
 
@@ -85,6 +96,12 @@ class VizierConfig(_Section):
     cover_margin: float = Field(
         1.02, ge=1.0, le=1.5, description="Radius factor of the 4 sub-cones that cover a split cone."
     )
+    positions_per_request: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Positions sent in one VizieR list query (query_positions); a full answer is halved.",
+    )
     http: HttpConfig = HttpConfig(read_timeout_s=300.0)
 
 
@@ -104,9 +121,56 @@ class XMatchConfig(_Section):
     http: HttpConfig = HttpConfig(read_timeout_s=600.0, total_timeout_s=1800.0, max_attempts=4)
 
 
+class SkybotConfig(_Section):
+    """IMCCE SkyBoT cone search (known solar-system objects at an epoch)."""
+
+    base_url: str = Field(
+        "https://ssp.imcce.fr/webservices/skybot/api/conesearch.php",
+        min_length=1,
+        description="The conesearch.php endpoint (GET).",
+    )
+    mime: Literal["votable", "text"] = Field("votable", description="The service's -mime= answer format.")
+    output: Literal["object", "basic", "obs", "all"] = Field(
+        "basic", description="The service's -output= set of columns (basic adds motion and distances)."
+    )
+    position_error_arcsec: float = Field(
+        120.0,
+        gt=0,
+        le=120.0,
+        description="-filter=: objects whose position is uncertain by more than this are left out (max 120).",
+    )
+    find_asteroids: bool = True
+    find_planets: bool = True
+    find_comets: bool = True
+    http: HttpConfig = HttpConfig(read_timeout_s=180.0, total_timeout_s=600.0, max_attempts=4)
+
+
+class SupercosmosConfig(_Section):
+    """SuperCOSMOS Science Archive (WFAU Edinburgh), freeform SQL interface."""
+
+    base_url: str = Field(
+        "http://ssa.roe.ac.uk:8080/ssa/SSASQL",
+        min_length=1,
+        description="The SSASQL form endpoint (POST, action=freeform).",
+    )
+    server: str = Field("amachine", min_length=1, description="The form's server= value ('amachine': full SSA).")
+    row_limit: int = Field(
+        50_000, ge=10, le=1_000_000, description="SELECT TOP of one query; an answer that exceeds it is split."
+    )
+    max_split_depth: int = Field(
+        6, ge=0, le=12, description="Times a cone over the row limit may be split in 4 before giving up."
+    )
+    cover_margin: float = Field(
+        1.02, ge=1.0, le=1.5, description="Radius factor of the 4 sub-cones that cover a split cone."
+    )
+    http: HttpConfig = HttpConfig(read_timeout_s=300.0, max_attempts=4)
+
+
 class SourcesConfig(_Section):
     """All archive clients."""
 
     dss: DssConfig = DssConfig()
     vizier: VizierConfig = VizierConfig()
     xmatch: XMatchConfig = XMatchConfig()
+    skybot: SkybotConfig = SkybotConfig()
+    supercosmos: SupercosmosConfig = SupercosmosConfig()
