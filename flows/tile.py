@@ -112,8 +112,8 @@ def run_tile(
             tile_dir, match["outputs"]["table"], match["info"], cfg
         )
         step = "veto_lists"
-        lists = _veto_lists(tile_dir, acq, catalogs, sel, ra, dec, cfg, synthetic_tile=fits_path is None
-                            and cfg.sky == "synthetic", opts=opts)
+        lists = _veto_lists(tile_dir, acq, catalogs, sel, chk["outputs"]["plate"], ra, dec, cfg,
+                            synthetic_tile=fits_path is None and cfg.sky == "synthetic", opts=opts)
         step = "vetoes"
         vet = tt.later_vetoes.with_options(**opts)(tile_dir, sel["outputs"]["selected"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
@@ -163,6 +163,7 @@ def _veto_lists(
     acq: dict[str, Any],
     catalogs: dict[str, Any],
     sel: dict[str, Any],
+    plate: dict[str, Any],
     ra: float,
     dec: float,
     cfg: VascoConfig,
@@ -184,7 +185,7 @@ def _veto_lists(
         if src == "synthetic" and key in acq["outputs"]:
             lists[name] = acq["outputs"][key]
     if any(src in ("local", "service") for src in sources.values()):
-        got = tt.veto_lists.with_options(**opts)(tile_dir, sel["outputs"]["selected"], ra, dec, cfg)
+        got = tt.veto_lists.with_options(**opts)(tile_dir, sel["outputs"]["selected"], plate, ra, dec, cfg)
         lists.update(got["outputs"])
     return lists
 

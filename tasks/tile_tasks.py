@@ -201,9 +201,16 @@ def select_candidates(tile_dir: Path, matched: dict[str, str], match_info: dict[
 
 
 @task(name="veto-lists", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("veto_lists", pipeline.acquire_veto_lists), **_COMMON)
-def veto_lists(tile_dir: Path, selected: dict[str, str], ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
-    """Reference lists of the later vetoes (local files, or services around the candidates)."""
-    return pipeline.acquire_veto_lists(tile_dir, selected, ra, dec, cfg)
+def veto_lists(
+    tile_dir: Path, selected: dict[str, str], plate: dict[str, str], ra: float, dec: float, cfg: VascoConfig
+) -> dict[str, Any]:
+    """Reference lists of the later vetoes (local files, or services around the candidates),
+    at most ``catalogs.service_concurrency`` tiles asking the services at once."""
+    synthetic = cfg.sky == "synthetic"
+    if not synthetic and "service" in pipeline.veto_list_sources(cfg, synthetic_tile=False).values():
+        with concurrency(service_limit("vizier"), occupy=1, strict=True):
+            return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
+    return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
 
 
 @task(name="later-vetoes", cache_policy=_step_cache("vetoes", pipeline.apply_vetoes), **_COMMON)
@@ -233,6 +240,9 @@ def ensure_service_limits(cfg: VascoConfig) -> None:
     source = cfg.catalogs.resolved(cfg.sky)
     if source in ("vizier", "xmatch"):
         services.append(source)
+    if cfg.sky != "synthetic" and "service" in pipeline.veto_list_sources(cfg, synthetic_tile=False).values():
+        if "vizier" not in services:
+            services.append("vizier")
     if not services:
         return
     with get_client(sync_client=True) as client:

@@ -66,6 +66,7 @@ __all__ = [
     "acquire_veto_lists",
     "veto_list_names",
     "veto_list_sources",
+    "ARCHIVE_TABLES",
     "veto_reference",
     "read_header",
 ]
@@ -677,18 +678,21 @@ def veto_list_names(cfg: VascoConfig) -> list[str]:
 def veto_list_sources(cfg: VascoConfig, synthetic_tile: bool) -> dict[str, str]:
     """Where each veto list comes from: 'synthetic', 'local' or 'service'.
 
-    A stage's ``source`` 'auto' means the synthetic sky's own list for a
-    synthetic tile and the service otherwise; a list named in
-    ``catalogs.local`` is read from that file when the source is 'local'.
+    A stage's ``source`` 'auto' follows the reference catalogues: the
+    synthetic sky's own list for a synthetic tile, the user's files when
+    ``catalogs.source`` is 'local' (a list without a file is then skipped),
+    and the service otherwise.  A list is read from the file named in
+    ``catalogs.local`` when its source is 'local'.
     """
     vc = cfg.vetoes
+    catalogs_local = cfg.catalogs.resolved(cfg.sky) == "local"
     stage_source = {"bright": vc.spikes.source, "skybot": vc.asteroids.source, "vsx": vc.variables.source,
                     "scos": vc.supercosmos.source}
     out: dict[str, str] = {}
     for name in veto_list_names(cfg):
         src = stage_source.get(name, vc.archives.source)
         if src == "auto":
-            src = "synthetic" if synthetic_tile else "service"
+            src = "synthetic" if synthetic_tile else ("local" if catalogs_local else "service")
         out[name] = src
     return out
 
@@ -698,42 +702,107 @@ SYNTHETIC_VETO_LISTS = {"bright": "usnob", "archive_allwise": "allwise", "skybot
                         "scos": "scos"}
 
 
+#: Short archive names of ``vetoes.archives.tables`` -> VizieR table.
+ARCHIVE_TABLES = {"allwise": "II/328/allwise", "catwise": "II/365/catwise", "2mass": "II/246/out"}
+
+
+def _epoch_jd(epoch: float) -> float:
+    """Julian date of a Julian-year epoch."""
+    return 2451545.0 + (float(epoch) - 2000.0) * 365.25
+
+
 def acquire_veto_lists(
     tile_dir: Path,
     selected: Output,
+    plate: Output,
     ra: float,
     dec: float,
     cfg: VascoConfig,
 ) -> dict[str, Any]:
-    """Reference lists of the later vetoes from the user's local files (``catalogs.local``).
+    """Reference lists of the later vetoes from local files or from the services.
 
-    A list with no file is not written; :func:`apply_vetoes` then records its
-    stage as skipped.  (The synthetic sky writes its own lists when the tile
-    is made.)
+    ``local`` lists are the rows of the file named in ``catalogs.local`` (by
+    list name: ``usnob``, ``allwise``, ``catwise``, ``2mass``, ``vsx``,
+    ``skybot``, ``scos``) within the tile's cone plus the spike radius.
+    ``service`` lists are asked only around the detections still alive
+    after the Gaia/PS1 veto: the bright USNO-B1.0 stars of the tile's cone
+    (R <= the rule's intercept, both R epochs, never truncated), SkyBoT for the
+    tile's cone at the plate epoch, and small cones (the stage's radius) per
+    candidate for the archives, VSX and SuperCOSMOS.  A list with no file is
+    not written (its stage is then recorded as skipped); a service failure
+    fails the tile with the service's reason token: no answer is never taken
+    for "nothing there".  (The synthetic sky writes its own lists.)
     """
+    from vasco.sources.http import SourceError
     from vasco.sources.local import LocalCatalogError, read_local_cone
 
     tile_dir = Path(tile_dir)
     vc = cfg.vetoes
     radius = (cfg.survey.size_arcmin / 2.0 * np.sqrt(2.0)) / 60.0 + vc.spikes.radius_arcsec / 3600.0
     sources = veto_list_sources(cfg, synthetic_tile=False)
-    wanted = [n for n, src in sources.items() if src == "local" and n.removeprefix("archive_") in cfg.catalogs.local]
-    params = {"ra": ra, "dec": dec, "radius_deg": radius,
-              "files": {n: cfg.catalogs.local[n.removeprefix("archive_")] for n in wanted}}
+    local = {n: cfg.catalogs.local[n.removeprefix("archive_").replace("bright", "usnob")]
+             for n, src in sources.items()
+             if src == "local" and n.removeprefix("archive_").replace("bright", "usnob") in cfg.catalogs.local}
+    service = [n for n, src in sources.items() if src == "service"]
+    params = {"ra": ra, "dec": dec, "radius_deg": radius, "files": local, "service": service,
+              "vetoes": vc.model_dump(mode="json")}
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         outs: dict[str, Path] = {}
-        info: dict[str, Any] = {"source": "local"}
-        for name in wanted:
+        info: dict[str, Any] = {"local": sorted(local), "service": service}
+        for name, path in local.items():
             try:
-                table = read_local_cone(Path(cfg.catalogs.local[name.removeprefix("archive_")]), ra, dec, radius)
+                table = read_local_cone(Path(path), ra, dec, radius)
             except LocalCatalogError as exc:
                 raise StepError("FAIL_LOCAL_CATALOG", str(exc)) from exc
             outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"veto_{name}.parquet", table)
             info[f"n_{name}"] = len(table)
+        if service:
+            sel = pd.read_parquet(selected["path"], columns=["ra", "dec", "no_counterpart"])
+            alive = sel.loc[sel["no_counterpart"].to_numpy(bool)]
+            epoch = float(read_json(Path(plate["path"]))["epoch"])
+            try:
+                for name in service:
+                    table = _service_list(name, alive, ra, dec, radius, epoch, cfg)
+                    outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"veto_{name}.parquet", table)
+                    info[f"n_{name}"] = len(table)
+            except SourceError as exc:
+                raise StepError(exc.reason, str(exc)) from exc
         return outs, info
 
-    return _run_step(tile_dir, "veto_lists", {}, params, acquire_veto_lists, body)
+    return _run_step(tile_dir, "veto_lists", {"selected": selected, "plate": plate}, params, acquire_veto_lists, body)
+
+
+def _service_list(
+    name: str, alive: pd.DataFrame, ra: float, dec: float, radius: float, epoch: float, cfg: VascoConfig
+) -> pd.DataFrame:
+    """One veto list from its service (see :func:`acquire_veto_lists`)."""
+    from vasco.sources.skybot import query_skybot
+    from vasco.sources.supercosmos import query_supercosmos
+    from vasco.sources.vizier import query_bright_stars, query_positions
+
+    vc = cfg.vetoes
+    cra = alive["ra"].to_numpy(np.float64)
+    cdec = alive["dec"].to_numpy(np.float64)
+    if name == "bright":
+        # The rule can only reject with m < intercept (at d = 0) or m <= mag_always.
+        mag_max = max(vc.spikes.intercept, vc.spikes.mag_always)
+        return query_bright_stars(ra, dec, radius, mag_max, config=cfg.sources.vizier)
+    if name == "skybot":
+        return query_skybot(ra, dec, radius, _epoch_jd(epoch), vc.asteroids.observer, config=cfg.sources.skybot)
+    if not len(alive):
+        return pd.DataFrame({"source_id": pd.Series(dtype="string"), "ra": pd.Series(dtype=np.float64),
+                             "dec": pd.Series(dtype=np.float64)})
+    if name == "scos":
+        parts = [query_supercosmos(float(a), float(d), vc.supercosmos.radius_arcsec / 3600.0,
+                                   config=cfg.sources.supercosmos) for a, d in zip(cra, cdec)]
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return table.drop_duplicates("objID").reset_index(drop=True) if "objID" in table else table
+    if name == "vsx":
+        return query_positions("B/vsx/vsx", cra, cdec, vc.variables.radius_arcsec, config=cfg.sources.vizier)
+    table_name = name.removeprefix("archive_")
+    table_name = ARCHIVE_TABLES.get(table_name, table_name)
+    return query_positions(table_name, cra, cdec, vc.archives.radius_arcsec, config=cfg.sources.vizier)
 
 
 def apply_vetoes(
