@@ -56,7 +56,7 @@ def test_outputs_contract(survey):
         assert all(a >= b for a, b in zip(funnel, funnel[1:]))
     inj = summary["injection"]
     assert inj["injected"] > 0 and set(inj["false_by_class"]) == {
-        "high_proper_motion", "defect", "galaxy", "spike", "other"}
+        "high_proper_motion", "defect", "galaxy", "spike", "asteroid", "infrared", "variable", "other"}
     assert not list(out.rglob("*.part"))
     # The funnel is posted to Prefect as a markdown artifact.
     from prefect.client.orchestration import get_client

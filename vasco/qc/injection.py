@@ -31,9 +31,12 @@ from vasco.matching.crossmatch import angular_separation_arcsec, nearest_within
 
 __all__ = ["FALSE_CLASSES", "score_tile", "combine_scores"]
 
-FALSE_CLASSES = ("high_proper_motion", "defect", "galaxy", "spike", "other")
+FALSE_CLASSES = ("high_proper_motion", "defect", "galaxy", "spike", "asteroid", "infrared", "variable", "other")
 _CLASS_OF = {
     "hpm_star": "high_proper_motion",
+    "asteroid": "asteroid",
+    "ir_source": "infrared",
+    "variable": "variable",
     "defect": "defect",
     "dust": "defect",
     "scratch": "defect",
