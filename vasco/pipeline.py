@@ -648,7 +648,7 @@ VETO_LISTS_SYNTHETIC = ("usnob", "allwise", "vsx", "skybot", "scos")
 def veto_reference(raw: pd.DataFrame, name: str) -> pd.DataFrame:
     """A veto list (as served, or as the synthetic sky writes it) in the reference schema."""
     raw = raw.copy()
-    if name == "usnob" and {"R1mag", "R2mag"} & set(raw.columns):
+    if name in ("usnob", "bright") and {"R1mag", "R2mag"} & set(raw.columns):
         r1 = raw["R1mag"].to_numpy(np.float64) if "R1mag" in raw else np.full(len(raw), np.nan)
         r2 = raw["R2mag"].to_numpy(np.float64) if "R2mag" in raw else np.full(len(raw), np.nan)
         # The brighter of the two R epochs: a star is not let off by its fainter measurement.
@@ -879,13 +879,15 @@ def apply_vetoes(
                     if missing:
                         skipped["archives"] = f"no list for {missing}"
             elif stage == "not_asteroid":
-                ref = load("skybot")
-                if ref is not None:
+                if "skybot" in lists:
                     raw = pd.read_parquet(lists["skybot"]["path"])
+                    raw = raw.loc[np.isfinite(raw["ra"].to_numpy(np.float64))
+                                  & np.isfinite(raw["dec"].to_numpy(np.float64))].reset_index(drop=True)
+                    ref = veto_reference(raw, "skybot")
+                    # Each asteroid's own radius: the stage's, or 3x its ephemeris uncertainty.
                     err = raw["ErrPos"].to_numpy(np.float64) if "ErrPos" in raw else np.zeros(len(raw))
                     radius = np.maximum(vc.asteroids.radius_arcsec, 3.0 * np.nan_to_num(err))
-                    res = counterpart_veto(ra, dec, ref, radius[: len(ref)] if len(ref) == len(raw) else
-                                           vc.asteroids.radius_arcsec)
+                    res = counterpart_veto(ra, dec, ref, radius)
                     mark(stage, res, idx, {"match_id": "asteroid_name", "match_sep_arcsec": "asteroid_sep_arcsec"})
             elif stage == "not_variable":
                 ref = load("vsx")
