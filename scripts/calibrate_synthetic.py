@@ -258,7 +258,8 @@ def paper_cuts(cat: pd.DataFrame) -> np.ndarray:
 
 def match_truth(cat: pd.DataFrame, truth: pd.DataFrame, radius_px: float = 1.5) -> pd.DataFrame:
     """For each detection, the brightest point-like truth object within radius (or none)."""
-    pts = truth[truth.cls.isin(["star", "hpm_star", "transient", "galaxy", "defect"])].reset_index(drop=True)
+    pts = truth[truth.cls.isin(["star", "hpm_star", "transient", "galaxy", "defect", "asteroid", "ir_source",
+                                "variable"])].reset_index(drop=True)
     tree = cKDTree(np.c_[pts.x.to_numpy(), pts.y.to_numpy()])
     hits = tree.query_ball_point(np.c_[cat.X_IMAGE.to_numpy(), cat.Y_IMAGE.to_numpy()], r=radius_px)
     best = np.full(len(cat), -1, dtype=np.int64)
@@ -369,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tile RA {a.ra} Dec {a.dec} size {a.size}' seed {a.seed}: plate {tile.plate.region} "
               f"({tile.plate.label}, epoch {tile.plate.epoch:.2f}), {tile.image.shape[1]}x{tile.image.shape[0]} px, "
               f"rendered in {t_render:.1f}s; truth: " + ", ".join(f"{k}={v}" for k, v in tile.truth.cls.value_counts().items()))
+        print("lists: " + ", ".join(f"{k}={len(getattr(tile, k))}" for k in ("gaia", "ps1", "usnob", "allwise", "vsx",
+                                                                              "skybot", "scos")))
         print(summarise(cat, tile.truth, tile.image, work, info))
         if a.keep:
             shutil.copytree(work, a.keep, dirs_exist_ok=True)

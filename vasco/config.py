@@ -188,6 +188,54 @@ class SyntheticConfig(_Section):
         "polynomial: the two disagree by exactly this at the tile centre (real plates: median 2.3\" on a third "
         "of them). The polynomial (plus distortion_arcsec) stays the truth. Header cards SYNTANOF/SYNTANPA.",
     )
+    transients_per_deg2: float | None = Field(
+        None,
+        ge=0,
+        description="Sky density of injected vanishing sources. None: 4 * n_transients, i.e. n_transients "
+        "per 0.25 deg^2 (a 30' tile). The synthetic sky is global: transients are drawn per sky cell "
+        "(Poisson) and kept only where clear of every catalogued object, with a compensation so that about "
+        "this density survives; a tile holds those inside it.",
+    )
+    n_asteroids_per_deg2: float = Field(
+        20.0,
+        ge=0,
+        description="Asteroids (near their stationary point: point-like) per deg^2, per plate: rendered on "
+        "the plate, listed by the synthetic SkyBoT answer at the plate epoch (a quarter too faint to be seen).",
+    )
+    n_ir_sources_per_deg2: float = Field(
+        20.0,
+        ge=0,
+        description="Optically faint (R 17-20), very red sources per deg^2: on the plate, in the synthetic "
+        "AllWISE list, never in Gaia/PS1.",
+    )
+    n_variables_per_deg2: float = Field(
+        20.0,
+        ge=0,
+        description="Variable stars caught in a bright phase on the plate (R 15.5-19) and below the Gaia/PS1 "
+        "limits today, per deg^2: in the synthetic VSX list.",
+    )
+    hpm_gaia_no_pm_fraction: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Fraction of the high-proper-motion stars that the Gaia-like list gives without a proper "
+        "motion (pmra/pmdec/parallax NaN, position at 2016.0), as Gaia's two-parameter solutions do.",
+    )
+    vsx_star_fraction: float = Field(
+        0.003,
+        ge=0,
+        le=1,
+        description="Fraction of ordinary stars with R <= 17 also listed as variable in the synthetic VSX.",
+    )
+    scos_rmax: float = Field(
+        20.5, description="Limit (R, 50% completeness) of the synthetic SuperCOSMOS digitisation of the plate."
+    )
+    scos_missing_fraction: float = Field(
+        0.01, ge=0, le=1, description="Random incompleteness of the synthetic SuperCOSMOS list above its limit."
+    )
+    scos_position_sigma_arcsec: float = Field(
+        0.3, ge=0, description="Position noise (per axis) of the synthetic SuperCOSMOS list."
+    )
 
 
 class CatalogsConfig(_Section):

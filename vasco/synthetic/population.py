@@ -1,13 +1,12 @@
 """What is on the synthetic sky: stars (with kinematics) and galaxies.
 
-Everything is drawn from a ``numpy.random.Generator`` handed in by the caller,
-so a tile is a deterministic function of its seed and position.
-
-Positions are drawn uniformly in the gnomonic (tangent) plane of the tile
-centre over a square that covers the tile plus a margin.  Over a tile of
-< 2 deg the tangent-plane area element differs from the spherical one by
-< 1e-4, so this is uniform on the sphere to that precision.  Coordinates are
-float64 throughout.
+The counts models below are evaluated per sky cell by
+:mod:`vasco.synthetic.sky` (at the cell centre); the property functions turn
+magnitudes drawn there into colours, kinematics and shapes.  Everything is
+drawn from a ``numpy.random.Generator`` handed in by the caller, and every
+draw has the full length of its input whatever the configuration (so e.g. a
+different ``hpm_fraction`` changes which stars move fast, not the others'
+colours).  Coordinates are float64 throughout.
 
 Star counts
 -----------
@@ -32,8 +31,10 @@ background RMS rises to ~370-460 ADU from unresolved stars).
 Kinematics: each star gets an absolute magnitude (dwarf/giant mix), hence a
 distance and parallax, and a tangential velocity (thin disk ~35 km/s, a halo
 fraction at ~200 km/s for faint stars), hence a proper motion (mostly a few
-mas/yr, larger for nearer stars).  A fraction ``hpm_fraction`` are high proper
-motion stars with total PM 100-1000 mas/yr (log-uniform).
+mas/yr, larger for nearer stars).  A fraction ``hpm_fraction`` of the stars
+with G <= ``hpm_gmax`` (19: bright enough to be measured on the plate) are
+high proper motion stars with total PM 100-1000 mas/yr (log-uniform): they
+have moved > 5.7" between any POSS-I epoch (1949-1958) and 2016.
 """
 
 from __future__ import annotations
@@ -51,14 +52,22 @@ __all__ = [
     "galaxy_counts_per_deg2",
     "tangent_to_sky",
     "sky_to_tangent",
-    "draw_stars",
-    "draw_galaxies",
+    "star_properties",
+    "galaxy_properties",
     "propagate",
-    "Population",
     "StarCluster",
     "CLUSTERS",
-    "draw_cluster_members",
+    "cluster_members",
+    "STAR_COLUMNS",
+    "GALAXY_COLUMNS",
 ]
+
+#: Columns of a star table (positions at epoch 2016.0).
+STAR_COLUMNS: tuple[str, ...] = ("ra", "dec", "pmra", "pmdec", "parallax", "gmag", "rmag", "ps1_r", "g_r", "hpm")
+#: Columns of a galaxy table.
+GALAXY_COLUMNS: tuple[str, ...] = (
+    "ra", "dec", "rmag", "ps1_r", "gmag", "r_eff", "axis_ratio", "pa", "sersic_n", "in_gaia"
+)
 
 # Reference differential counts at (l, b) = (180, +30): log10 stars/deg^2/mag in G
 _REF_G = np.array([4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0])
@@ -172,182 +181,116 @@ CLUSTERS: tuple[StarCluster, ...] = (
 )
 
 
-def draw_cluster_members(
-    rng: np.random.Generator, ra0: float, dec0: float, half_xi: float, half_eta: float, hpm_fraction: float = 0.0
-) -> pd.DataFrame:
-    """Members of the known clusters that fall in the tangent-plane rectangle (same columns as draw_stars)."""
-    frames = []
-    for c in CLUSTERS:
-        cxi, ceta = sky_to_tangent(c.ra, c.dec, ra0, dec0)
-        reach = 10.0 * c.r_half_arcmin / 60.0  # members beyond ~10 r_half are negligible
-        if abs(cxi) > half_xi + reach or abs(ceta) > half_eta + reach:
-            continue
-        n = int(c.n_members)
-        bright = rng.random(n) < 0.06
-        g = np.where(bright, rng.uniform(9.5, c.g_turnoff, n), rng.uniform(c.g_range[0], c.g_range[1], n))
-        a = c.r_half_arcmin / 1.305  # Plummer scale for the half-number radius
-        u = rng.uniform(1e-6, 0.999, n)
-        r = a / np.sqrt(u ** (-2.0 / 3.0) - 1.0) / 60.0  # deg
-        th = rng.uniform(0.0, 2 * np.pi, n)
-        mra, mdec = tangent_to_sky(r * np.cos(th), r * np.sin(th), c.ra, c.dec)
-        xi, eta = sky_to_tangent(mra, mdec, ra0, dec0)
-        m = (np.abs(xi) < half_xi) & (np.abs(eta) < half_eta)
-        k = int(m.sum())
-        g = g[m]
-        g_r = np.where(bright[m], rng.uniform(0.5, 0.8, k), rng.normal(0.4, 0.06, k) + 0.04 * (g - 13.0))
-        rmag = g - g_r
-        frames.append(
-            pd.DataFrame(
-                {
-                    "ra": mra[m],
-                    "dec": mdec[m],
-                    "pmra": c.pmra + rng.normal(0.0, 0.15, k),
-                    "pmdec": c.pmdec + rng.normal(0.0, 0.15, k),
-                    "parallax": c.parallax + rng.normal(0.0, 0.02, k),
-                    "gmag": g,
-                    "rmag": rmag,
-                    "ps1_r": rmag + 0.18 + 0.12 * (g_r - 0.33) + rng.normal(0.0, 0.03, k),
-                    "hpm": np.zeros(k, dtype=bool),
-                }
-            )
-        )
-    if not frames:
-        return pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in (("ra", float), ("dec", float), ("pmra", float), ("pmdec", float),
-                                                ("parallax", float), ("gmag", float), ("rmag", float),
-                                                ("ps1_r", float), ("hpm", bool))}
-        )
-    return pd.concat(frames, ignore_index=True)
+def star_properties(
+    rng: np.random.Generator, g: np.ndarray, b_deg: float, hpm_fraction: float, hpm_gmax: float = 19.0
+) -> dict[str, np.ndarray]:
+    """Colours and kinematics of stars of Gaia magnitude ``g`` at galactic latitude ``b_deg``.
 
-
-@dataclass
-class Population:
-    stars: pd.DataFrame
-    galaxies: pd.DataFrame
-    density_scale: float  # < 1 when the star density was capped
-
-
-def _sample_positions(rng, n, ra0, dec0, half_xi, half_eta):
-    xi = rng.uniform(-half_xi, half_xi, n)
-    eta = rng.uniform(-half_eta, half_eta, n)
-    return tangent_to_sky(xi, eta, ra0, dec0)
-
-
-def draw_stars(
-    rng: np.random.Generator,
-    ra0: float,
-    dec0: float,
-    half_xi: float,
-    half_eta: float,
-    hpm_fraction: float,
-    g_min: float = 4.0,
-    g_max: float = 22.0,
-    max_star_density: float = 2.4e5,
-) -> tuple[pd.DataFrame, float]:
-    """Stars over the tangent-plane rectangle |xi| < half_xi, |eta| < half_eta (deg).
-
-    Returns a DataFrame (ra, dec at epoch 2016.0; pmra, pmdec (mas/yr), parallax
-    (mas), gmag, rmag (photographic R), ps1_r, hpm) and the density scale
-    applied by the cap.
+    Returns a dict with ``pmra``, ``pmdec`` (mas/yr, pmra includes cos dec),
+    ``parallax`` (mas), ``rmag`` (photographic R), ``ps1_r``, ``g_r`` and
+    ``hpm`` (bool).  Every draw has the full length of ``g``.
     """
-    l_deg, b_deg = galactic_lb(ra0, dec0)
-    area = (2 * half_xi) * (2 * half_eta)
-    edges = np.arange(g_min, g_max + 1e-9, 0.05)
-    lam = star_counts_per_deg2(edges, l_deg, b_deg) * area
-    total = lam.sum()
-    scale = 1.0
-    if total > max_star_density * area:
-        scale = max_star_density * area / total
-        lam = lam * scale
-    counts = rng.poisson(lam)
-    n = int(counts.sum())
-    g = np.repeat(edges[:-1], counts) + rng.uniform(0.0, 0.05, n)
-    ra, dec = _sample_positions(rng, n, ra0, dec0, half_xi, half_eta)
-
+    g = np.asarray(g, dtype=np.float64)
+    n = g.size
     # colours: G - R(photographic) ~ 0.35 +- 0.15, a red (M-dwarf) tail for faint stars
     red = rng.random(n) < np.clip(0.05 + 0.04 * (g - 14.0), 0.05, 0.35)
-    g_r = np.where(red, rng.uniform(0.6, 1.1, n), rng.normal(0.33, 0.13, n))
-    g_r = np.clip(g_r, -0.15, 1.3)
+    gr_red = rng.uniform(0.6, 1.1, n)
+    gr_blue = rng.normal(0.33, 0.13, n)
+    g_r = np.clip(np.where(red, gr_red, gr_blue), -0.15, 1.3)
     rmag = g - g_r
     # Pan-STARRS r (AB) relative to photographic R: r - R ~ 0.2 +- colour term
     ps1_r = rmag + 0.18 + 0.12 * (g_r - 0.33) + rng.normal(0.0, 0.03, n)
-
     # kinematics: absolute magnitude -> distance -> parallax and PM
     giant = rng.random(n) < np.clip(0.35 - 0.03 * (g - 10.0), 0.03, 0.35)
-    m_abs = np.where(giant, rng.normal(0.8, 0.8, n), rng.uniform(3.0, 10.5, n))
-    m_abs = np.where(red & ~giant, rng.uniform(8.0, 11.5, n), m_abs)
-    dist_pc = 10 ** ((g - m_abs + 5.0) / 5.0)
-    dist_pc = np.clip(dist_pc, 5.0, 60_000.0)
+    m_giant = rng.normal(0.8, 0.8, n)
+    m_dwarf = rng.uniform(3.0, 10.5, n)
+    m_red = rng.uniform(8.0, 11.5, n)
+    m_abs = np.where(giant, m_giant, m_dwarf)
+    m_abs = np.where(red & ~giant, m_red, m_abs)
+    dist_pc = np.clip(10 ** ((g - m_abs + 5.0) / 5.0), 5.0, 60_000.0)
     halo = rng.random(n) < np.clip(0.02 + 0.04 * (g - 15.0) * abs(np.sin(np.radians(b_deg))), 0.02, 0.3)
-    vt = np.where(halo, rng.lognormal(np.log(180.0), 0.35, n), rng.lognormal(np.log(32.0), 0.5, n))
-    pm_tot = vt / (4.74 * dist_pc) * 1e3  # mas/yr
-    pm_tot = np.minimum(pm_tot, 95.0)
+    vt_halo = rng.lognormal(np.log(180.0), 0.35, n)
+    vt_disk = rng.lognormal(np.log(32.0), 0.5, n)
+    vt = np.where(halo, vt_halo, vt_disk)
+    pm_tot = np.minimum(vt / (4.74 * dist_pc) * 1e3, 95.0)  # mas/yr
     parallax = 1e3 / dist_pc
-    hpm = rng.random(n) < hpm_fraction
-    nh = int(hpm.sum())
-    pm_h = np.exp(rng.uniform(np.log(100.0), np.log(1000.0), nh))
-    pm_tot[hpm] = pm_h
-    # nearby: v_t ~ 40-150 km/s -> parallax consistent with the large PM
-    parallax[hpm] = pm_h / (4.74 * rng.uniform(40.0, 150.0, nh))
+    hpm = (rng.random(n) < hpm_fraction) & (g <= hpm_gmax)
+    pm_h = np.exp(rng.uniform(np.log(100.0), np.log(1000.0), n))
+    vt_h = rng.uniform(40.0, 150.0, n)  # nearby: parallax consistent with the large PM
+    pm_tot = np.where(hpm, pm_h, pm_tot)
+    parallax = np.where(hpm, pm_h / (4.74 * vt_h), parallax)
     phi = rng.uniform(0.0, 2 * np.pi, n)
-    pmra = pm_tot * np.cos(phi)
-    pmdec = pm_tot * np.sin(phi)
-    df = pd.DataFrame(
-        {
-            "ra": ra.astype(np.float64),
-            "dec": dec.astype(np.float64),
-            "pmra": pmra,
-            "pmdec": pmdec,
-            "parallax": parallax,
-            "gmag": g,
-            "rmag": rmag,
-            "ps1_r": ps1_r,
-            "hpm": hpm,
-        }
-    )
-    return df, scale
+    return {
+        "pmra": pm_tot * np.cos(phi),
+        "pmdec": pm_tot * np.sin(phi),
+        "parallax": parallax,
+        "rmag": rmag,
+        "ps1_r": ps1_r,
+        "g_r": g_r,
+        "hpm": hpm,
+    }
 
 
-def draw_galaxies(
-    rng: np.random.Generator,
-    ra0: float,
-    dec0: float,
-    half_xi: float,
-    half_eta: float,
-    r_min: float = 12.0,
-    r_max: float = 22.5,
-) -> pd.DataFrame:
-    """Galaxies: total R, PS1 PSF-like r, exponential or de Vaucouleurs profile, size, shape."""
-    _, b_deg = galactic_lb(ra0, dec0)
-    area = (2 * half_xi) * (2 * half_eta)
-    edges = np.arange(r_min, r_max + 1e-9, 0.05)
-    counts = rng.poisson(galaxy_counts_per_deg2(edges, b_deg) * area)
-    n = int(counts.sum())
-    rmag = np.repeat(edges[:-1], counts) + rng.uniform(0.0, 0.05, n)
-    ra, dec = _sample_positions(rng, n, ra0, dec0, half_xi, half_eta)
+def galaxy_properties(rng: np.random.Generator, rmag: np.ndarray) -> dict[str, np.ndarray]:
+    """Profile (exponential or de Vaucouleurs), size, shape, PS1 PSF-like r and Gaia G of galaxies of total R."""
+    rmag = np.asarray(rmag, dtype=np.float64)
+    n = rmag.size
     dev = rng.random(n) < np.clip(0.35 - 0.05 * (rmag - 16.0), 0.12, 0.35)
     sersic_n = np.where(dev, 4.0, 1.0)
     # half-light radius: ~3.5" at R=17, shrinking ~0.15 dex per mag, 0.22 dex scatter
     log_re = np.log10(3.5) - 0.15 * (rmag - 17.0) + rng.normal(0.0, 0.22, n)
     r_eff = np.clip(10**log_re, 0.4, 60.0)
-    q = np.where(dev, rng.uniform(0.55, 1.0, n), rng.uniform(0.2, 1.0, n))
+    q_dev = rng.uniform(0.55, 1.0, n)
+    q_exp = rng.uniform(0.2, 1.0, n)
+    q = np.where(dev, q_dev, q_exp)
     pa = rng.uniform(0.0, np.pi, n)
     # PSF magnitude misses the extended light (1" seeing)
     ps1_r_psf = rmag + 0.2 + 1.25 * np.log10(1.0 + (r_eff / 0.8) ** 2)
     # Gaia keeps compact, bright galaxies only (and not all of them)
     gmag = rmag + 0.45 + 0.8 * np.log10(1.0 + (r_eff / 1.0) ** 2)
     in_gaia = (r_eff < 1.5) & (gmag < 20.7) & (rng.random(n) < 0.6)
+    return {
+        "ps1_r": ps1_r_psf,
+        "gmag": gmag,
+        "r_eff": r_eff,
+        "axis_ratio": q,
+        "pa": pa,
+        "sersic_n": sersic_n,
+        "in_gaia": in_gaia,
+    }
+
+
+def cluster_members(rng: np.random.Generator, c: StarCluster) -> pd.DataFrame:
+    """All members of a cluster (columns :data:`STAR_COLUMNS`), positions at 2016.0.
+
+    The caller seeds ``rng`` per cluster, so a member is the same object in
+    every tile that contains it.
+    """
+    n = int(c.n_members)
+    bright = rng.random(n) < 0.06
+    g_bright = rng.uniform(9.5, c.g_turnoff, n)
+    g_ms = rng.uniform(c.g_range[0], c.g_range[1], n)
+    g = np.where(bright, g_bright, g_ms)
+    a = c.r_half_arcmin / 1.305  # Plummer scale for the half-number radius
+    u = rng.uniform(1e-6, 0.999, n)
+    r = a / np.sqrt(u ** (-2.0 / 3.0) - 1.0) / 60.0  # deg
+    th = rng.uniform(0.0, 2 * np.pi, n)
+    mra, mdec = tangent_to_sky(r * np.cos(th), r * np.sin(th), c.ra, c.dec)
+    gr_giant = rng.uniform(0.5, 0.8, n)
+    gr_ms = rng.normal(0.4, 0.06, n) + 0.04 * (g - 13.0)
+    g_r = np.where(bright, gr_giant, gr_ms)
+    rmag = g - g_r
     return pd.DataFrame(
         {
-            "ra": ra,
-            "dec": dec,
+            "ra": mra.astype(np.float64),
+            "dec": mdec.astype(np.float64),
+            "pmra": c.pmra + rng.normal(0.0, 0.15, n),
+            "pmdec": c.pmdec + rng.normal(0.0, 0.15, n),
+            "parallax": c.parallax + rng.normal(0.0, 0.02, n),
+            "gmag": g,
             "rmag": rmag,
-            "ps1_r": ps1_r_psf,
-            "gmag": gmag,
-            "r_eff": r_eff,
-            "axis_ratio": q,
-            "pa": pa,
-            "sersic_n": sersic_n,
-            "in_gaia": in_gaia,
+            "ps1_r": rmag + 0.18 + 0.12 * (g_r - 0.33) + rng.normal(0.0, 0.03, n),
+            "g_r": g_r,
+            "hpm": np.zeros(n, dtype=bool),
         }
     )

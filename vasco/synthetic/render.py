@@ -65,6 +65,10 @@ __all__ = [
     "growth_knee_density",
     "isolated_star",
     "background_rms_map",
+    "draw_plate_defects",
+    "render_defects",
+    "DEFECT_BLOCK_PX",
+    "MAX_SCRATCH_PX",
 ]
 
 _TWO_PI = 2.0 * np.pi
@@ -825,8 +829,20 @@ class RenderParams:
 # ---------------------------------------------------------------------------
 
 
-def draw_defects(
-    rng: np.random.Generator,
+#: Side (plate pixels) of the blocks in which a plate's defects are drawn.
+DEFECT_BLOCK_PX = 512
+#: Longest scratch (plate pixels); cutouts gather the blocks within half of it.
+MAX_SCRATCH_PX = 850.0
+_DEFECT_TAG = 0xDEF3C7
+
+
+def draw_plate_defects(
+    seed: int,
+    plate_code: int,
+    plate_nx: int,
+    plate_ny: int,
+    cnpix1: float,
+    cnpix2: float,
     nx: int,
     ny: int,
     pixscale: float,
@@ -835,48 +851,98 @@ def draw_defects(
     dust_per_deg2: float = 40.0,
     scratches_per_deg2: float = 2.4,
 ) -> "list[dict]":
-    """Draw emulsion spots, dust blobs and scratches (pixel space, density units).
+    """Emulsion spots, dust and scratches of a plate that touch one of its cutouts (density units).
 
-    Returns a list of dicts with keys cls, x, y (1-based), amp (ADU, signed),
-    fwhm_px, extent_px (radius for spots/dust, length for scratches) and
-    angle_deg (scratches).
+    Defects belong to the plate: they are drawn in blocks of
+    :data:`DEFECT_BLOCK_PX` x :data:`DEFECT_BLOCK_PX` plate pixels, each
+    block from its own stream seeded by ``(seed, plate_code, block x, block
+    y)``, so two cutouts of the same plate show the same defects where they
+    overlap, and cutouts of different plates different ones.  Positions are
+    drawn in full-plate pixels (1-based, pixel centres at integers) and
+    returned in the cutout's (``x = x_plate - CNPIX1``).
+
+    Parameters
+    ----------
+    seed : int
+        Survey seed.
+    plate_code : int
+        The plate (:func:`vasco.synthetic.tile.plate_code`).
+    plate_nx, plate_ny : int
+        Size of the full scan (pixels).
+    cnpix1, cnpix2 : float
+        The cutout's corner on the plate (``CNPIX1``/``CNPIX2``).
+    nx, ny : int
+        The cutout's size (pixels).
+    pixscale : float
+        Arcsec per pixel.
+    n_defects_per_deg2, dust_per_deg2, scratches_per_deg2 : float
+        Densities of spots, dust blobs and scratches.
+    noise_sigma : float
+        Sky grain noise (ADU): the scale of the defects' amplitudes.
+
+    Returns
+    -------
+    list of dict
+        Keys ``cls`` (defect, dust, scratch), ``x``, ``y`` (cutout pixels),
+        ``amp`` (ADU, signed), ``fwhm_px``, ``extent_px`` (FWHM for spots and
+        dust, length for scratches), ``angle_deg`` (scratches) and
+        ``block``/``index`` (the block key ``by << 6 | bx`` and the index in
+        it, which make a defect's identity on its plate).
     """
-    area = nx * ny * (pixscale / 3600.0) ** 2
+    B = DEFECT_BLOCK_PX
+    pad = 0.5 * MAX_SCRATCH_PX + 40.0
+    nbx = (int(plate_nx) + B - 1) // B
+    nby = (int(plate_ny) + B - 1) // B
+    bx0 = max(int(np.floor((cnpix1 - pad) / B)), 0)
+    bx1 = min(int(np.floor((cnpix1 + nx + pad) / B)), nbx - 1)
+    by0 = max(int(np.floor((cnpix2 - pad) / B)), 0)
+    by1 = min(int(np.floor((cnpix2 + ny + pad) / B)), nby - 1)
     out: list[dict] = []
-    # small sharp emulsion spots, sharper than the PSF
-    n = int(rng.poisson(n_defects_per_deg2 * area))
-    xs = rng.uniform(0.5, nx + 0.5, n)
-    ys = rng.uniform(0.5, ny + 0.5, n)
-    fw = rng.uniform(0.9, 1.5, n)
-    amp = np.exp(rng.uniform(np.log(0.8 * noise_sigma), np.log(9000.0), n))
-    sign = np.where(rng.random(n) < 0.8, 1.0, -1.0)  # mostly dark (dense) spots, some clear pinholes
-    sign = np.where(amp > 3000, 1.0, sign)
-    for i in range(n):
-        out.append(dict(cls="defect", x=xs[i], y=ys[i], amp=sign[i] * amp[i], fwhm_px=fw[i], extent_px=fw[i], angle_deg=0.0))
-    # dust: larger, soft, brighter or darker blobs
-    n = int(rng.poisson(dust_per_deg2 * area))
-    xs = rng.uniform(0.5, nx + 0.5, n)
-    ys = rng.uniform(0.5, ny + 0.5, n)
-    fw = np.exp(rng.uniform(np.log(4.0), np.log(18.0), n))
-    amp = rng.uniform(1.0, 6.0, n) * noise_sigma * np.where(rng.random(n) < 0.5, 1.0, -1.0)
-    for i in range(n):
-        out.append(dict(cls="dust", x=xs[i], y=ys[i], amp=amp[i], fwhm_px=fw[i], extent_px=fw[i], angle_deg=0.0))
-    # scratches: thin straight lines
-    n = int(rng.poisson(scratches_per_deg2 * area))
-    for _ in range(n):
-        length = rng.uniform(80.0, 0.8 * max(nx, ny))
-        ang = rng.uniform(0.0, 180.0)
-        out.append(
-            dict(
-                cls="scratch",
-                x=rng.uniform(0.5, nx + 0.5),
-                y=rng.uniform(0.5, ny + 0.5),
-                amp=rng.uniform(1.0, 4.0) * noise_sigma * (1.0 if rng.random() < 0.5 else -1.0),
-                fwhm_px=rng.uniform(0.8, 1.3),
-                extent_px=length,
-                angle_deg=ang,
-            )
-        )
+    for by in range(by0, by1 + 1):
+        for bx in range(bx0, bx1 + 1):
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(plate_code), bx, by, _DEFECT_TAG]))
+            xa, xb = bx * B + 0.5, min((bx + 1) * B, int(plate_nx)) + 0.5
+            ya, yb = by * B + 0.5, min((by + 1) * B, int(plate_ny)) + 0.5
+            area = (xb - xa) * (yb - ya) * (pixscale / 3600.0) ** 2
+            block = (by << 6) | bx
+            # small sharp emulsion spots, sharper than the PSF
+            n = int(rng.poisson(n_defects_per_deg2 * area))
+            xs = rng.uniform(xa, xb, n) - cnpix1
+            ys = rng.uniform(ya, yb, n) - cnpix2
+            fw = rng.uniform(0.9, 1.5, n)
+            amp = np.exp(rng.uniform(np.log(0.8 * noise_sigma), np.log(9000.0), n))
+            sign = np.where(rng.random(n) < 0.8, 1.0, -1.0)  # mostly dark (dense) spots, some clear pinholes
+            sign = np.where(amp > 3000, 1.0, sign)
+            for i in range(n):
+                if -8.0 <= xs[i] <= nx + 8.0 and -8.0 <= ys[i] <= ny + 8.0:
+                    out.append(dict(cls="defect", x=float(xs[i]), y=float(ys[i]), amp=float(sign[i] * amp[i]),
+                                    fwhm_px=float(fw[i]), extent_px=float(fw[i]), angle_deg=0.0, block=block, index=i))
+            # dust: larger, soft, brighter or darker blobs
+            n = int(rng.poisson(dust_per_deg2 * area))
+            xs = rng.uniform(xa, xb, n) - cnpix1
+            ys = rng.uniform(ya, yb, n) - cnpix2
+            fw = np.exp(rng.uniform(np.log(4.0), np.log(18.0), n))
+            amp = rng.uniform(1.0, 6.0, n) * noise_sigma * np.where(rng.random(n) < 0.5, 1.0, -1.0)
+            for i in range(n):
+                r = 4.0 * fw[i]
+                if -r <= xs[i] <= nx + r and -r <= ys[i] <= ny + r:
+                    out.append(dict(cls="dust", x=float(xs[i]), y=float(ys[i]), amp=float(amp[i]),
+                                    fwhm_px=float(fw[i]), extent_px=float(fw[i]), angle_deg=0.0, block=block, index=i))
+            # scratches: thin straight lines
+            n = int(rng.poisson(scratches_per_deg2 * area))
+            length = rng.uniform(80.0, MAX_SCRATCH_PX, n)
+            ang = rng.uniform(0.0, 180.0, n)
+            xs = rng.uniform(xa, xb, n) - cnpix1
+            ys = rng.uniform(ya, yb, n) - cnpix2
+            amp = rng.uniform(1.0, 4.0, n) * noise_sigma * np.where(rng.random(n) < 0.5, 1.0, -1.0)
+            fw = rng.uniform(0.8, 1.3, n)
+            for i in range(n):
+                hx = 0.5 * length[i] * abs(np.cos(np.radians(ang[i]))) + 5.0
+                hy = 0.5 * length[i] * abs(np.sin(np.radians(ang[i]))) + 5.0
+                if -hx <= xs[i] <= nx + hx and -hy <= ys[i] <= ny + hy:
+                    out.append(dict(cls="scratch", x=float(xs[i]), y=float(ys[i]), amp=float(amp[i]),
+                                    fwhm_px=float(fw[i]), extent_px=float(length[i]), angle_deg=float(ang[i]),
+                                    block=block, index=i))
     return out
 
 
@@ -1014,7 +1080,7 @@ def render_plate(
 
     ``sky`` is the sky exposure map (:func:`sky_exposure_map`), ``point_*``
     the point sources (stars and transients, photographic R), ``gal_*`` the
-    galaxies, ``defects`` from :func:`draw_defects`.  Stars brighter than
+    galaxies, ``defects`` from :func:`draw_plate_defects`.  Stars brighter than
     R = 13 get diffraction spikes.
     """
     expo = np.array(sky, dtype=np.float64, copy=True)
