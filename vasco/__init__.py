@@ -4,4 +4,4 @@ The science library. It never imports Prefect; ``tasks/`` and ``flows/``
 wrap it for orchestration.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

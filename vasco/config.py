@@ -148,14 +148,19 @@ class AstrometryConfig(_Section):
 class SyntheticConfig(_Section):
     """The offline synthetic POSS-I sky."""
 
-    n_transients: int = Field(40, ge=0, description="Injected vanishing sources per tile.")
+    n_transients: int = Field(
+        40,
+        ge=0,
+        description="Injected vanishing sources per 30' tile (0.25 deg^2), unless transients_per_deg2 is set; "
+        "they are drawn per sky cell, so overlapping tiles share them.",
+    )
     transient_mag_min: float = Field(16.0, description="Brightest injected transient (R).")
     transient_mag_max: float = Field(20.5, description="Faintest injected transient (R).")
     transient_clearance_arcsec: float = Field(
         8.0, gt=0, description="Transients are placed at least this far from any catalogued or rendered source."
     )
     hpm_fraction: float = Field(
-        0.004, ge=0, le=1, description="Fraction of stars given a high proper motion (>= 100 mas/yr)."
+        0.004, ge=0, le=1, description="Fraction of stars with G <= 19 given a high proper motion (100-1000 mas/yr)."
     )
     gaia_gmax: float = Field(21.0, description="Faint limit of the Gaia-like list.")
     ps1_rmax: float = Field(21.4, description="Faint limit of the PS1-like list.")
