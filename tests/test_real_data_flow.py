@@ -15,6 +15,8 @@ from astropy.io import fits
 from prefect.testing.utilities import prefect_test_harness
 
 from servers.dss import DssStandIn
+from servers.skybot import SkybotStandIn
+from servers.supercosmos import SupercosmosStandIn
 from servers.vizier import VizierStandIn
 from servers.xmatch import XMatchStandIn
 from vasco.config import SyntheticConfig, VascoConfig
@@ -29,6 +31,9 @@ pytestmark = [
 POSITIONS = [(132.8250, 11.8000), (184.0164, 27.8682)]
 SIZE = 10.0
 SEED = 1
+#: Transients are drawn per area (n_transients per 30' tile): a denser injection
+#: gives these 10' tiles candidates to compare.
+SYNTH = SyntheticConfig(n_transients=300)
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +63,56 @@ class SyntheticDss(DssStandIn):
 
     def handle(self, h: Any, seen: Any) -> None:
         q = {k: v[0] for k, v in seen.query.items()}
-        tile = make_synthetic_tile(float(q["r"]), float(q["d"]), float(q["h"]), SEED, SyntheticConfig())
+        tile = make_synthetic_tile(float(q["r"]), float(q["d"]), float(q["h"]), SEED, SYNTH)
         buf = io.BytesIO()
         fits.PrimaryHDU(data=tile.image, header=tile.header).writeto(buf)
         self.body = buf.getvalue()
         super().handle(h, seen)
 
 
+def _tiles() -> list[Any]:
+    return [make_synthetic_tile(ra, dec, SIZE, SEED, SYNTH) for ra, dec in POSITIONS]
+
+
+def _union(frames: list[pd.DataFrame], key: str) -> pd.DataFrame:
+    return pd.concat(frames).drop_duplicates(key).reset_index(drop=True)
+
+
+#: The later vetoes' VizieR tables, served from the synthetic sky's own lists.
+VETO_IDS = {"I/284/out": "USNO-B1.0", "II/328/allwise": "AllWISE", "B/vsx/vsx": "Name"}
+
+
+def _veto_tables() -> dict[str, tuple[pd.DataFrame, str, str]]:
+    tiles = _tiles()
+    return {
+        "I/284/out": (_union([t.usnob for t in tiles], "USNO-B1.0"), "RAJ2000", "DEJ2000"),
+        "II/328/allwise": (_union([t.allwise for t in tiles], "AllWISE"), "RAJ2000", "DEJ2000"),
+        "B/vsx/vsx": (_union([t.vsx for t in tiles], "Name"), "RAJ2000", "DEJ2000"),
+    }
+
+
+def _veto_servers() -> tuple[SkybotStandIn, SupercosmosStandIn]:
+    """SkyBoT and SuperCOSMOS stand-ins answering with the synthetic sky's lists."""
+    tiles = _tiles()
+    rocks = _union([t.skybot for t in tiles], "Name")
+    # The synthetic answer is already at each tile's plate epoch: serve it as still.
+    rocks["dRAcosDec"] = 0.0
+    rocks["dDEC"] = 0.0
+    return SkybotStandIn(rocks, float(rocks["epoch_jd"].iloc[0])), SupercosmosStandIn(
+        _union([t.scos for t in tiles], "objID"))
+
+
+def _config(tmp_path: Any, **catalogs: Any) -> str:
+    """A config whose archive veto asks AllWISE only (the archive the synthetic sky has)."""
+    cfg = VascoConfig.model_validate({"vetoes": {"archives": {"tables": ["allwise"]}},
+                                      "synthetic": SYNTH.model_dump(),
+                                      "catalogs": {**VascoConfig().catalogs.model_dump(), **catalogs}})
+    return str(cfg.write(tmp_path / "test-config.json"))
+
+
 def _vizier_tables() -> dict[str, tuple[pd.DataFrame, str, str]]:
     gaia, ps1 = [], []
-    for ra, dec in POSITIONS:
-        tile = make_synthetic_tile(ra, dec, SIZE, SEED, SyntheticConfig())
+    for tile in _tiles():
         gaia.append(tile.gaia)
         ps1.append(tile.ps1)
     g = pd.concat(gaia).drop_duplicates("source_id").rename(columns={
@@ -88,13 +132,20 @@ def test_survey_with_xmatch_matches_synthetic(tmp_path, monkeypatch, harness):
 
     pos = tmp_path / "pos.csv"
     pos.write_text("ra,dec\n" + "".join(f"{ra},{dec}\n" for ra, dec in POSITIONS))
-    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos))
+    cfg_file = _config(tmp_path)
+    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
+                config_file=cfg_file)
     tables = {f"vizier:{k}": v for k, v in _vizier_tables().items()}
-    with SyntheticDss() as dss, XMatchStandIn(tables, job_delay=0.2) as xm:
+    skybot, scos = _veto_servers()
+    with SyntheticDss() as dss, XMatchStandIn(tables, job_delay=0.2) as xm, VizierStandIn(
+            _veto_tables(), ids=VETO_IDS) as viz, skybot, scos:
         monkeypatch.setenv("VASCO_DSS_URL", dss.base_url)
         monkeypatch.setenv("VASCO_XMATCH_URL", xm.sync_url)
+        monkeypatch.setenv("VASCO_VIZIER_URL", viz.url)
+        monkeypatch.setenv("VASCO_SKYBOT_URL", skybot.base_url)
+        monkeypatch.setenv("VASCO_SUPERCOSMOS_URL", scos.base_url)
         real = survey_flow(out=str(tmp_path / "xmatch"), sky="dss", catalogs="xmatch", size_arcmin=SIZE,
-                           seed=SEED, positions=str(pos), workers=2)
+                           seed=SEED, positions=str(pos), workers=2, config_file=cfg_file)
         # CDS bans parallel jobs: never more than one at a time, across tiles too.
         assert xm.max_jobs_running == 1 and len(xm.jobs) >= 4
     assert real["tiles"]["processed"] == 2, real
@@ -109,14 +160,17 @@ def test_survey_against_standins_matches_synthetic(tmp_path, monkeypatch, harnes
 
     pos = tmp_path / "pos.csv"
     pos.write_text("ra,dec\n" + "".join(f"{ra},{dec}\n" for ra, dec in POSITIONS))
-    synth = survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos))
     # One call at a time per service, although two tiles run at once.
-    cfg = VascoConfig()
-    cfg = cfg.model_validate({**cfg.model_dump(), "catalogs": {**cfg.catalogs.model_dump(), "service_concurrency": 1}})
-    cfg_file = cfg.write(tmp_path / "polite.json")
-    with SyntheticDss(delay=0.5) as dss, VizierStandIn(_vizier_tables()) as viz:
+    cfg_file = _config(tmp_path, service_concurrency=1)
+    synth = survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
+                        config_file=cfg_file)
+    skybot, scos = _veto_servers()
+    with SyntheticDss(delay=0.5) as dss, VizierStandIn({**_vizier_tables(), **_veto_tables()},
+                                                       ids=VETO_IDS) as viz, skybot, scos:
         monkeypatch.setenv("VASCO_DSS_URL", dss.base_url)
         monkeypatch.setenv("VASCO_VIZIER_URL", viz.url)
+        monkeypatch.setenv("VASCO_SKYBOT_URL", skybot.base_url)
+        monkeypatch.setenv("VASCO_SUPERCOSMOS_URL", scos.base_url)
         real = survey_flow(out=str(tmp_path / "real"), sky="dss", catalogs="vizier", size_arcmin=SIZE,
                            seed=SEED, positions=str(pos), workers=2, config_file=str(cfg_file))
         assert len(dss.seen) == 2
@@ -164,7 +218,9 @@ def test_vasco_tile_on_the_real_m101_cutout(tmp_path, m101_path, harness):
     assert (dets["ra"] != 0).all() and (dets["dec"] != 0).all()
     assert dets["ra"].between(210.5, 211.1).all() and dets["dec"].between(54.1, 54.6).all()
     assert dets["gaia_sep_arcsec"].notna().sum() > 0.3 * len(dets)
-    assert list(rec["funnel"])[-1] == "no_gaia"
+    # Only the Gaia file was given: the HPM veto (which reads Gaia) runs, the other vetoes are skipped.
+    assert "no_gaia" in rec["funnel"] and list(rec["funnel"])[-1] == "not_hpm"
+    assert "not_bright_star" in rec["vetoes"]["skipped"]
 
 
 def test_vasco_tile_bad_input_is_named(tmp_path, capsys):

@@ -795,7 +795,8 @@ def _service_list(
                              "dec": pd.Series(dtype=np.float64)})
     if name == "scos":
         parts = [query_supercosmos(float(a), float(d), vc.supercosmos.radius_arcsec / 3600.0,
-                                   config=cfg.sources.supercosmos) for a, d in zip(cra, cdec)]
+                                   ["objID", "ra", "dec", "sCorMagR1"], config=cfg.sources.supercosmos)
+                 for a, d in zip(cra, cdec)]
         table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         return table.drop_duplicates("objID").reset_index(drop=True) if "objID" in table else table
     if name == "vsx":
