@@ -72,3 +72,16 @@ def test_veto_config_order_and_switches():
     assert cfg.enabled_stages() == ["not_bright_star", "no_archive", "not_variable", "in_supercosmos"]
     with pytest.raises(ValueError, match="catalog"):
         VetoesConfig.model_validate({"spikes": {"catalog": "tycho"}})
+
+
+def test_hpm_veto_ignores_gaia_sources_the_plate_sees_where_gaia_puts_them():
+    cands = _ref([0.0], [0.0])
+    gaia = _ref([30.0, -40.0], [0.0, 0.0], mags=[16.0, 16.0], pmra=np.array([np.nan, np.nan]),
+                pmdec=np.array([np.nan, np.nan]), ids=["galaxy", "moved"])
+    plate = _ref([30.5, 0.0], [0.0, 0.0])  # a detection at the first Gaia source, and the candidate itself
+    res = hpm_veto(cands["ra"], cands["dec"], gaia, plate_ra=plate["ra"], plate_dec=plate["dec"])
+    assert res["vetoed"].tolist() == [True] and res.loc[0, "match_id"] == "moved"
+    only_galaxy = gaia.iloc[:1]
+    res = hpm_veto(cands["ra"], cands["dec"], only_galaxy, plate_ra=plate["ra"], plate_dec=plate["dec"])
+    assert res["vetoed"].tolist() == [False]
+    assert hpm_veto(cands["ra"], cands["dec"], only_galaxy)["vetoed"].tolist() == [True]

@@ -903,7 +903,10 @@ def apply_vetoes(
             elif stage == "not_hpm":
                 ref = load("gaia")
                 if ref is not None:
-                    res = hpm_veto(ra, dec, ref, radius_arcsec=vc.hpm.radius_arcsec, gmag_max=vc.hpm.gmag_max)
+                    res = hpm_veto(ra, dec, ref, radius_arcsec=vc.hpm.radius_arcsec, gmag_max=vc.hpm.gmag_max,
+                                   plate_ra=table["ra"].to_numpy(np.float64),
+                                   plate_dec=table["dec"].to_numpy(np.float64),
+                                   plate_radius_arcsec=cfg.matching.radius_arcsec)
                     mark(stage, res, idx, {"match_id": "hpm_gaia_id", "match_sep_arcsec": "hpm_sep_arcsec"})
             if res is None:
                 skipped[stage] = skipped.get(stage, "no reference list for this tile")

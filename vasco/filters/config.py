@@ -106,8 +106,9 @@ class HpmConfig(_Section):
     radius_arcsec: float = Field(
         60.0,
         gt=0,
-        description="A Gaia source without proper motion (2-parameter solution) within this distance "
-        "(1,000 mas/yr over 60 years) may be the candidate, moved.",
+        description="A Gaia source without proper motion (2-parameter solution), with no plate detection "
+        "within matching.radius_arcsec of its Gaia position, within this distance (1,000 mas/yr over 60 "
+        "years) may be the candidate, moved.",
     )
     gmag_max: float = Field(19.5, description="Only Gaia sources at most this faint (G) count.")
 

@@ -187,19 +187,34 @@ def hpm_veto(
     *,
     radius_arcsec: float = 60.0,
     gmag_max: float = 19.5,
+    plate_ra: ArrayLike | None = None,
+    plate_dec: ArrayLike | None = None,
+    plate_radius_arcsec: float = 5.0,
 ) -> pd.DataFrame:
-    """Rejected when a Gaia source *without* proper motion lies within the radius.
+    """Rejected when a Gaia source *without* proper motion, itself missing from the plate, lies within the radius.
 
-    Such a source (a 2-parameter solution) may be a high-proper-motion star
-    whose 2016 position is far from where it was on the plate; Gaia could not
-    tell.  ``gaia`` is in the reference schema with positions at their own
-    epoch; only rows with NaN ``pmra``/``pmdec`` and ``mag <= gmag_max`` count.
+    Such a source (a 2-parameter solution) may be a high-proper-motion star:
+    in 2016 it is far from where the plate saw it, so the plate shows a
+    "vanished" source at the old position and nothing at the Gaia one.
+    ``gaia`` is in the reference schema with positions at their own epoch;
+    only rows with NaN ``pmra``/``pmdec`` and ``mag <= gmag_max`` count, and,
+    when the plate's detections are given (``plate_ra``, ``plate_dec``), only
+    those with no detection within ``plate_radius_arcsec`` of their Gaia
+    position (a galaxy or a slow star without a Gaia proper motion is on the
+    plate where Gaia puts it, and cannot explain a candidate elsewhere).
     """
     if len(gaia):
         nopm = ~np.isfinite(gaia["pmra"].to_numpy(np.float64)) | ~np.isfinite(gaia["pmdec"].to_numpy(np.float64))
         with np.errstate(invalid="ignore"):
             bright = gaia["mag"].to_numpy(np.float64) <= gmag_max
         gaia = gaia.loc[nopm & bright]
+    if len(gaia) and plate_ra is not None and plate_dec is not None and np.size(plate_ra):
+        seen = counterpart_veto(gaia["ra"], gaia["dec"],
+                                pd.DataFrame({"source_id": np.arange(np.size(plate_ra)),
+                                              "ra": np.asarray(plate_ra, np.float64),
+                                              "dec": np.asarray(plate_dec, np.float64)}),
+                                plate_radius_arcsec)["vetoed"].to_numpy(bool)
+        gaia = gaia.loc[~seen]
     return counterpart_veto(ra, dec, gaia, radius_arcsec)
 
 
