@@ -64,3 +64,17 @@ def test_compare_recall_attribution_and_ours_only():
     assert res["our_candidates"] == 2 and res["our_candidates_not_published"] == 1
     assert res["ours_only"]["NUMBER"].tolist() == [4]
     assert res["neowise_split"] == {"detected": 3, "matched_in_optical": 1, "ir_only": 2}
+
+
+def test_a_source_measured_in_two_tiles_is_attributed_by_its_primary_measurement():
+    s = 1 / 3600
+    det = pd.DataFrame({
+        "tile_id": ["t1", "t2", "t1", "t2"], "NUMBER": [1, 1, 2, 2],
+        "ra": [10.0, 10.0 + 0.3 * s, 10.05, 10.05 + 0.3 * s], "dec": 0.0,
+        "cut_snr": [True, True, True, False],
+        "is_primary": [False, True, False, True], "is_survey_candidate": [False, True, False, False],
+    })
+    # Published exactly on the non-primary copies.
+    pub = pd.DataFrame({"ra": [10.0, 10.05], "dec": [0.0, 0.0]})
+    res = compare_published(pub, det, [{"tile_id": "t1", "ra": 10.0, "dec": 0.0, "size_arcmin": 30.0}])
+    assert res["rows"]["stage"].tolist() == ["candidate", "snr"]

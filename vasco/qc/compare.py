@@ -168,9 +168,21 @@ def compare_published(
     def recall(sep: np.ndarray) -> dict[str, float | None]:
         return {f"{r:g}": (float(np.mean(sep <= r)) if n else None) for r in radii}
 
+    # Attribution: a published source that is one of our candidates is 'candidate', whichever
+    # measurement is nearest; otherwise the stage of its nearest primary measurement (a copy of
+    # a source in an overlapping tile is not what decides).
     stages = funnel_stage(detections)
+    if "is_primary" in detections:
+        prim = np.flatnonzero(detections["is_primary"].to_numpy(bool))
+    else:
+        prim = np.arange(len(detections))
+    p_idx, p_sep = nearest_within(pub["ra"], pub["dec"], detections["ra"].to_numpy()[prim],
+                                  detections["dec"].to_numpy()[prim], match_radius_arcsec)
     matched = np.isfinite(d_sep) & (d_sep <= match_radius_arcsec)
-    where_went = np.where(matched, stages[np.where(matched, d_idx, 0)], "not_detected")
+    is_cand = np.isfinite(c_sep) & (c_sep <= match_radius_arcsec)
+    where_went = np.where(p_idx >= 0, stages[prim[np.where(p_idx >= 0, p_idx, 0)]], "not_detected")
+    where_went = np.where(is_cand, "candidate", where_went)
+    where_went = np.where(matched | is_cand, where_went, "not_detected")
     rows = pd.DataFrame({
         "ra": pub["ra"], "dec": pub["dec"], "tile_id": pub_tile,
         "det_sep_arcsec": d_sep, "cand_sep_arcsec": c_sep, "stage": where_went,
