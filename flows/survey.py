@@ -281,9 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     inj = summary.get("injection")
     if inj:
+        def fmt(v: Any) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+
         print(
-            f"synthetic injection: completeness {inj['completeness']}, purity {inj['purity']}, "
-            f"false by class {inj['false_by_class']}"
+            f"synthetic injection: completeness {fmt(inj['completeness'])} "
+            f"({fmt(inj.get('completeness_searchable'))} outside the bright-star zones), "
+            f"purity {fmt(inj['purity'])}; recoverable transients lost by stage {inj.get('lost_by_stage')}; "
+            f"false candidates by class {inj['false_by_class']}"
         )
     return 0
 

@@ -151,9 +151,7 @@ def run_tile(
     }
     truth = acq["outputs"].get("truth")
     if truth is not None:
-        dets = pd.read_parquet(
-            vet["outputs"]["detections"]["path"], columns=["ra", "dec", "passes_cuts", "is_candidate"]
-        )
+        dets = pd.read_parquet(vet["outputs"]["detections"]["path"])
         record["injection"] = score_tile(dets, pd.read_parquet(truth["path"]))
     return tt.record_tile(tile_dir, record)
 

@@ -64,8 +64,11 @@ def main() -> int:
     inj = summary.get("injection")
     if inj:
         print(f"injection: {inj['recovered']}/{inj['recoverable']} recoverable recovered, "
-              f"completeness {inj['completeness']:.3f}, purity {inj['purity']:.3f}, "
-              f"false by class {inj['false_by_class']}")
+              f"completeness {inj['completeness']:.3f}, outside the bright-star zones "
+              f"{inj['completeness_searchable']:.3f}, model {inj['completeness_model']:.3f}, "
+              f"purity {inj['purity']:.3f}")
+        print(f"recoverable transients lost by stage: {inj['lost_by_stage']}")
+        print(f"false candidates by class: {inj['false_by_class']}")
     return 0 if same else 1
 
 

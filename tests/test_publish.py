@@ -83,6 +83,7 @@ def test_injection_scoring():
     assert s["recoverable"] == 3 and s["recovered"] == 2
     assert s["model_recoverable"] == 3 and s["model_recovered"] == 1
     assert s["true_candidates"] == 2 and s["candidates"] == 6
+    assert s["lost_by_stage"] == {"not_detected": 1}
     assert s["false_by_class"] == {"high_proper_motion": 1, "defect": 1, "galaxy": 0, "spike": 1, "asteroid": 0,
                                    "infrared": 0, "variable": 0, "other": 1}
     total = combine_scores([s, s])

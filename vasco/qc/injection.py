@@ -12,14 +12,21 @@ Definitions (the contract of ``summary.json``'s ``injection`` block):
   against completeness;
 - ``recovered``: recoverable transients with a candidate within ``match_arcsec``;
 - ``completeness`` = recovered / recoverable: what the counterpart vetoes,
-  the astrometry and the detection lose of what the cuts keep;
+  the later vetoes, the astrometry and the detection lose of what the cuts keep;
+- ``lost_by_stage``: the recoverable transients that are not candidates, by
+  the funnel stage that removed them (``not_detected`` if none);
+- ``completeness_searchable``: recovered / (recoverable minus those lost to
+  the bright-star rule): the paper's rule excludes zones around bright stars
+  from the search by design, so this is the completeness over the sky the
+  method searches;
 - ``model_recoverable`` / ``completeness_model``: the same with the
   prediction alone for every transient, so the losses of the cuts themselves
   (SPREAD_MODEL, shape and MAD-clip scatter near SNR 30) are included;
 - ``purity`` = candidates that are injected transients / candidates;
 - ``false_by_class``: the other candidates, by the truth class of what lies
   under them (``high_proper_motion``, ``defect`` for emulsion spots, dust and
-  scratches, ``galaxy``, ``spike`` for bright-star spikes and halos, ``other``).
+  scratches, ``galaxy``, ``spike`` for bright-star spikes and halos,
+  ``asteroid``, ``infrared`` for IR-only sources, ``variable``, ``other``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from vasco.matching.crossmatch import angular_separation_arcsec, nearest_within
+from vasco.qc.compare import funnel_stage
 
 __all__ = ["FALSE_CLASSES", "score_tile", "combine_scores"]
 
@@ -96,6 +104,12 @@ def score_tile(detections: pd.DataFrame, truth: pd.DataFrame, match_arcsec: floa
     false_by_class = {k: 0 for k in FALSE_CLASSES}
     for lab in labels:
         false_by_class[lab] += 1
+    # Where the recoverable transients that are not candidates were lost.
+    stages = funnel_stage(detections)
+    lost: dict[str, int] = {}
+    for k in np.flatnonzero(recoverable & ~found):
+        name = str(stages[didx[k]]) if detected[k] else "not_detected"
+        lost[name] = lost.get(name, 0) + 1
     return {
         "injected": int(len(trans)),
         "detected": int(detected.sum()),
@@ -107,6 +121,7 @@ def score_tile(detections: pd.DataFrame, truth: pd.DataFrame, match_arcsec: floa
         "candidates": int(len(cands)),
         "true_candidates": int(is_true.sum()),
         "false_by_class": false_by_class,
+        "lost_by_stage": dict(sorted(lost.items())),
     }
 
 
@@ -116,11 +131,21 @@ def combine_scores(scores: list[dict]) -> dict:
             "recovered_any", "candidates", "true_candidates")
     total = {k: int(sum(s[k] for s in scores)) for k in keys}
     total["false_by_class"] = {c: int(sum(s["false_by_class"][c] for s in scores)) for c in FALSE_CLASSES}
+    lost: dict[str, int] = {}
+    for s in scores:
+        for k, v in s.get("lost_by_stage", {}).items():
+            lost[k] = lost.get(k, 0) + int(v)
+    total["lost_by_stage"] = dict(sorted(lost.items()))
 
     def ratio(num: str, den: str) -> float | None:
         return total[num] / total[den] if total[den] else None
 
     total["completeness"] = ratio("recovered", "recoverable")
+    # The paper's bright-star rule removes a fixed share of the sky by design: completeness
+    # over the sky the method searches leaves out the transients that fall in those zones.
+    in_zones = lost.get("not_bright_star", 0)
+    searchable = total["recoverable"] - in_zones
+    total["completeness_searchable"] = total["recovered"] / searchable if searchable else None
     total["completeness_model"] = ratio("model_recovered", "model_recoverable")
     total["purity"] = ratio("true_candidates", "candidates")
     return total
