@@ -169,3 +169,45 @@ def test_vetoes_funnel_and_compare_with_the_injected_list(survey, tmp_path):
     assert (recovered["cand_sep_arcsec"] < 5.0).all()
     assert res["recall_candidates"]["5"] == pytest.approx(len(recovered) / len(rows))
     assert np.isclose(sum(res["removed_by_stage"].values()), len(rows))
+
+
+@pytest.fixture(scope="module")
+def overlapping(tmp_path_factory, harness):
+    """Two 10' tiles 6' apart on the synthetic sky: a 4'-wide overlap seen twice."""
+    from flows.survey import survey_flow
+
+    out = tmp_path_factory.mktemp("overlap")
+    pos = out / "positions.in.csv"
+    pos.write_text("ra,dec\n150.0000,20.0000\n150.1064,20.0000\n")
+    summary = survey_flow(out=str(out), tiles=2, seed=2, size_arcmin=10.0, workers=2, positions=str(pos))
+    return out, summary
+
+
+def test_overlapping_tiles_are_deduplicated(overlapping):
+    import numpy as np
+
+    from vasco.matching.crossmatch import nearest_within
+
+    out, summary = overlapping
+    assert summary["tiles"]["processed"] == 2
+    dets = pd.read_parquet(out / "detections.parquet")
+    dup = pd.read_parquet(out / "duplicates.parquet")
+    # The same sky in both tiles: many sources measured twice, each group one primary.
+    assert summary["duplicates"]["groups"] > 20 and len(dup) == 2 * summary["duplicates"]["groups"]
+    assert (dup.groupby("dup_group")["is_primary"].sum() == 1).all()
+    assert (dets["n_measurements"] > 1).sum() == len(dup)
+    cands = pd.read_parquet(out / "candidates.parquet")
+    assert len(cands) == summary["candidates"] == summary["funnel"]["unique"]
+    assert summary["duplicates"]["tile_candidates"] >= len(cands)
+    # Each candidate source once: no two candidates within the dedup radius.
+    if len(cands) > 1:
+        idx, _ = nearest_within(cands["ra"].to_numpy(), cands["dec"].to_numpy(), cands["ra"].to_numpy(),
+                                cands["dec"].to_numpy(), 0.5)
+        assert (idx == np.arange(len(cands))).all()
+    # No measurement of a candidate source has a counterpart (edge copies included).
+    grouped = dets[dets["dup_group"].isin(cands["dup_group"].dropna())]
+    assert grouped["counterpart_sep_arcsec"].isna().all()
+    # The same object ids in both truths where the tiles overlap.
+    t1, t2 = (pd.read_parquet(p) for p in sorted((out / "tiles").glob("*/truth.parquet")))
+    shared = set(t1["obj_id"]) & set(t2["obj_id"])
+    assert len(shared) > 50
