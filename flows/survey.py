@@ -18,17 +18,22 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # No telemetry from the local ephemeral server (these machines are offline).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import pandas as pd  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.artifacts import (  # noqa: E402
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from flows.tile import tile_flow  # noqa: E402
+from flows.fanout import run_deployments, run_local  # noqa: E402
 from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.dedup import find_duplicates  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
@@ -89,12 +94,6 @@ def parse_catalog_files(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-@task(name="run-tile")
-def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig) -> dict[str, Any]:
-    """Run the tile flow as a subflow (one thread of the survey's pool)."""
-    return tile_flow(out=out, ra=ra, dec=dec, config=cfg)
-
-
 @task(name="publish-catalogue")
 def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
     """Merge the tile catalogues, write the astrometric quality table
@@ -120,7 +119,39 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
         markdown=_funnel_markdown(summary, records),
         description=f"VASCO funnel for {out}",
     )
+    cands = pd.read_parquet(Path(out) / "candidates.parquet")
+    cols = [c for c in ("tile_id", "NUMBER", "ra", "dec", "plate_region", "plate_epoch", "MAG_AUTO", "SNR_WIN",
+                        "FWHM_IMAGE", "SPREAD_MODEL", "edge_dist_px") if c in cands.columns]
+    create_table_artifact(
+        key="vasco-survey-candidates",
+        table=cands[cols].head(_TABLE_ROWS).round(6).to_dict(orient="records"),
+        description=f"VASCO candidates of {out} (first {_TABLE_ROWS} of {len(cands)}; all in candidates.parquet)",
+    )
+    create_markdown_artifact(
+        key="vasco-survey-products", markdown=_products_markdown(Path(out), records),
+        description=f"Where the outputs and QC products of {out} are",
+    )
     return summary
+
+
+#: Rows of the candidates table artifact (the full list is in candidates.parquet).
+_TABLE_ROWS = 500
+
+
+def _products_markdown(out: Path, records: list[dict[str, Any]]) -> str:
+    root = out.resolve()
+    lines = ["# VASCO survey products", "", f"Survey folder: `{root}`", "",
+             "| product | path |", "|---|---|"]
+    for name, what in (("summary.json", "summary, funnel, injection scores"),
+                       ("candidates.parquet", "unique candidates"), ("detections.parquet", "every detection"),
+                       ("duplicates.parquet", "sources measured in several tiles"),
+                       ("astrometry.csv", "astrometric quality per tile"), ("config.json", "the configuration")):
+        lines.append(f"| {what} | `{root / name}` |")
+    plots = [r for r in records if (r.get("astrometry") or {}).get("plot")]
+    if plots:
+        lines += ["", "Astrometric residual plots:", ""]
+        lines += [f"- {r['tile_id']}: `{root / 'tiles' / r['tile_id'] / r['astrometry']['plot']}`" for r in plots[:200]]
+    return "\n".join(lines)
 
 
 def _funnel_markdown(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
@@ -175,6 +206,45 @@ def _write_positions(out: Path, positions: list[TilePosition]) -> None:
         table.to_csv(tmp, index=False, float_format="%.10f")
 
 
+def pending_tiles(out_dir: Path, positions: list[TilePosition], config_hash: str) -> list[TilePosition]:
+    """The positions whose tile is not finished with this configuration and code version.
+
+    A tile is finished when its ``tile.json`` says ``ok`` or ``rejected`` for
+    the same configuration hash and VASCO version; failed and unfinished tiles
+    are pending, so a new run (or the next scheduled one) picks them up.
+    """
+    from vasco import __version__
+    from vasco.io import read_json
+
+    todo = []
+    for p in positions:
+        try:
+            rec = read_json(out_dir / "tiles" / p.tile_id / "tile.json")
+        except (OSError, ValueError):
+            todo.append(p)
+            continue
+        done = (rec.get("status") in ("ok", "rejected") and rec.get("config_hash") == config_hash
+                and rec.get("vasco_version") == __version__)
+        if not done:
+            todo.append(p)
+    return todo
+
+
+def _record_lost_tile(out_dir: Path, p: TilePosition, cfg: VascoConfig) -> None:
+    """A tile whose run ended without writing tile.json (crashed worker): record it as failed."""
+    from vasco.catalogue.publish import write_tile_record
+
+    tile_dir = out_dir / "tiles" / p.tile_id
+    if (tile_dir / "tile.json").exists():
+        return
+    tile_dir.mkdir(parents=True, exist_ok=True)
+    write_tile_record(tile_dir, {
+        "tile_id": p.tile_id, "centre": {"ra": p.ra, "dec": p.dec}, "plate": {}, "status": "failed",
+        "reason": "FAIL_FLOW_RUN", "funnel": {}, "config_hash": cfg.science_hash(),
+        "error": "the tile's flow run ended without writing tile.json (crashed or cancelled)",
+    })
+
+
 @flow(name="vasco-survey", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=64))
 def survey_flow(
     out: str = "runs/survey",
@@ -187,13 +257,24 @@ def survey_flow(
     config_file: str | None = None,
     catalogs: str | None = None,
     catalog_files: dict[str, str] | None = None,
+    fanout: Literal["local", "deployment"] = "local",
+    tile_deployment: str = "vasco-tile/tile",
+    batch: int | None = None,
 ) -> dict[str, Any]:
     """Process ``tiles`` sampled positions (or those of a ``positions`` CSV) into ``out``.
 
-    At most ``workers`` tiles run at once (SExtractor and PSFEx are
-    single-threaded: one tile per core).
+    At most ``workers`` tiles run at once: in this process (``fanout='local'``;
+    SExtractor and PSFEx are single-threaded, one tile per core) or as flow
+    runs of ``tile_deployment`` spread over the workers of its pool
+    (``fanout='deployment'``).  Tiles already finished with this configuration
+    are not run again; ``batch`` limits how many of the others this run takes
+    (in position order), so a scheduled deployment works through a large
+    survey a batch at a time.  The survey is then published from what is on
+    disk, so the summary always covers every tile done so far.
     """
     logger = get_run_logger()
+    if batch is not None and batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
     cfg = build_config(sky, tiles, seed, size_arcmin, workers, config_file, catalogs, catalog_files)
     tt.ensure_service_limits(cfg)
     out_dir = Path(out)
@@ -210,27 +291,34 @@ def survey_flow(
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.write(out_dir / "config.json")
     _write_positions(out_dir, pos)
-    logger.info("survey of %d tiles into %s, %d at a time", len(pos), out_dir, cfg.survey.workers)
+    todo = pending_tiles(out_dir, pos, cfg.science_hash())
+    n_done = len(pos) - len(todo)
+    if batch is not None:
+        todo = todo[:batch]
+    logger.info("survey of %d tiles into %s: %d already done, %d to run now, %d at a time (%s)",
+                len(pos), out_dir, n_done, len(todo), cfg.survey.workers, fanout)
 
-    # A sliding window: never more than `workers` tiles in flight, and no
-    # more futures held than that, however many tiles the survey has.
-    pending = list(reversed(pos))
-    running: list[Any] = []
-    done = 0
-    while pending or running:
-        while pending and len(running) < cfg.survey.workers:
-            p = pending.pop()
-            running.append(run_tile_subflow.submit(p.ra, p.dec, str(out_dir), cfg))
-        still = []
-        for fut in running:
-            if fut.state.is_final():
-                fut.wait()
-                done += 1
-            else:
-                still.append(fut)
-        if len(still) == len(running):
-            time.sleep(0.2)
-        running = still
+    progress_id = create_progress_artifact(
+        progress=0.0, key="vasco-survey-progress",
+        description=f"VASCO survey {out_dir}: tiles finished in this run ({len(todo)} to run)",
+    )
+    finished = 0
+    by_id = {p.tile_id: p for p in todo}
+
+    def on_done(tile_id: str) -> None:
+        nonlocal finished
+        finished += 1
+        _record_lost_tile(out_dir, by_id[tile_id], cfg)
+        update_progress_artifact(progress_id, progress=100.0 * finished / max(len(todo), 1))
+
+    if fanout == "deployment":
+        run_deployments(todo, str(out_dir.resolve()), cfg, cfg.survey.workers, on_done, tile_deployment)
+    elif fanout == "local":
+        run_local(todo, str(out_dir), cfg, cfg.survey.workers, on_done)
+    else:
+        raise ValueError(f"fanout {fanout!r}: must be 'local' or 'deployment'")
+    if not todo:
+        update_progress_artifact(progress_id, progress=100.0)
     tile_ids = [p.tile_id for p in pos]
     summary = publish(str(out_dir), tile_ids, cfg.science_hash())
     logger.info("survey done: %s", {k: summary[k] for k in ("tiles", "detections", "candidates")})
@@ -256,6 +344,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="tiles processed at once (default 2, one per core)")
     p.add_argument("--positions", help="CSV file of tile centres (columns ra, dec in degrees) instead of sampling")
     p.add_argument("--config", dest="config_file", help="JSON configuration file (see config.json of any run)")
+    p.add_argument("--fanout", choices=["local", "deployment"], default="local",
+                   help="run tiles in this process (local, default) or as flow runs of the tile deployment "
+                        "on its work pool (deployment; needs a Prefect server and `prefect deploy`)")
+    p.add_argument("--tile-deployment", default="vasco-tile/tile",
+                   help="the tile deployment for --fanout deployment (default vasco-tile/tile)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="run at most this many of the tiles not yet done (default: all)")
     p.add_argument("--out", required=True, help="output folder")
     return p
 
@@ -269,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                      args.catalogs, files)
         if args.positions:
             read_positions(Path(args.positions))
+        if args.batch is not None and args.batch < 1:
+            raise ValueError(f"--batch must be at least 1, got {args.batch}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

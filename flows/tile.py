@@ -10,6 +10,8 @@ with a reason token, and the flow returns normally so the survey goes on.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from tasks import tile_tasks as tt
+from vasco import __version__
 from vasco.config import VascoConfig
 from vasco.pipeline import image_centre, ordered_funnel
 from vasco.qc.injection import score_tile
@@ -61,11 +64,14 @@ def run_tile(
         "reason": None,
         "funnel": {},
         "config_hash": cfg.science_hash(),
+        "vasco_version": __version__,
         "size_arcmin": cfg.survey.size_arcmin,
         "sky": cfg.sky if fits_path is None else "file",
     }
     if fits_path is not None:
         record["source_file"] = str(fits_path)
+    # Who ran it (a worker sets VASCO_WORKER_ID to tell its tiles apart in a pool).
+    record["run_by"] = {"host": socket.gethostname(), "pid": os.getpid(), "worker": os.environ.get("VASCO_WORKER_ID")}
     step = "acquire"
     try:
         if fits_path is None and cfg.sky == "dss":

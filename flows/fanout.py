@@ -1,0 +1,110 @@
+"""How a survey runs its tiles: in this process, or as flow runs of the tile deployment.
+
+Both keep a bounded window of tiles in flight (never more futures or flow
+runs held than that, however many tiles the survey has) and call
+``on_done(tile_id)`` as each tile finishes, so the survey can report
+progress.
+
+``local``
+    Each tile is the tile flow run as a subflow in a thread of the survey's
+    process (SExtractor and PSFEx are separate processes, so two threads
+    keep two cores busy).
+``deployment``
+    Each tile is a flow run of the tile deployment (``vasco-tile/tile`` by
+    default), picked up by whichever worker of its pool is free: tiles
+    spread over the machines of a work pool.  Runs are created with an
+    idempotency key (survey run id + tile id), so a retried survey run does
+    not start a tile twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.context import get_run_context
+
+from flows.tile import tile_flow
+from vasco.config import VascoConfig
+from vasco.sky.sampling import TilePosition
+
+__all__ = ["run_local", "run_deployments"]
+
+
+@task(name="run-tile")
+def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig) -> dict[str, Any]:
+    """Run the tile flow as a subflow (one thread of the survey's pool)."""
+    return tile_flow(out=out, ra=ra, dec=dec, config=cfg)
+
+
+def run_local(
+    positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
+    on_done: Callable[[str], None],
+) -> None:
+    """Run the tiles as subflows in this process, ``in_flight`` at a time."""
+    pending = list(reversed(positions))
+    running: list[tuple[str, Any]] = []
+    while pending or running:
+        while pending and len(running) < in_flight:
+            p = pending.pop()
+            running.append((p.tile_id, run_tile_subflow.submit(p.ra, p.dec, out, cfg)))
+        still = []
+        for tid, fut in running:
+            if fut.state.is_final():
+                fut.wait()
+                on_done(tid)
+            else:
+                still.append((tid, fut))
+        if len(still) == len(running):
+            time.sleep(0.2)
+        running = still
+
+
+def run_deployments(
+    positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
+    on_done: Callable[[str], None], deployment: str, poll_s: float = 2.0,
+) -> None:
+    """Run the tiles as flow runs of ``deployment``, at most ``in_flight`` at once.
+
+    Raises RuntimeError naming the deployment when it does not exist.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    logger = get_run_logger()
+    ctx = get_run_context()
+    parent = str(getattr(getattr(ctx, "flow_run", None), "id", "local"))
+    pending = list(reversed(positions))
+    running: dict[Any, str] = {}
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(deployment)
+        except ObjectNotFound as exc:
+            raise RuntimeError(f"tile deployment {deployment!r} not found on the Prefect server "
+                               f"(deploy it with `prefect deploy --all`)") from exc
+        while pending or running:
+            while pending and len(running) < in_flight:
+                p = pending.pop()
+                run = run_deployment(
+                    name=deployment,
+                    parameters={"out": out, "ra": p.ra, "dec": p.dec, "config": cfg.model_dump(mode="json")},
+                    timeout=0,
+                    idempotency_key=f"{parent}-{p.tile_id}",
+                    flow_run_name=f"tile-{p.tile_id}",
+                )
+                running[run.id] = p.tile_id
+            finished = []
+            for run_id, tid in running.items():
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    if not state.is_completed():
+                        logger.warning("tile %s: flow run %s ended %s", tid, run_id, state.type.value)
+                    finished.append(run_id)
+                    on_done(tid)
+            for run_id in finished:
+                del running[run_id]
+            if not finished:
+                time.sleep(poll_s)
