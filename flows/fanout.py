@@ -19,6 +19,7 @@ progress.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,23 +44,23 @@ def run_local(
     positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
     on_done: Callable[[str], None],
 ) -> None:
-    """Run the tiles as subflows in this process, ``in_flight`` at a time."""
+    """Run the tiles as subflows in this process, ``in_flight`` at a time.
+
+    Completion is read from the futures themselves (not from the server's
+    view of the task runs, which arrives through events a moment later).
+    """
     pending = list(reversed(positions))
-    running: list[tuple[str, Any]] = []
+    running: dict[concurrent.futures.Future, tuple[str, Any]] = {}
     while pending or running:
         while pending and len(running) < in_flight:
             p = pending.pop()
-            running.append((p.tile_id, run_tile_subflow.submit(p.ra, p.dec, out, cfg)))
-        still = []
-        for tid, fut in running:
-            if fut.state.is_final():
-                fut.wait()
-                on_done(tid)
-            else:
-                still.append((tid, fut))
-        if len(still) == len(running):
-            time.sleep(0.2)
-        running = still
+            fut = run_tile_subflow.submit(p.ra, p.dec, out, cfg)
+            running[fut.wrapped_future] = (p.tile_id, fut)
+        done, _ = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
+        for cf in done:
+            tid, fut = running.pop(cf)
+            fut.wait()
+            on_done(tid)
 
 
 def run_deployments(

@@ -34,6 +34,7 @@ from prefect.artifacts import (  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.fanout import run_deployments, run_local  # noqa: E402
+from flows.roots import LEASE_NAME, local_root, open_root  # noqa: E402
 from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.dedup import find_duplicates  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
@@ -98,6 +99,11 @@ def parse_catalog_files(items: list[str] | None) -> dict[str, str]:
 def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
     """Merge the tile catalogues, write the astrometric quality table
     (``astrometry.csv``) and summary.json, and post the funnel artifact."""
+    store = open_root(out)
+    root = local_root(store)
+    if not store.is_local:
+        _fetch_tiles(store, root, tile_ids)
+    out = str(root)
     records = read_tile_records(Path(out), tile_ids)
     cfg = VascoConfig.read(Path(out) / "config.json")
     dup = find_duplicates(Path(out), records, cfg.matching.dedup_radius_arcsec)
@@ -127,30 +133,50 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
         table=cands[cols].head(_TABLE_ROWS).round(6).to_dict(orient="records"),
         description=f"VASCO candidates of {out} (first {_TABLE_ROWS} of {len(cands)}; all in candidates.parquet)",
     )
+    if not store.is_local:
+        for name in SURVEY_PRODUCTS:
+            if (root / name).exists():
+                store.put_file(root / name, name)
     create_markdown_artifact(
-        key="vasco-survey-products", markdown=_products_markdown(Path(out), records),
-        description=f"Where the outputs and QC products of {out} are",
+        key="vasco-survey-products", markdown=_products_markdown(store, records),
+        description=f"Where the outputs and QC products of {store.url} are",
     )
     return summary
+
+
+#: Survey-level files (uploaded to a remote root when the survey is published).
+SURVEY_PRODUCTS = ("config.json", "positions.csv", "summary.json", "candidates.parquet", "detections.parquet",
+                   "duplicates.parquet", "astrometry.csv")
+
+
+def _fetch_tiles(store: Any, root: Path, tile_ids: list[str]) -> None:
+    """Copy each committed tile's record and detections from a remote root into the local one."""
+    for tid in tile_ids:
+        rel = f"tiles/{tid}"
+        if not store.exists(f"{rel}/tile.json"):
+            continue
+        for name in ("detections.parquet", "tile.json"):
+            if store.exists(f"{rel}/{name}"):
+                store.get_file(f"{rel}/{name}", root / "tiles" / tid / name)
 
 
 #: Rows of the candidates table artifact (the full list is in candidates.parquet).
 _TABLE_ROWS = 500
 
 
-def _products_markdown(out: Path, records: list[dict[str, Any]]) -> str:
-    root = out.resolve()
-    lines = ["# VASCO survey products", "", f"Survey folder: `{root}`", "",
+def _products_markdown(store: Any, records: list[dict[str, Any]]) -> str:
+    root = store.url
+    lines = ["# VASCO survey products", "", f"Survey root: `{root}`", "",
              "| product | path |", "|---|---|"]
     for name, what in (("summary.json", "summary, funnel, injection scores"),
                        ("candidates.parquet", "unique candidates"), ("detections.parquet", "every detection"),
                        ("duplicates.parquet", "sources measured in several tiles"),
                        ("astrometry.csv", "astrometric quality per tile"), ("config.json", "the configuration")):
-        lines.append(f"| {what} | `{root / name}` |")
+        lines.append(f"| {what} | `{root}/{name}` |")
     plots = [r for r in records if (r.get("astrometry") or {}).get("plot")]
     if plots:
         lines += ["", "Astrometric residual plots:", ""]
-        lines += [f"- {r['tile_id']}: `{root / 'tiles' / r['tile_id'] / r['astrometry']['plot']}`" for r in plots[:200]]
+        lines += [f"- {r['tile_id']}: `{root}/tiles/{r['tile_id']}/{r['astrometry']['plot']}`" for r in plots[:200]]
     return "\n".join(lines)
 
 
@@ -206,7 +232,7 @@ def _write_positions(out: Path, positions: list[TilePosition]) -> None:
         table.to_csv(tmp, index=False, float_format="%.10f")
 
 
-def pending_tiles(out_dir: Path, positions: list[TilePosition], config_hash: str) -> list[TilePosition]:
+def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str) -> list[TilePosition]:
     """The positions whose tile is not finished with this configuration and code version.
 
     A tile is finished when its ``tile.json`` says ``ok`` or ``rejected`` for
@@ -214,12 +240,11 @@ def pending_tiles(out_dir: Path, positions: list[TilePosition], config_hash: str
     are pending, so a new run (or the next scheduled one) picks them up.
     """
     from vasco import __version__
-    from vasco.io import read_json
 
     todo = []
     for p in positions:
         try:
-            rec = read_json(out_dir / "tiles" / p.tile_id / "tile.json")
+            rec = store.read_json(f"tiles/{p.tile_id}/tile.json")
         except (OSError, ValueError):
             todo.append(p)
             continue
@@ -230,19 +255,25 @@ def pending_tiles(out_dir: Path, positions: list[TilePosition], config_hash: str
     return todo
 
 
-def _record_lost_tile(out_dir: Path, p: TilePosition, cfg: VascoConfig) -> None:
-    """A tile whose run ended without writing tile.json (crashed worker): record it as failed."""
+def _record_lost_tile(store: Any, root: Path, p: TilePosition, cfg: VascoConfig) -> None:
+    """A tile whose run ended without writing tile.json (crashed worker): record it as failed.
+
+    Not while another worker holds the tile's lease (it is still running there).
+    """
     from vasco.catalogue.publish import write_tile_record
 
-    tile_dir = out_dir / "tiles" / p.tile_id
-    if (tile_dir / "tile.json").exists():
+    rel = f"tiles/{p.tile_id}"
+    if store.exists(f"{rel}/tile.json") or store.exists(f"{rel}/{LEASE_NAME}"):
         return
+    tile_dir = root / "tiles" / p.tile_id
     tile_dir.mkdir(parents=True, exist_ok=True)
     write_tile_record(tile_dir, {
         "tile_id": p.tile_id, "centre": {"ra": p.ra, "dec": p.dec}, "plate": {}, "status": "failed",
         "reason": "FAIL_FLOW_RUN", "funnel": {}, "config_hash": cfg.science_hash(),
         "error": "the tile's flow run ended without writing tile.json (crashed or cancelled)",
     })
+    if not store.is_local:
+        store.put_file(tile_dir / "tile.json", f"{rel}/tile.json")
 
 
 @flow(name="vasco-survey", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=64))
@@ -277,7 +308,8 @@ def survey_flow(
         raise ValueError(f"batch must be at least 1, got {batch}")
     cfg = build_config(sky, tiles, seed, size_arcmin, workers, config_file, catalogs, catalog_files)
     tt.ensure_service_limits(cfg)
-    out_dir = Path(out)
+    store = open_root(out)
+    out_dir = local_root(store)
     if positions:
         pos = read_positions(Path(positions))
     else:
@@ -291,16 +323,19 @@ def survey_flow(
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.write(out_dir / "config.json")
     _write_positions(out_dir, pos)
-    todo = pending_tiles(out_dir, pos, cfg.science_hash())
+    if not store.is_local:
+        store.put_file(out_dir / "config.json", "config.json")
+        store.put_file(out_dir / "positions.csv", "positions.csv")
+    todo = pending_tiles(store, pos, cfg.science_hash())
     n_done = len(pos) - len(todo)
     if batch is not None:
         todo = todo[:batch]
     logger.info("survey of %d tiles into %s: %d already done, %d to run now, %d at a time (%s)",
-                len(pos), out_dir, n_done, len(todo), cfg.survey.workers, fanout)
+                len(pos), store.url, n_done, len(todo), cfg.survey.workers, fanout)
 
     progress_id = create_progress_artifact(
         progress=0.0, key="vasco-survey-progress",
-        description=f"VASCO survey {out_dir}: tiles finished in this run ({len(todo)} to run)",
+        description=f"VASCO survey {store.url}: tiles finished in this run ({len(todo)} to run)",
     )
     finished = 0
     by_id = {p.tile_id: p for p in todo}
@@ -308,19 +343,21 @@ def survey_flow(
     def on_done(tile_id: str) -> None:
         nonlocal finished
         finished += 1
-        _record_lost_tile(out_dir, by_id[tile_id], cfg)
+        _record_lost_tile(store, out_dir, by_id[tile_id], cfg)
         update_progress_artifact(progress_id, progress=100.0 * finished / max(len(todo), 1))
 
+    # Tiles get the root as given (a URL stays a URL); a local root as an absolute path.
+    target = str(out_dir.resolve()) if store.is_local else store.url
     if fanout == "deployment":
-        run_deployments(todo, str(out_dir.resolve()), cfg, cfg.survey.workers, on_done, tile_deployment)
+        run_deployments(todo, target, cfg, cfg.survey.workers, on_done, tile_deployment)
     elif fanout == "local":
-        run_local(todo, str(out_dir), cfg, cfg.survey.workers, on_done)
+        run_local(todo, target, cfg, cfg.survey.workers, on_done)
     else:
         raise ValueError(f"fanout {fanout!r}: must be 'local' or 'deployment'")
     if not todo:
         update_progress_artifact(progress_id, progress=100.0)
     tile_ids = [p.tile_id for p in pos]
-    summary = publish(str(out_dir), tile_ids, cfg.science_hash())
+    summary = publish(target, tile_ids, cfg.science_hash())
     logger.info("survey done: %s", {k: summary[k] for k in ("tiles", "detections", "candidates")})
     return summary
 

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 
+from flows.roots import LEASE_NAME, TILE_UPLOAD_EXCLUDE, lease_owner, local_root, open_root
 from tasks import tile_tasks as tt
 from vasco import __version__
 from vasco.config import VascoConfig
@@ -26,6 +27,9 @@ from vasco.qc.injection import score_tile
 from vasco.sky.sampling import tile_id as make_tile_id
 
 __all__ = ["tile_flow", "run_tile"]
+
+#: A tile's lease lasts this long; a worker that died holding it is replaced after that.
+LEASE_TTL_S = 6 * 3600.0
 
 
 def _empty_plate() -> dict[str, Any]:
@@ -204,13 +208,33 @@ def tile_flow(
 ) -> dict[str, Any]:
     """Process one POSS-I tile.
 
-    With ``ra``/``dec``: the tile centred there, into ``out/tiles/<tile_id>/``.
-    With ``fits``: that FITS cutout, into ``out`` itself (its catalogues from
-    ``config.catalogs``, e.g. local files).
+    With ``ra``/``dec``: the tile centred there, into ``out/tiles/<tile_id>/``;
+    ``out`` may be a local folder or an fsspec URL (``s3://...``, see
+    :mod:`flows.roots`).  The tile is leased while it runs, so two workers
+    given the same tile never process it at once: the second returns
+    ``{"status": "busy"}`` and writes nothing.
+    With ``fits``: that FITS cutout, into the local folder ``out`` itself (its
+    catalogues from ``config.catalogs``, e.g. local files).
     """
     cfg = config or VascoConfig()
     if fits is None and (ra is None or dec is None):
         raise ValueError("tile_flow needs ra and dec, or fits")
     if fits is not None:
         return run_tile(None, None, Path(out), cfg, fits_path=Path(fits), tile_dir=Path(out))
-    return run_tile(ra, dec, Path(out), cfg)
+    assert ra is not None and dec is not None
+    store = open_root(out)
+    root = local_root(store)
+    tid = make_tile_id(ra, dec)
+    lease = f"tiles/{tid}/{LEASE_NAME}"
+    owner = lease_owner()
+    if not store.acquire_lease(lease, owner, LEASE_TTL_S):
+        get_run_logger().warning("tile %s is being processed by another worker; skipped here", tid)
+        return {"tile_id": tid, "status": "busy"}
+    try:
+        record = run_tile(ra, dec, root, cfg)
+        if not store.is_local:
+            # tile.json goes last: it commits the tile in the shared root.
+            store.put_tree(root / "tiles" / tid, f"tiles/{tid}", exclude=TILE_UPLOAD_EXCLUDE)
+        return record
+    finally:
+        store.release_lease(lease, owner)

@@ -142,16 +142,14 @@ def test_deployments_fan_tiles_out_over_two_workers(server, tmp_path):
     who = {json.loads(p.read_text())["run_by"]["worker"] for p in (out / "tiles").glob("*/tile.json")}
     assert who == {"w1", "w2"}, who
 
-    # The same survey in one process gives the same outputs.
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.survey import survey_flow
-
-    from prefect.logging.handlers import APILogHandler
-
-    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
-        local = survey_flow(out=str(tmp_path / "local"), positions=str(pos), size_arcmin=10.0, seed=1, workers=2)
-        APILogHandler.flush()  # send this run's logs while the server is still up
+    # The same survey in one process gives the same outputs (run as a separate process, as a
+    # user would, so this test leaves no client state pointing at its server behind).
+    local_run = subprocess.run(
+        [sys.executable, str(REPO / "flows" / "survey.py"), "--positions", str(pos), "--size-arcmin", "10",
+         "--seed", "1", "--workers", "2", "--out", str(tmp_path / "local")],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert local_run.returncode == 0, local_run.stdout[-2000:] + local_run.stderr[-2000:]
+    local = json.loads((tmp_path / "local" / "summary.json").read_text())
     assert local["candidates"] == summary["candidates"] and local["funnel"] == summary["funnel"]
     for name in ("candidates.parquet", "detections.parquet"):
         a = pd.read_parquet(out / name)

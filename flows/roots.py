@@ -1,0 +1,51 @@
+"""Where a survey lives, and where its tiles are worked on.
+
+The survey root (``--out``) is a local folder or an fsspec URL
+(``s3://bucket/prefix``, ``gs://...``; see :mod:`vasco.storage`).  SExtractor
+and PSFEx need local files, so tiles are always processed in a local folder:
+the root itself when it is local, otherwise a work folder on this machine
+(``$VASCO_WORK_DIR``, default ``~/.cache/vasco/work``, one sub-folder per
+root URL).  A finished tile is uploaded with its ``tile.json`` last, which
+commits it: any worker that sees a tile's ``tile.json`` in the root sees all
+of the tile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+from vasco.storage import Storage
+
+__all__ = ["open_root", "local_root", "lease_owner", "TILE_UPLOAD_EXCLUDE", "LEASE_NAME"]
+
+#: Files of a tile folder that stay on the machine that made them: the pass-1
+#: catalogue with its PSF vignettes (large, only PSFEx reads it), partial files
+#: and the lease.
+TILE_UPLOAD_EXCLUDE = ("*.part", "*.tmp", "pass1.ldac", ".lease*")
+#: A tile's lease, relative to its folder.
+LEASE_NAME = ".lease"
+
+
+def open_root(out: str | os.PathLike[str]) -> Storage:
+    """The survey root as a :class:`vasco.storage.Storage`."""
+    return Storage.from_url(str(out))
+
+
+def local_root(store: Storage) -> Path:
+    """The local folder where this machine works on the root's tiles."""
+    if store.is_local:
+        assert store.local_path is not None
+        return store.local_path
+    base = Path(os.environ.get("VASCO_WORK_DIR") or Path.home() / ".cache" / "vasco" / "work")
+    digest = hashlib.sha256(store.url.encode()).hexdigest()[:16]
+    path = base / digest
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def lease_owner() -> str:
+    """This process's name on a lease (host, pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
