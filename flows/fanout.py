@@ -35,14 +35,14 @@ __all__ = ["run_local", "run_deployments"]
 
 
 @task(name="run-tile")
-def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig) -> dict[str, Any]:
+def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig, dry_run: bool = False) -> dict[str, Any]:
     """Run the tile flow as a subflow (one thread of the survey's pool)."""
-    return tile_flow(out=out, ra=ra, dec=dec, config=cfg)
+    return tile_flow(out=out, ra=ra, dec=dec, config=cfg, dry_run=dry_run)
 
 
 def run_local(
     positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
-    on_done: Callable[[str], None],
+    on_done: Callable[[str], None], dry_run: bool = False,
 ) -> None:
     """Run the tiles as subflows in this process, ``in_flight`` at a time.
 
@@ -54,7 +54,7 @@ def run_local(
     while pending or running:
         while pending and len(running) < in_flight:
             p = pending.pop()
-            fut = run_tile_subflow.submit(p.ra, p.dec, out, cfg)
+            fut = run_tile_subflow.submit(p.ra, p.dec, out, cfg, dry_run)
             running[fut.wrapped_future] = (p.tile_id, fut)
         done, _ = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
         for cf in done:
@@ -65,7 +65,7 @@ def run_local(
 
 def run_deployments(
     positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
-    on_done: Callable[[str], None], deployment: str, poll_s: float = 2.0,
+    on_done: Callable[[str], None], deployment: str, poll_s: float = 2.0, dry_run: bool = False,
 ) -> None:
     """Run the tiles as flow runs of ``deployment``, at most ``in_flight`` at once.
 
@@ -91,7 +91,8 @@ def run_deployments(
                 p = pending.pop()
                 run = run_deployment(
                     name=deployment,
-                    parameters={"out": out, "ra": p.ra, "dec": p.dec, "config": cfg.model_dump(mode="json")},
+                    parameters={"out": out, "ra": p.ra, "dec": p.dec, "config": cfg.model_dump(mode="json"),
+                                "dry_run": dry_run},
                     timeout=0,
                     idempotency_key=f"{parent}-{p.tile_id}",
                     flow_run_name=f"tile-{p.tile_id}",

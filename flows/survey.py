@@ -249,7 +249,7 @@ def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str) -
             todo.append(p)
             continue
         done = (rec.get("status") in ("ok", "rejected") and rec.get("config_hash") == config_hash
-                and rec.get("vasco_version") == __version__)
+                and rec.get("vasco_version") == __version__ and not rec.get("dry_run"))
         if not done:
             todo.append(p)
     return todo
@@ -291,6 +291,7 @@ def survey_flow(
     fanout: Literal["local", "deployment"] = "local",
     tile_deployment: str = "vasco-tile/tile",
     batch: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Process ``tiles`` sampled positions (or those of a ``positions`` CSV) into ``out``.
 
@@ -301,7 +302,8 @@ def survey_flow(
     are not run again; ``batch`` limits how many of the others this run takes
     (in position order), so a scheduled deployment works through a large
     survey a batch at a time.  The survey is then published from what is on
-    disk, so the summary always covers every tile done so far.
+    disk, so the summary always covers every tile done so far.  ``dry_run``
+    runs everything but the pixel work (for measuring orchestration).
     """
     logger = get_run_logger()
     if batch is not None and batch < 1:
@@ -349,9 +351,9 @@ def survey_flow(
     # Tiles get the root as given (a URL stays a URL); a local root as an absolute path.
     target = str(out_dir.resolve()) if store.is_local else store.url
     if fanout == "deployment":
-        run_deployments(todo, target, cfg, cfg.survey.workers, on_done, tile_deployment)
+        run_deployments(todo, target, cfg, cfg.survey.workers, on_done, tile_deployment, dry_run=dry_run)
     elif fanout == "local":
-        run_local(todo, target, cfg, cfg.survey.workers, on_done)
+        run_local(todo, target, cfg, cfg.survey.workers, on_done, dry_run=dry_run)
     else:
         raise ValueError(f"fanout {fanout!r}: must be 'local' or 'deployment'")
     if not todo:
@@ -388,7 +390,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the tile deployment for --fanout deployment (default vasco-tile/tile)")
     p.add_argument("--batch", type=int, default=None,
                    help="run at most this many of the tiles not yet done (default: all)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--dry-run", action="store_true",
+                   help="orchestration only: no pixels are read or made (for measuring overhead)")
+    p.add_argument("--out", required=True, help="output folder, or an fsspec URL such as s3://bucket/prefix")
     return p
 
 

@@ -198,6 +198,23 @@ def _veto_lists(
     return lists
 
 
+def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[str, Any]:
+    """A tile with no pixel work: an empty detections table and its tile.json."""
+    from vasco.catalogue.publish import write_tile_record
+    from vasco.io import write_parquet_atomic
+
+    tid = make_tile_id(ra, dec)
+    tile_dir = root / "tiles" / tid
+    empty = pd.DataFrame({"NUMBER": pd.Series(dtype="int64"), "ra": pd.Series(dtype="float64"),
+                          "dec": pd.Series(dtype="float64"), "is_candidate": pd.Series(dtype="bool")})
+    write_parquet_atomic(tile_dir / "detections.parquet", empty)
+    return write_tile_record(tile_dir, {
+        "tile_id": tid, "centre": {"ra": ra, "dec": dec}, "plate": _empty_plate(), "status": "ok",
+        "reason": None, "funnel": {"detections": 0}, "config_hash": cfg.science_hash(),
+        "vasco_version": __version__, "size_arcmin": cfg.survey.size_arcmin, "sky": cfg.sky, "dry_run": True,
+    })
+
+
 @flow(name="vasco-tile", log_prints=True)
 def tile_flow(
     out: str,
@@ -205,6 +222,7 @@ def tile_flow(
     dec: float | None = None,
     config: VascoConfig | None = None,
     fits: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Process one POSS-I tile.
 
@@ -215,6 +233,9 @@ def tile_flow(
     ``{"status": "busy"}`` and writes nothing.
     With ``fits``: that FITS cutout, into the local folder ``out`` itself (its
     catalogues from ``config.catalogs``, e.g. local files).
+    With ``dry_run``: everything but the pixels (lease, records, upload), for
+    measuring orchestration: the tile gets an empty detections table and a
+    tile.json with ``dry_run`` true.
     """
     cfg = config or VascoConfig()
     if fits is None and (ra is None or dec is None):
@@ -231,7 +252,7 @@ def tile_flow(
         get_run_logger().warning("tile %s is being processed by another worker; skipped here", tid)
         return {"tile_id": tid, "status": "busy"}
     try:
-        record = run_tile(ra, dec, root, cfg)
+        record = _dry_run_tile(ra, dec, root, cfg) if dry_run else run_tile(ra, dec, root, cfg)
         if not store.is_local:
             # tile.json goes last: it commits the tile in the shared root.
             store.put_tree(root / "tiles" / tid, f"tiles/{tid}", exclude=TILE_UPLOAD_EXCLUDE)

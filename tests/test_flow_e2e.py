@@ -211,3 +211,22 @@ def test_overlapping_tiles_are_deduplicated(overlapping):
     t1, t2 = (pd.read_parquet(p) for p in sorted((out / "tiles").glob("*/truth.parquet")))
     shared = set(t1["obj_id"]) & set(t2["obj_id"])
     assert len(shared) > 50
+
+
+def test_dry_run_orchestrates_without_pixels_and_leaves_tiles_pending(tmp_path, harness):
+    from flows.roots import open_root
+    from flows.survey import pending_tiles, survey_flow
+    from vasco.config import VascoConfig
+    from vasco.sky.sampling import sample_positions
+
+    out = tmp_path / "dry"
+    summary = survey_flow(out=str(out), tiles=5, seed=3, workers=2, dry_run=True, batch=3)
+    # A batch of 3 of the 5 tiles ran; none made pixels.
+    recs = [read_json(p) for p in (out / "tiles").glob("*/tile.json")]
+    assert len(recs) == 3 and all(r["dry_run"] for r in recs)
+    assert not list(out.rglob("*.fits")) and summary["tiles"]["processed"] == 3
+    assert summary["tiles"]["not_run"] == 2
+    # Dry-run tiles never count as done for a real run.
+    pos = sample_positions(5, 3)
+    cfg = VascoConfig.read(out / "config.json")
+    assert len(pending_tiles(open_root(out), pos, cfg.science_hash())) == 5

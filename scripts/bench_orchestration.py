@@ -1,0 +1,69 @@
+"""Benchmark: the survey flow's orchestration overhead per tile, and its peak memory, as tiles grow.
+
+Runs ``python flows/survey.py --dry-run`` (every tile goes through the
+survey's sliding window, a task, a tile subflow, its lease, tile.json and the
+publishing step, but no pixels are made or read) for each tile count, each in
+a fresh process with Prefect's local ephemeral server, and prints the wall
+time, the time per tile and the peak resident memory of the survey process
+(which holds the flow, its futures and task states).
+
+    .venv/bin/python scripts/bench_orchestration.py --tiles 1000 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_CHILD = """
+import resource, runpy, sys, json
+sys.argv = {argv!r}
+try:
+    runpy.run_path({script!r}, run_name="__main__")
+except SystemExit:
+    pass
+print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+"""
+
+
+def run(n: int, workers: int, out: Path) -> tuple[float, float]:
+    argv = ["flows/survey.py", "--dry-run", "--tiles", str(n), "--seed", "1", "--workers", str(workers),
+            "--out", str(out)]
+    code = _CHILD.format(argv=argv, script=str(REPO / "flows" / "survey.py"))
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"survey of {n} tiles failed:\n{res.stderr[-3000:]}")
+    peak = next(float(line.split()[1]) for line in res.stdout.splitlines() if line.startswith("PEAK_RSS_KB"))
+    return wall, peak / 1024.0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tiles", type=int, nargs="+", default=[1000, 10000])
+    p.add_argument("--workers", type=int, default=2)
+    a = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vasco-orch-") as tmp:
+        for n in a.tiles:
+            wall, peak = run(n, a.workers, Path(tmp) / f"n{n}")
+            rows.append((n, wall, peak))
+            print(f"{n:7d} tiles: {wall:8.1f} s wall, {1000 * wall / n:7.1f} ms per tile, "
+                  f"peak memory {peak:7.1f} MiB", flush=True)
+    (n0, w0, m0), (n1, w1, m1) = rows[0], rows[-1]
+    print(f"from {n0} to {n1} tiles: time per tile x{(w1 / n1) / (w0 / n0):.2f}, peak memory x{m1 / m0:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
