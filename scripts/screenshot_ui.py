@@ -107,11 +107,14 @@ def main() -> int:
             shots = {
                 "deployment.png": f"{base}/deployments/deployment/{nightly['id']}",
                 "run.png": f"{base}/runs/flow-run/{run['id']}",
-                "artifacts.png": f"{base}/runs/flow-run/{run['id']}?tab=Artifacts",
+                "artifacts.png": f"{base}/runs/flow-run/{run['id']}",
             }
             for name, url in shots.items():
                 page.goto(url, wait_until="networkidle")
                 page.wait_for_timeout(2500)
+                if name == "artifacts.png":
+                    page.get_by_text("Artifacts", exact=True).first.click()
+                    page.wait_for_timeout(2500)
                 page.screenshot(path=str(out / name), full_page=True)
                 print(f"wrote {out / name}  ({url})")
             browser.close()
