@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vasco.matching.crossmatch import nearest_within  # noqa: E402
-from vasco.qc.injection import FALSE_CLASSES, _CLASS_OF  # noqa: E402
+from vasco.qc.injection import FALSE_CLASSES, CLASS_OF  # noqa: E402
 
 _OFF = {"vetoes": {s: {"enabled": False} for s in
                    ("spikes", "archives", "asteroids", "variables", "supercosmos", "hpm")}}
@@ -64,7 +64,7 @@ def score(out: Path) -> dict:
     j, _ = nearest_within(cands["ra"], cands["dec"], others["ra"], others["dec"], 3.0)
     false_by = {c: 0 for c in FALSE_CLASSES}
     for k in np.flatnonzero(~true):
-        lab = _CLASS_OF.get(others["cls"].to_numpy()[j[k]], "other") if j[k] >= 0 else "other"
+        lab = CLASS_OF.get(others["cls"].to_numpy()[j[k]], "other") if j[k] >= 0 else "other"
         false_by[lab] += 1
     return {
         "transients": int(len(tr)), "recoverable": int(recoverable.sum()), "recovered": int(found.sum()),

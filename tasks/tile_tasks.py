@@ -14,6 +14,7 @@ the library step itself returns at once if its outputs are already there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -124,10 +125,8 @@ def acquire_file(tile_dir: Path, fits_path: Path) -> dict[str, Any]:
 @task(name="acquire-catalogs", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", pipeline.acquire_catalogs), **_COMMON)
 def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
     """Cone queries (VizieR, politely limited) or local catalogue files."""
-    if cfg.catalogs.resolved(cfg.sky) == "vizier":
-        with concurrency(service_limit("vizier"), occupy=1, strict=True):
-            return pipeline.acquire_catalogs(tile_dir, ra, dec, cfg)
-    return pipeline.acquire_catalogs(tile_dir, ra, dec, cfg)
+    with _politely("vizier" if cfg.catalogs.resolved(cfg.sky) == "vizier" else None):
+        return pipeline.acquire_catalogs(tile_dir, ra, dec, cfg)
 
 
 @task(name="xmatch-catalogs", retries=2, retry_delay_seconds=[30, 120], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", pipeline.xmatch_catalogs), **_COMMON)
@@ -206,11 +205,8 @@ def veto_lists(
 ) -> dict[str, Any]:
     """Reference lists of the later vetoes (local files, or services around the candidates),
     at most ``catalogs.service_concurrency`` tiles asking the services at once."""
-    synthetic = cfg.sky == "synthetic"
-    if not synthetic and "service" in pipeline.veto_list_sources(cfg, synthetic_tile=False).values():
-        with concurrency(service_limit("vizier"), occupy=1, strict=True):
-            return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
-    return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
+    with _politely("vizier" if _vetoes_ask_services(cfg) else None):
+        return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
 
 
 @task(name="later-vetoes", cache_policy=_step_cache("vetoes", pipeline.apply_vetoes), **_COMMON)
@@ -223,6 +219,18 @@ def later_vetoes(tile_dir: Path, selected: dict[str, str], lists: dict[str, dict
 def record_tile(tile_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Write tile.json (atomically); return it."""
     return write_tile_record(tile_dir, record)
+
+
+def _politely(service: str | None) -> Any:
+    """Hold one slot of the service's strict global concurrency limit (nothing for no service)."""
+    if service is None:
+        return contextlib.nullcontext()
+    return concurrency(service_limit(service), occupy=1, strict=True)
+
+
+def _vetoes_ask_services(cfg: VascoConfig) -> bool:
+    """Do the later vetoes of a (non-synthetic) tile ask services? (VizieR, SkyBoT, SuperCOSMOS)"""
+    return cfg.sky != "synthetic" and "service" in pipeline.veto_list_sources(cfg, synthetic_tile=False).values()
 
 
 def service_limit(service: str) -> str:
@@ -240,9 +248,8 @@ def ensure_service_limits(cfg: VascoConfig) -> None:
     source = cfg.catalogs.resolved(cfg.sky)
     if source in ("vizier", "xmatch"):
         services.append(source)
-    if cfg.sky != "synthetic" and "service" in pipeline.veto_list_sources(cfg, synthetic_tile=False).values():
-        if "vizier" not in services:
-            services.append("vizier")
+    if _vetoes_ask_services(cfg) and "vizier" not in services:
+        services.append("vizier")
     if not services:
         return
     with get_client(sync_client=True) as client:

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from vasco.sources.dss import DSS_URL_ENV
+from vasco.sources.skybot import SKYBOT_URL_ENV
+from vasco.sources.supercosmos import SUPERCOSMOS_URL_ENV
+from vasco.sources.vizier import VIZIER_URL_ENV
+from vasco.sources.xmatch import XMATCH_URL_ENV
+
 # The local Prefect servers the tests start are offline: no telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -29,3 +35,16 @@ def serc_path() -> Path:
     if not SERC.exists():
         pytest.fail(f"reference data missing: {SERC}")
     return SERC
+
+
+#: Environment variables that point VASCO's clients at a service.
+SERVICE_URL_ENVS = (DSS_URL_ENV, VIZIER_URL_ENV, XMATCH_URL_ENV, SKYBOT_URL_ENV, SUPERCOSMOS_URL_ENV)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never route loopback through a proxy; never inherit a real service URL."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    for var in SERVICE_URL_ENVS:
+        monkeypatch.delenv(var, raising=False)

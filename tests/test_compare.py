@@ -4,15 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SHARED
 from vasco.qc.compare import compare_published, funnel_stage, in_footprint, read_published
 
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "published"
+PUBLISHED = SHARED / "published"
 
 
 def test_read_published_real_lists_and_bad_rows(tmp_path):
-    subset = read_published(SHARED / "solano2022_vanish_possi_subset.csv")
+    subset = read_published(PUBLISHED / "solano2022_vanish_possi_subset.csv")
     assert len(subset) == 459 and subset["ra"].dtype == np.float64
-    neo = read_published(SHARED / "vanish_neowise_sample.csv")
+    neo = read_published(PUBLISHED / "vanish_neowise_sample.csv")
     assert len(neo) == 100 and {"RA_NEOWISE", "DEC_NEOWISE"} <= set(neo.columns)
     bad = tmp_path / "bad.csv"
     bad.write_text("ra,dec\n10,20\n400,1\n")

@@ -162,8 +162,8 @@ def test_survey_against_standins_matches_synthetic(tmp_path, monkeypatch, harnes
     pos.write_text("ra,dec\n" + "".join(f"{ra},{dec}\n" for ra, dec in POSITIONS))
     # One call at a time per service, although two tiles run at once.
     cfg_file = _config(tmp_path, service_concurrency=1)
-    synth = survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
-                        config_file=cfg_file)
+    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
+                config_file=cfg_file)
     skybot, scos = _veto_servers()
     with SyntheticDss(delay=0.5) as dss, VizierStandIn({**_vizier_tables(), **_veto_tables()},
                                                        ids=VETO_IDS) as viz, skybot, scos:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from servers.s3 import S3StandIn
+from servers.s3 import S3StandIn, aws_loopback_env
 from vasco.storage import Storage
 
 pytestmark = [
@@ -19,22 +18,14 @@ pytestmark = [
 ]
 
 BUCKET = "vasco-survey"
+SECRET = "testing-secret-do-not-log"
 POSITIONS = "ra,dec\n132.8250,11.8000\n132.9300,11.8000\n"
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3StandIn]:
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3",
-                     "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-do-not-log")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        mp.setenv("AWS_CONFIG_FILE", os.devnull)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        aws_loopback_env(mp, secret=SECRET)
         with S3StandIn() as server:
             mp.setenv("AWS_ENDPOINT_URL", server.url)
             server.create_bucket(BUCKET)
@@ -69,7 +60,7 @@ def test_survey_on_s3_matches_a_local_one(s3, tmp_path, monkeypatch):
                                   pd.read_parquet(tmp_path / "local" / "candidates.parquet"))
     # No credential in any output.
     for name in ("summary.json", "config.json"):
-        assert b"testing-secret-do-not-log" not in store.read_bytes(name)
+        assert SECRET.encode() not in store.read_bytes(name)
 
     # Another machine (its own work folder) picks the survey up where it is: nothing to redo.
     monkeypatch.setenv("VASCO_WORK_DIR", str(tmp_path / "vm2"))

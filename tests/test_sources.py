@@ -8,7 +8,6 @@ that records the delays instead of waiting.
 from __future__ import annotations
 
 import pickle
-import random
 import socket
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from servers.clients import Recorder, client
 from servers import DssStandIn, VizierStandIn, XMatchStandIn
 
 from vasco.matching.catalogs import REF_COLUMNS
@@ -26,47 +26,14 @@ from vasco.matching.crossmatch import angular_separation_arcsec
 from vasco.sources.config import HttpConfig, SourcesConfig, VizierConfig, XMatchConfig
 from vasco.sources.dss import DSS_URL_ENV, fetch_dss_tile, header_path_for
 from vasco.sources.healpix import ang2pix_nest, max_pixrad_deg, pix2ang_nest
-from vasco.sources.http import HttpClient, SourceError, parse_retry_after
+from vasco.sources.http import SourceError, parse_retry_after
 from vasco.sources.local import LocalCatalogError, hats_partitions, partitions_in_cone, read_local_cone
 from vasco.sources.vizier import GAIA_EDR3, VIZIER_URL_ENV, ConeStats, cover_disc, query_cone
-from vasco.sources.xmatch import XMATCH_URL_ENV, xmatch_detections
+from vasco.sources.xmatch import xmatch_detections
 
 # Centres of the real cutouts (CRVAL of their explicit WCS, at the image centre).
 M101_CENTRE = (210.80254413455, 54.347395233845)
 SERC_CENTRE = (85.27497, -2.458265)
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Never route loopback through a proxy; never inherit a real service URL.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    for var in (DSS_URL_ENV, VIZIER_URL_ENV, XMATCH_URL_ENV):
-        monkeypatch.delenv(var, raising=False)
-
-
-class Recorder:
-    """An injected sleep: records the delays, waits for none."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-def client(sleep: Recorder, **overrides: float) -> HttpClient:
-    cfg = dict(
-        connect_timeout_s=2.0,
-        read_timeout_s=2.0,
-        total_timeout_s=20.0,
-        max_attempts=5,
-        backoff_base_s=1.0,
-        backoff_max_s=8.0,
-        retry_after_max_s=30.0,
-    )
-    cfg.update(overrides)
-    return HttpClient("TEST", HttpConfig(**cfg), sleep=sleep, rng=random.Random(1))
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -10,7 +10,6 @@ that records the delays instead of waiting.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from servers.base import StandInServer
+from servers.clients import Recorder, client
 from servers.skybot import SkybotStandIn
 from servers.supercosmos import SupercosmosStandIn
 from servers.vizier import VizierStandIn, sep_deg
@@ -35,7 +35,6 @@ from vasco.sources.vizier import (
     KNOWN_CATALOGS,
     TWOMASS_PSC,
     USNO_B1,
-    VIZIER_URL_ENV,
     VSX,
     ConeStats,
     query_bright_stars,
@@ -44,39 +43,6 @@ from vasco.sources.vizier import (
 )
 
 JD_1953 = 2434500.5  # 1953-03-10, a POSS-I epoch
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Never route loopback through a proxy; never inherit a real service URL.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    for var in (VIZIER_URL_ENV, SKYBOT_URL_ENV, SUPERCOSMOS_URL_ENV):
-        monkeypatch.delenv(var, raising=False)
-
-
-class Recorder:
-    """An injected sleep: records the delays, waits for none."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-def client(sleep: Recorder, **overrides: float) -> HttpClient:
-    cfg: dict[str, Any] = dict(
-        connect_timeout_s=2.0,
-        read_timeout_s=2.0,
-        total_timeout_s=20.0,
-        max_attempts=5,
-        backoff_base_s=1.0,
-        backoff_max_s=8.0,
-        retry_after_max_s=30.0,
-    )
-    cfg.update(overrides)
-    return HttpClient("TEST", HttpConfig(**cfg), sleep=sleep, rng=random.Random(1))
 
 
 def disc(n: int, ra0: float, dec0: float, radius_deg: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from servers.s3 import S3StandIn
+from servers.s3 import S3StandIn, aws_loopback_env
 
 from vasco.storage import (
     LeaseNotHeldError,
@@ -38,25 +38,7 @@ STALE_WAIT = {"local": 0.3, "s3": 1.1}
 def s3_server() -> Iterator[S3StandIn]:
     """moto on 127.0.0.1 with fake credentials; no metadata service, no profile, no proxy."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in (
-            "AWS_PROFILE",
-            "AWS_DEFAULT_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "AWS_SECURITY_TOKEN",
-            "AWS_ENDPOINT_URL_S3",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "https_proxy",
-        ):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        mp.setenv("AWS_CONFIG_FILE", os.devnull)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        aws_loopback_env(mp)
         with S3StandIn() as server:
             mp.setenv("AWS_ENDPOINT_URL", server.url)
             server.create_bucket(BUCKET)

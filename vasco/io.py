@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pandas as pd
 
 __all__ = [
     "atomic_path",
+    "fsync_dir",
     "write_bytes_atomic",
     "write_text_atomic",
     "write_json_atomic",
@@ -33,13 +34,17 @@ __all__ = [
 def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` on success.
 
-    On any exception the temporary file is removed and ``final`` is untouched.
+    The temporary file (``.<name>.<random><suffix>.part``) is created empty
+    with the usual mode (0666 less the umask), so files in a survey tree
+    shared by several users stay readable.  On success it is fsynced and
+    renamed over ``final``, and the rename is made durable (the folder is
+    fsynced where the filesystem allows).  On any exception the temporary
+    file is removed and ``final`` is untouched.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".part", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}{suffix}.part"
+    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -49,6 +54,17 @@ def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+    fsync_dir(final.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:

@@ -58,6 +58,8 @@ import fsspec
 import fsspec.asyn
 import fsspec.core
 
+from vasco.io import atomic_path
+
 __all__ = [
     "COMMIT_MARKER",
     "DEFAULT_EXCLUDE",
@@ -287,35 +289,9 @@ def _parse_lease(data: bytes) -> tuple[str | None, float | None]:
 
 @contextlib.contextmanager
 def _atomic_local(final: Path) -> Iterator[BinaryIO]:
-    """Yield a file open for writing; on success it is flushed and renamed to ``final``.
-
-    On any exception the temporary file is removed and ``final`` is untouched.
-    The file gets the usual mode (0666 less the umask).
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(final.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (best effort: not every filesystem allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Yield a file open for writing that :func:`vasco.io.atomic_path` renames to ``final`` on success."""
+    with atomic_path(final) as tmp, open(tmp, "wb") as fh:
+        yield fh
 
 
 class Storage:
@@ -713,18 +689,8 @@ class Storage:
             return dest
 
         def download() -> None:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
-            try:
+            with atomic_path(dest) as tmp:
                 self._remote_fs().get_file(self._remote(rel), str(tmp))
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, dest)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-                raise
-            _fsync_dir(dest.parent)
 
         self._call("get", rel, download)
         return dest

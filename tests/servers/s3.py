@@ -18,6 +18,7 @@ changes:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Self
@@ -93,3 +94,21 @@ class S3StandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def aws_loopback_env(mp: Any, secret: str = "testing-secret") -> None:
+    """Fake AWS credentials and nothing that could reach AWS: no profile, metadata service or proxy.
+
+    ``mp`` is a ``pytest.MonkeyPatch``; set ``AWS_ENDPOINT_URL`` to the
+    stand-in's ``url`` once it runs.
+    """
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                 "AWS_ENDPOINT_URL_S3", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        mp.delenv(name, raising=False)
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    mp.setenv("AWS_CONFIG_FILE", os.devnull)
+    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    mp.setenv("NO_PROXY", "127.0.0.1,localhost")

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from vasco.astrometry.platefit import PlateFit, fit_plate, tangent_plane
 from vasco.astrometry.positions import has_tan_wcs, pixel_to_sky
 from vasco.config import AstrometryConfig
-from vasco.matching.crossmatch import angular_separation_arcsec, nearest_within
+from vasco.matching.crossmatch import angular_separation_arcsec, chord, nearest_within
 from vasco.matching.propagate import propagate_positions, radec_to_unit
 
 __all__ = [
@@ -138,8 +138,7 @@ def isolated(ra: NDArray[np.float64], dec: NDArray[np.float64], radius_arcsec: f
     if radius_arcsec <= 0 or ra.size < 2:
         return np.ones(ra.size, dtype=bool)
     u = radec_to_unit(ra, dec).reshape(-1, 3)
-    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
-    pairs = cKDTree(u).query_pairs(chord, output_type="ndarray")
+    pairs = cKDTree(u).query_pairs(chord(radius_arcsec), output_type="ndarray")
     crowded = np.zeros(ra.size, dtype=bool)
     crowded[pairs.ravel()] = True
     return ~crowded

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy.spatial import cKDTree
 
-from vasco.matching.crossmatch import nearest_within
+from vasco.matching.crossmatch import angular_separation_arcsec, chord, nearest_within
 from vasco.matching.propagate import radec_to_unit
 
 __all__ = ["DEDUP_COLUMNS", "overlapping_tile_pairs", "find_duplicates"]
@@ -58,11 +58,9 @@ def overlapping_tile_pairs(tiles: Sequence[Mapping[str, Any]]) -> list[tuple[int
     half_diag = np.array([float(t["size_arcmin"]) for t in tiles]) / 60.0 / np.sqrt(2.0)
     reach = 2.0 * float(half_diag.max())
     tree = cKDTree(radec_to_unit(ra, dec).reshape(-1, 3))
-    chord = 2.0 * np.sin(np.radians(reach) / 2.0)
     pairs = []
-    for i, j in sorted(tree.query_pairs(chord)):
-        cos_d = np.clip(np.dot(radec_to_unit(ra[i], dec[i]), radec_to_unit(ra[j], dec[j])), -1.0, 1.0)
-        if np.degrees(np.arccos(cos_d)) <= half_diag[i] + half_diag[j]:
+    for i, j in sorted(tree.query_pairs(chord(reach * 3600.0))):
+        if angular_separation_arcsec(ra[i], dec[i], ra[j], dec[j]) / 3600.0 <= half_diag[i] + half_diag[j]:
             pairs.append((int(i), int(j)))
     return pairs
 

@@ -24,10 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial import cKDTree
 
-from vasco.matching.crossmatch import angular_separation_arcsec
-from vasco.matching.propagate import radec_to_unit
+from vasco.matching.crossmatch import neighbours_within
 
 __all__ = [
     "bright_star_veto",
@@ -37,10 +35,6 @@ __all__ = [
     "spike_rule",
     "first_failing",
 ]
-
-
-def _chord(radius_arcsec: float) -> float:
-    return float(2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0))
 
 
 def spike_rule(mag: ArrayLike, dist_arcsec: ArrayLike, mag_always: float = 12.4, slope: float = -0.09,
@@ -101,15 +95,7 @@ def bright_star_veto(
         sdec = stars["dec"].to_numpy(np.float64)[usable]
         smag = mags[usable]
         sid = stars["source_id"].to_numpy()[usable]
-        tree = cKDTree(radec_to_unit(sra, sdec).reshape(-1, 3))
-        near = tree.query_ball_point(radec_to_unit(ra, dec).reshape(-1, 3), _chord(radius_arcsec))
-        for i, js in enumerate(near):
-            if not js:
-                continue
-            js = np.asarray(sorted(js), dtype=np.int64)
-            d = angular_separation_arcsec(ra[i], dec[i], sra[js], sdec[js])
-            inside = d <= radius_arcsec
-            js, d = js[inside], d[inside]
+        for i, (js, d) in enumerate(neighbours_within(ra, dec, sra, sdec, radius_arcsec)):
             if not js.size:
                 continue
             n_stars[i] = js.size
@@ -149,15 +135,8 @@ def counterpart_veto(
         rra = ref["ra"].to_numpy(np.float64)
         rdec = ref["dec"].to_numpy(np.float64)
         radii = np.broadcast_to(np.asarray(radius_arcsec, dtype=np.float64), (len(ref),))
-        rmax = float(radii.max())
-        tree = cKDTree(radec_to_unit(rra, rdec).reshape(-1, 3))
-        near = tree.query_ball_point(radec_to_unit(ra, dec).reshape(-1, 3), _chord(rmax))
         rid = ref["source_id"].to_numpy()
-        for i, js in enumerate(near):
-            if not js:
-                continue
-            js = np.asarray(sorted(js), dtype=np.int64)
-            d = angular_separation_arcsec(ra[i], dec[i], rra[js], rdec[js])
+        for i, (js, d) in enumerate(neighbours_within(ra, dec, rra, rdec, float(radii.max()))):
             ok = d <= radii[js]
             if ok.any():
                 k = int(np.argmin(np.where(ok, d, np.inf)))

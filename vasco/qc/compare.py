@@ -28,7 +28,7 @@ import pandas as pd
 from vasco.astrometry.tangent import sky_to_tangent
 from vasco.filters.config import VETO_ORDER
 from vasco.filters.cuts import CUT_ORDER
-from vasco.matching.crossmatch import nearest_within
+from vasco.matching.crossmatch import chord, nearest_within
 
 __all__ = ["RECALL_RADII", "read_published", "in_footprint", "funnel_stage", "compare_published"]
 
@@ -87,7 +87,7 @@ def in_footprint(ra: np.ndarray, dec: np.ndarray, tiles: Sequence[Mapping[str, A
     half = np.array([float(t["size_arcmin"]) for t in tiles]) / 120.0
     reach = float(half.max()) * np.sqrt(2.0) * 1.01
     tree = cKDTree(radec_to_unit(t_ra, t_dec).reshape(-1, 3))
-    near = tree.query_ball_point(radec_to_unit(ra, dec).reshape(-1, 3), 2.0 * np.sin(np.radians(reach) / 2.0))
+    near = tree.query_ball_point(radec_to_unit(ra, dec).reshape(-1, 3), chord(reach * 3600.0))
     for i, ks in enumerate(near):
         for k in sorted(ks):
             xi, eta = sky_to_tangent(ra[i : i + 1], dec[i : i + 1], t_ra[k], t_dec[k])

@@ -37,10 +37,11 @@ import pandas as pd
 from vasco.matching.crossmatch import angular_separation_arcsec, nearest_within
 from vasco.qc.compare import funnel_stage
 
-__all__ = ["FALSE_CLASSES", "score_tile", "combine_scores"]
+__all__ = ["FALSE_CLASSES", "CLASS_OF", "score_tile", "combine_scores"]
 
 FALSE_CLASSES = ("high_proper_motion", "defect", "galaxy", "spike", "asteroid", "infrared", "variable", "other")
-_CLASS_OF = {
+#: Truth class -> the false-candidate class it is counted under.
+CLASS_OF = {
     "hpm_star": "high_proper_motion",
     "asteroid": "asteroid",
     "ir_source": "infrared",
@@ -66,7 +67,7 @@ def _classify(cands: pd.DataFrame, truth: pd.DataFrame, point_arcsec: float) -> 
     point = others.loc[extent <= point_arcsec]
     idx, _ = nearest_within(ra, dec, point["ra"], point["dec"], point_arcsec)
     hit = idx >= 0
-    labels[hit] = [_CLASS_OF.get(c, "other") for c in point["cls"].to_numpy()[idx[hit]]]
+    labels[hit] = [CLASS_OF.get(c, "other") for c in point["cls"].to_numpy()[idx[hit]]]
     # Extended truth objects (spikes, halos, scratches, large galaxies): inside their extent.
     ext = others.loc[extent > point_arcsec]
     if len(ext):
@@ -76,7 +77,7 @@ def _classify(cands: pd.DataFrame, truth: pd.DataFrame, point_arcsec: float) -> 
             inside = sep <= ext["extent_arcsec"].to_numpy(np.float64)
             if inside.any():
                 j = int(np.argmin(np.where(inside, sep, np.inf)))
-                labels[i] = _CLASS_OF.get(ext["cls"].to_numpy()[j], "other")
+                labels[i] = CLASS_OF.get(ext["cls"].to_numpy()[j], "other")
     return list(labels)
 
 
