@@ -26,6 +26,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.context import get_run_context
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from flows.tile import tile_flow
 from vasco.config import VascoConfig
@@ -36,8 +37,14 @@ __all__ = ["run_local", "run_deployments"]
 
 @task(name="run-tile")
 def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig, dry_run: bool = False) -> dict[str, Any]:
-    """Run the tile flow as a subflow (one thread of the survey's pool)."""
-    return tile_flow(out=out, ra=ra, dec=dec, config=cfg, dry_run=dry_run)
+    """Run the tile flow as a subflow (one thread of the survey's pool).
+
+    The subflow sends no heartbeats of its own: the survey's flow run, in the
+    same process, already does (Prefect's heartbeat thread otherwise costs
+    each subflow up to a second on exit, which is most of a dry-run tile).
+    """
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return tile_flow(out=out, ra=ra, dec=dec, config=cfg, dry_run=dry_run)
 
 
 def run_local(
@@ -66,9 +73,12 @@ def run_local(
 def run_deployments(
     positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
     on_done: Callable[[str], None], deployment: str, poll_s: float = 2.0, dry_run: bool = False,
+    run_key: str | None = None,
 ) -> None:
     """Run the tiles as flow runs of ``deployment``, at most ``in_flight`` at once.
 
+    Each run's idempotency key is ``run_key`` (default: this flow run's id)
+    and the tile id, so a retried survey run does not start a tile twice.
     Raises RuntimeError naming the deployment when it does not exist.
     """
     from prefect.client.orchestration import get_client
@@ -77,7 +87,7 @@ def run_deployments(
 
     logger = get_run_logger()
     ctx = get_run_context()
-    parent = str(getattr(getattr(ctx, "flow_run", None), "id", "local"))
+    parent = run_key or str(getattr(getattr(ctx, "flow_run", None), "id", "local"))
     pending = list(reversed(positions))
     running: dict[Any, str] = {}
     with get_client(sync_client=True) as client:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +32,7 @@ from prefect.artifacts import (  # noqa: E402
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.context import get_run_context  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.fanout import run_deployments, run_local  # noqa: E402
@@ -208,15 +211,34 @@ def _funnel_markdown(summary: dict[str, Any], records: list[dict[str, Any]]) -> 
             f"Synthetic injection: {inj['recovered']}/{inj['recoverable']} recoverable transients recovered "
             f"(completeness {comp}); purity {pur}; false candidates by class: {inj['false_by_class']}.",
         ]
-    lines += ["", "| tile | plate | status | reason | detections | candidates |", "|---|---|---|---|---:|---:|"]
-    for r in records:
-        plate = (r.get("plate") or {}).get("region") or "-"
-        counts = r.get("counts") or {}
-        lines.append(
-            f"| {r['tile_id']} | {plate} | {r.get('status')} | {r.get('reason') or ''} | "
-            f"{counts.get('detections', '')} | {counts.get('candidates', '')} |"
-        )
+    lines += _tile_funnel_table(records)
     return "\n".join(lines)
+
+
+def _tile_funnel_table(records: list[dict[str, Any]], max_rows: int = 500) -> list[str]:
+    """Markdown lines: one row per tile with its funnel, stage by stage.
+
+    Failed and rejected tiles come first; at most ``max_rows`` rows (every
+    tile's funnel is in its tile.json and in summary.json's totals).
+    """
+    stages: list[str] = []
+    for r in records:
+        for k in r.get("funnel") or {}:
+            if k not in stages:
+                stages.append(k)
+    ordered = ([r for r in records if r.get("status") in ("failed", "rejected")]
+               + [r for r in records if r.get("status") == "ok"])
+    lines = ["", "## Funnel per tile", "",
+             "| tile | plate | status | reason | " + " | ".join(stages) + " |",
+             "|---|---|---|---|" + "---:|" * len(stages)]
+    for r in ordered[:max_rows]:
+        plate = (r.get("plate") or {}).get("region") or "-"
+        funnel = r.get("funnel") or {}
+        cells = " | ".join(f"{funnel[k]:,}" if k in funnel else "" for k in stages)
+        lines.append(f"| {r['tile_id']} | {plate} | {r.get('status')} | {r.get('reason') or ''} | {cells} |")
+    if len(ordered) > max_rows:
+        lines += ["", f"(first {max_rows} of {len(ordered)} tiles; every tile's funnel is in its tile.json)"]
+    return lines
 
 
 def _write_positions(out: Path, positions: list[TilePosition]) -> None:
@@ -273,6 +295,54 @@ def _record_lost_tile(store: Any, root: Path, p: TilePosition, cfg: VascoConfig)
     })
     if not store.is_local:
         store.put_file(tile_dir / "tile.json", f"{rel}/tile.json")
+
+
+class _Progress:
+    """The survey's progress artifact, updated as tiles finish (at most once per
+    percent or per 10 s, so a survey of 100,000 tiles does not make 100,000 calls)."""
+
+    def __init__(self, artifact_id: Any, total: int) -> None:
+        self.artifact_id, self.total, self.done = artifact_id, total, 0
+        self._shown, self._at = 0.0, time.monotonic()
+
+    def tile_done(self) -> None:
+        self.done += 1
+        pct = 100.0 * self.done / max(self.total, 1)
+        if pct - self._shown >= 1.0 or time.monotonic() - self._at >= 10.0 or self.done == self.total:
+            self._show(pct)
+
+    def finish(self) -> None:
+        if self._shown < 100.0:
+            self._show(100.0)
+
+    def _show(self, pct: float) -> None:
+        update_progress_artifact(self.artifact_id, progress=pct)
+        self._shown, self._at = pct, time.monotonic()
+
+
+@flow(name="vasco-survey-batch", task_runner=ThreadPoolTaskRunner(max_workers=64), validate_parameters=False)
+def survey_batch(
+    positions: list[TilePosition],
+    out: str,
+    cfg: VascoConfig,
+    fanout: str,
+    tile_deployment: str,
+    on_done: Callable[[str], None],
+    dry_run: bool = False,
+    run_key: str | None = None,
+) -> int:
+    """Run one batch of the survey's tiles (``survey.tiles_per_subflow`` of them).
+
+    A subflow of the survey, so the task states and results Prefect keeps
+    for each tile are released when the batch ends instead of piling up in
+    the survey's flow run.  Returns the number of tiles run.
+    """
+    if fanout == "deployment":
+        run_deployments(positions, out, cfg, cfg.survey.workers, on_done, tile_deployment, dry_run=dry_run,
+                        run_key=run_key)
+    else:
+        run_local(positions, out, cfg, cfg.survey.workers, on_done, dry_run=dry_run)
+    return len(positions)
 
 
 @flow(name="vasco-survey", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=64))
@@ -338,25 +408,25 @@ def survey_flow(
         progress=0.0, key="vasco-survey-progress",
         description=f"VASCO survey {store.url}: tiles finished in this run ({len(todo)} to run)",
     )
-    finished = 0
+    if fanout not in ("local", "deployment"):
+        raise ValueError(f"fanout {fanout!r}: must be 'local' or 'deployment'")
+    progress = _Progress(progress_id, len(todo))
     by_id = {p.tile_id: p for p in todo}
 
     def on_done(tile_id: str) -> None:
-        nonlocal finished
-        finished += 1
         _record_lost_tile(store, out_dir, by_id[tile_id], cfg)
-        update_progress_artifact(progress_id, progress=100.0 * finished / max(len(todo), 1))
+        progress.tile_done()
 
     # Tiles get the root as given (a URL stays a URL); a local root as an absolute path.
     target = str(out_dir.resolve()) if store.is_local else store.url
-    if fanout == "deployment":
-        run_deployments(todo, target, cfg, cfg.survey.workers, on_done, tile_deployment, dry_run=dry_run)
-    elif fanout == "local":
-        run_local(todo, target, cfg, cfg.survey.workers, on_done, dry_run=dry_run)
-    else:
-        raise ValueError(f"fanout {fanout!r}: must be 'local' or 'deployment'")
-    if not todo:
-        update_progress_artifact(progress_id, progress=100.0)
+    step = cfg.survey.tiles_per_subflow
+    run_key = str(getattr(getattr(get_run_context(), "flow_run", None), "id", "local"))
+    for start in range(0, len(todo), step):
+        chunk = todo[start:start + step]
+        survey_batch.with_options(flow_run_name=f"tiles-{start + 1}-{start + len(chunk)}-of-{len(todo)}")(
+            chunk, target, cfg, fanout, tile_deployment, on_done, dry_run, run_key
+        )
+    progress.finish()
     tile_ids = [p.tile_id for p in pos]
     summary = publish(target, tile_ids, cfg.science_hash())
     logger.info("survey done: %s", {k: summary[k] for k in ("tiles", "detections", "candidates")})

@@ -101,3 +101,28 @@ def test_funnel_side_by_side_with_the_paper():
     assert rows[1]["ours_kept"] == pytest.approx(0.1) and rows[1]["paper_kept"] == pytest.approx(9395 / 298165)
     # A stage that did not run is shown as such; the next one is compared with the last that ran.
     assert rows[3]["ours"] is None and rows[4]["ours_kept"] == pytest.approx(6 / 9)
+
+
+def test_merge_writes_few_row_groups_and_same_rows(tmp_path):
+    """Tiles are buffered into row groups: 30 tiles of 7 rows, flushed once 50
+    rows are buffered (8 tiles, 56 rows), make 4 groups (not 30), with every
+    row in order, and the rows do not depend on the group size."""
+    import pyarrow.parquet as pq
+
+    tids = [f"t{i:02d}" for i in range(30)]
+    for i, tid in enumerate(tids):
+        d = tmp_path / "tiles" / tid
+        d.mkdir(parents=True)
+        pd.DataFrame({"ra": 10.0 + i + np.arange(7) * 1e-3, "dec": np.full(7, 0.5), "NUMBER": np.arange(1, 8),
+                      "is_candidate": np.arange(7) == 3}).to_parquet(d / "detections.parquet", index=False)
+        write_tile_record(d, _record(tid))
+    records = read_tile_records(tmp_path, tids)
+    merge_catalogues(tmp_path, records, row_group_rows=50)
+    meta = pq.ParquetFile(tmp_path / "detections.parquet").metadata
+    assert (meta.num_row_groups, meta.num_rows) == (4, 210)
+    small = pd.read_parquet(tmp_path / "detections.parquet")
+    assert small["tile_id"].tolist() == [t for t in tids for _ in range(7)]
+    assert pq.ParquetFile(tmp_path / "candidates.parquet").metadata.num_rows == 30
+    merge_catalogues(tmp_path, records)
+    assert pq.ParquetFile(tmp_path / "detections.parquet").metadata.num_row_groups == 1
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "detections.parquet"), small)

@@ -291,6 +291,12 @@ class SurveyConfig(_Section):
     size_arcmin: float = Field(30.0, gt=0, le=120, description="Tile width and height (arcmin).")
     dec_min: float = Field(-30.0, ge=-90, le=90, description="Southern limit of the sampled footprint.")
     workers: int = Field(2, ge=1, le=64, description="Tiles processed at once.")
+    tiles_per_subflow: int = Field(
+        250, ge=1, le=100_000,
+        description="Tiles run by one 'vasco-survey-batch' subflow. Prefect keeps every task state of a flow "
+        "run in memory until it ends, so a survey runs its tiles a batch at a time and the survey process "
+        "stays the same size however many tiles it has.",
+    )
 
 
 class VascoConfig(_Section):

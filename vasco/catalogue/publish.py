@@ -61,8 +61,9 @@ def read_tile_records(out_dir: Path, tile_ids: Iterable[str]) -> list[dict[str, 
     return records
 
 
-def _tile_rows(out_dir: Path, rec: Mapping[str, Any], dup: pd.DataFrame | None) -> pa.Table:
-    """One tile's detections with the survey columns and the deduplication flags."""
+def _tile_rows(out_dir: Path, rec: Mapping[str, Any], mine: pd.DataFrame | None) -> pa.Table:
+    """One tile's detections with the survey columns and the deduplication flags
+    (``mine``: this tile's rows of the duplicates table, or None)."""
     table = pq.read_table(Path(out_dir) / "tiles" / rec["tile_id"] / "detections.parquet")
     n = table.num_rows
     plate = rec["plate"]
@@ -80,14 +81,12 @@ def _tile_rows(out_dir: Path, rec: Mapping[str, Any], dup: pd.DataFrame | None) 
     n_meas = np.ones(n, dtype=np.int64)
     primary = np.ones(n, dtype=bool)
     final = is_cand.copy()
-    if dup is not None and len(dup):
-        mine = dup.loc[dup["tile_id"] == rec["tile_id"]]
-        if len(mine):
-            pos = pd.Index(number).get_indexer(mine["NUMBER"].to_numpy())
-            group[pos] = mine["dup_group"].to_numpy()
-            n_meas[pos] = mine["n_measurements"].to_numpy()
-            primary[pos] = mine["is_primary"].to_numpy(bool)
-            final[pos] = mine["is_primary"].to_numpy(bool) & mine["group_is_candidate"].to_numpy(bool)
+    if mine is not None and len(mine):
+        pos = pd.Index(number).get_indexer(mine["NUMBER"].to_numpy())
+        group[pos] = mine["dup_group"].to_numpy()
+        n_meas[pos] = mine["n_measurements"].to_numpy()
+        primary[pos] = mine["is_primary"].to_numpy(bool)
+        final[pos] = mine["is_primary"].to_numpy(bool) & mine["group_is_candidate"].to_numpy(bool)
     table = table.append_column("dup_group", pa.array(np.where(group >= 0, group, 0), pa.int64(),
                                                       mask=group < 0))
     table = table.append_column("n_measurements", pa.array(n_meas, pa.int64()))
@@ -96,13 +95,51 @@ def _tile_rows(out_dir: Path, rec: Mapping[str, Any], dup: pd.DataFrame | None) 
     return table.replace_schema_metadata(None)
 
 
+#: Rows per Parquet row group of the merged catalogues.  Tiles are buffered up
+#: to this many rows before a row group is written, so a survey of 100,000
+#: tiles makes a few hundred row groups, not 100,000 (whose footer metadata
+#: would fill memory and slow every reader).
+ROW_GROUP_ROWS = 250_000
+
+
+class _Buffered:
+    """A Parquet writer that writes row groups of ``ROW_GROUP_ROWS`` rows."""
+
+    def __init__(self, path: Path, schema: pa.Schema, rows: int) -> None:
+        self.writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self.parts: list[pa.Table] = []
+        self.n = 0
+        self.rows = rows
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.parts.append(table)
+            self.n += table.num_rows
+        if self.n >= self.rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.writer.write_table(pa.concat_tables(self.parts), row_group_size=max(self.n, 1))
+        self.parts, self.n = [], 0
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.writer.close()
+
+
 def merge_catalogues(
-    out_dir: Path, records: Iterable[Mapping[str, Any]], dup: pd.DataFrame | None = None
+    out_dir: Path, records: Iterable[Mapping[str, Any]], dup: pd.DataFrame | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> dict[str, int]:
     """Write ``DIR/detections.parquet`` and ``DIR/candidates.parquet``.
 
     Tiles are streamed one at a time (rows of each tile in SExtractor NUMBER
-    order, tiles in the order given), so memory stays bounded by one tile.
+    order, tiles in the order given) and written in row groups of
+    ``row_group_rows`` rows, so memory stays bounded by one row group
+    whatever the number of tiles.
     Each row gains tile_id, plate_region, plate_label, plate_epoch and the
     global deduplication flags (:func:`vasco.catalogue.dedup.find_duplicates`):
     ``dup_group`` (null for a source measured once), ``n_measurements``,
@@ -114,25 +151,28 @@ def merge_catalogues(
     """
     ok = [r for r in records if r.get("status") == "ok"]
     counts = {"detections": 0, "candidates": 0, "tile_candidates": 0}
+    by_tile: dict[str, pd.DataFrame] = {}
+    if dup is not None and len(dup):
+        by_tile = {str(tid): rows for tid, rows in dup.groupby("tile_id", sort=False)}
     final_det = Path(out_dir) / "detections.parquet"
     final_cand = Path(out_dir) / "candidates.parquet"
     with atomic_path(final_det, suffix=".parquet") as tmp_det, atomic_path(final_cand, suffix=".parquet") as tmp_cand:
-        writers: dict[str, pq.ParquetWriter] = {}
+        writers: dict[str, _Buffered] = {}
         schema: pa.Schema | None = None
         try:
             for rec in ok:
-                table = _tile_rows(out_dir, rec, dup)
+                table = _tile_rows(out_dir, rec, by_tile.get(rec["tile_id"]))
                 if schema is None:
                     schema = table.schema
-                    writers["d"] = pq.ParquetWriter(tmp_det, schema, compression="zstd")
-                    writers["c"] = pq.ParquetWriter(tmp_cand, schema, compression="zstd")
+                    writers["d"] = _Buffered(tmp_det, schema, row_group_rows)
+                    writers["c"] = _Buffered(tmp_cand, schema, row_group_rows)
                 for field in schema:
                     if field.name not in table.column_names:
                         table = table.append_column(field, pa.nulls(table.num_rows, field.type))
                 table = table.select(schema.names).cast(schema)
-                writers["d"].write_table(table)
+                writers["d"].write(table)
                 cand = table.filter(table.column("is_survey_candidate"))
-                writers["c"].write_table(cand)
+                writers["c"].write(cand)
                 counts["detections"] += table.num_rows
                 counts["candidates"] += cand.num_rows
                 counts["tile_candidates"] += int(pa.compute.sum(table.column("is_candidate")).as_py() or 0)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: the fast tests and those marked `slow`
+# (SExtractor/PSFEx on whole tiles, a real Prefect server with workers, S3).
+# Plain `.venv/bin/python -m pytest` runs the fast tests only.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -x -k s3`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec .venv/bin/python -m pytest -m "slow or not slow" "$@"
