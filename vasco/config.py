@@ -58,6 +58,14 @@ class ExtractionConfig(_Section):
     psf_sample_minsn: float = Field(20.0, gt=0)
     psf_sample_maxellip: float = Field(0.3, gt=0, lt=1)
     tool_timeout_s: float = Field(600.0, gt=0, description="Timeout for each SExtractor/PSFEx call.")
+    psf_fit_scope: Literal["needed", "all"] = Field(
+        "needed",
+        description="Which pass-2 detections get the PSF-model columns (SPREAD_MODEL, SPREADERR_MODEL, "
+        "MAG_PSF, MAGERR_PSF), about 95% of SExtractor's time when measured for all: 'needed' measures "
+        "them (in SExtractor's ASSOC mode) only for detections that reach the SPREAD_MODEL cut, i.e. pass "
+        "the cuts before it (FLAGS, SNR_WIN), which gives the same values, cut decisions, funnel and "
+        "candidates as 'all' (the others get NaN); 'all' measures every detection.",
+    )
 
 
 class CutsConfig(_Section):

@@ -14,7 +14,7 @@ Tile folder layout::
         catalogs/gaia.parquet    reference catalogues as served
         catalogs/ps1.parquet
         truth.parquet            synthetic sky only
-        work/                    pass1.ldac, pass1.psf, pass2.ldac, measured/positioned/matched
+        work/                    pass1.ldac, pass1.psf, pass2.parquet (or .ldac), measured/positioned/matched
                                  tables, astrometry.json and the fit's residual pairs
         qc/astrometry.png        astrometric residuals before and after the fit
         steps/<step>.json        step records
@@ -29,7 +29,7 @@ import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,12 +38,14 @@ from astropy.io import fits
 from vasco.astrometry.positions import pixel_to_sky
 from vasco.config import VascoConfig
 from vasco.extraction import sextractor
-from vasco.filters.cuts import apply_quality_cuts
+from vasco.filters.cuts import apply_quality_cuts, reaches_spread_cut
 from vasco.io import atomic_path, file_sha256, read_json, write_json_atomic, write_parquet_atomic
 from vasco.matching.catalogs import find_counterparts, normalize_catalog
 from vasco.plates.frame import plate_frame
 from vasco.plates.header import check_poss1e, read_fits_header
 from vasco.records import Output, load_record, save_record, source_hash, step_key
+
+_T = TypeVar("_T")
 
 __all__ = [
     "StepError",
@@ -325,7 +327,7 @@ def check_plate(tile_dir: Path, image: Output) -> dict[str, Any]:
 # --------------------------------------------------------------------------- extraction
 
 
-def _tool_step(fn: Callable[[], Path]) -> Path:
+def _tool_step(fn: Callable[[], _T]) -> _T:
     try:
         return fn()
     except sextractor.ToolError as exc:
@@ -361,24 +363,37 @@ def build_psf(tile_dir: Path, pass1: Output, cfg: VascoConfig) -> dict[str, Any]
 
 
 def extract_pass2(tile_dir: Path, image: Output, psf: Output, cfg: VascoConfig) -> dict[str, Any]:
-    """SExtractor pass 2 with the PSF model (SPREAD_MODEL, MAG_PSF)."""
+    """SExtractor pass 2 with the PSF model (SPREAD_MODEL, MAG_PSF).
+
+    With ``extraction.psf_fit_scope = 'needed'`` (the default) the PSF-model
+    columns are measured only for the detections that reach the SPREAD_MODEL
+    cut (:func:`vasco.filters.cuts.reaches_spread_cut`), into
+    ``work/pass2.parquet``; with ``'all'``, for every detection, into
+    ``work/pass2.ldac``.  Both give the same cut decisions and candidates.
+    """
+
     tile_dir = Path(tile_dir)
-    out = tile_dir / "work" / "pass2.ldac"
+    scope = cfg.extraction.psf_fit_scope
+    params: dict[str, Any] = cfg.extraction.model_dump(mode="json")
+    if scope == "needed":
+        # The selection depends on the cuts before SPREAD_MODEL: they are part of the step's key.
+        params["selection_cuts"] = cfg.cuts.model_dump(mode="json")
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
-        path = _tool_step(
-            lambda: sextractor.run_pass2(Path(image["path"]), Path(psf["path"]), out, cfg.extraction)
-        )
-        return {"catalog": path}, {}
+        if scope == "all":
+            out = tile_dir / "work" / "pass2.ldac"
+            path = _tool_step(
+                lambda: sextractor.run_pass2(Path(image["path"]), Path(psf["path"]), out, cfg.extraction)
+            )
+            return {"catalog": path}, {"psf_fit_scope": scope}
+        out = tile_dir / "work" / "pass2.parquet"
+        path, n_psf = _tool_step(lambda: sextractor.run_pass2_selected(
+            Path(image["path"]), Path(psf["path"]), out, cfg.extraction,
+            lambda table: reaches_spread_cut(table, cfg.cuts),
+        ))
+        return {"catalog": path}, {"psf_fit_scope": scope, "psf_measured": n_psf}
 
-    return _run_step(
-        tile_dir,
-        "pass2",
-        {"image": image, "psf": psf},
-        cfg.extraction.model_dump(mode="json"),
-        extract_pass2,
-        body,
-    )
+    return _run_step(tile_dir, "pass2", {"image": image, "psf": psf}, params, extract_pass2, body)
 
 
 # --------------------------------------------------------------------------- astrometry
@@ -400,7 +415,7 @@ def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoCo
     tile_dir = Path(tile_dir)
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
-        table = sextractor.read_ldac(Path(pass2["path"]))
+        table = sextractor.read_catalog(Path(pass2["path"]))
         header = read_header(Path(image["path"]))
         x = table["XWIN_IMAGE"].to_numpy(np.float64, copy=True)
         y = table["YWIN_IMAGE"].to_numpy(np.float64, copy=True)

@@ -18,7 +18,7 @@ import shutil
 import warnings
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -36,7 +36,9 @@ __all__ = [
     "run_pass1",
     "run_psfex",
     "run_pass2",
+    "run_pass2_selected",
     "read_ldac",
+    "read_catalog",
     "psf_star_count",
     "psf_saturation_level",
 ]
@@ -125,10 +127,12 @@ def _check_ldac(path: Path, tool: str) -> None:
 
 
 def _sextract(
-    image: Path, out: Path, cfg: ExtractionConfig, which: str, satur_level: float, extra: list[str]
+    image: Path, out: Path, cfg: ExtractionConfig, which: str, satur_level: float, extra: list[str],
+    params: Path | None = None,
 ) -> Path:
     sex = find_tool(SEXTRACTOR_NAMES)
     cdir = config_dir()
+    params = params or cdir / f"{which}.param"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(out)
@@ -138,7 +142,7 @@ def _sextract(
         "-c",
         str(cdir / f"{which}.sex"),
         "-PARAMETERS_NAME",
-        str(cdir / f"{which}.param"),
+        str(Path(params).resolve()),
         "-CATALOG_NAME",
         str(tmp.resolve()),
         *_sex_overrides(cfg, satur_level),
@@ -242,6 +246,125 @@ def run_pass2(image: Path, psf: Path, out: Path, cfg: ExtractionConfig) -> Path:
     return _sextract(
         image, out, cfg, "pass2", cfg.satur_level, ["-PSF_NAME", str(Path(psf).resolve())]
     )
+
+
+#: Pass-2 columns that need the PSF model (PSF fit and model fit): nearly all of
+#: pass 2's time when measured for every detection.
+PSF_COLUMNS: tuple[str, ...] = ("MAG_PSF", "MAGERR_PSF", "SPREAD_MODEL", "SPREADERR_MODEL")
+
+#: ASSOC match radius (px) between a listed detection and itself in the PSF run
+#: (the same detection at the same position, up to the list's decimal digits).
+_ASSOC_RADIUS_PX = 0.5
+
+
+def _pass2_params() -> list[str]:
+    return [p for p in (config_dir() / "pass2.param").read_text().split() if not p.startswith("#")]
+
+
+def run_pass2_selected(
+    image: Path,
+    psf: Path,
+    out: Path,
+    cfg: ExtractionConfig,
+    select: Callable[[pd.DataFrame], np.ndarray],
+) -> tuple[Path, int]:
+    """Pass 2 with the PSF-model columns measured only for ``select``-ed detections.
+
+    Runs SExtractor twice on the image with the pass-2 configuration: once
+    without the PSF-model columns (:data:`PSF_COLUMNS`; no PSF fitting, as
+    fast as pass 1), then, for the detections ``select(table)`` marks, in
+    ASSOC mode (``ASSOCSELEC_TYPE MATCHED``) with the PSF model, where
+    SExtractor skips every measurement of the unlisted detections.  Detection
+    and deblending do not depend on ASSOC, so each listed detection gets the
+    values the full pass 2 gives it (the tests compare them bit for bit).
+
+    Writes ``out`` (Parquet): every pass-2 column in SExtractor's NUMBER
+    order, the PSF-model columns NaN where not measured, and ``psf_measured``.
+    Returns the path and the number of detections measured with the PSF.
+
+    Raises
+    ------
+    ToolError
+        When a run fails, or the ASSOC run does not give back every listed
+        detection exactly once (never filled in as "not measured").
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = _pass2_params()
+    with tempfile.TemporaryDirectory(prefix=".pass2.", dir=out.parent) as tdir:
+        tdir_path = Path(tdir)
+        meas_params = tdir_path / "measure.param"
+        meas_params.write_text("\n".join(p for p in params if p not in PSF_COLUMNS) + "\n")
+        meas_cat = _sextract(image, tdir_path / "measure.ldac", cfg, "pass2", cfg.satur_level, [],
+                             params=meas_params)
+        table = read_ldac(meas_cat)
+        chosen = np.asarray(select(table), dtype=bool)
+        if chosen.shape != (len(table),):
+            raise ValueError(f"select() returned shape {chosen.shape} for {len(table)} detections")
+        psf_values = {c: np.full(len(table), np.nan, dtype=np.float32) for c in PSF_COLUMNS}
+        if chosen.any():
+            listed = table.loc[chosen, ["NUMBER", "X_IMAGE", "Y_IMAGE"]]
+            assoc = tdir_path / "assoc.txt"
+            np.savetxt(assoc, listed.to_numpy(np.float64), fmt=["%d", "%.10f", "%.10f"])
+            psf_params = tdir_path / "psf.param"
+            psf_params.write_text("\n".join(["X_IMAGE", "Y_IMAGE", "VECTOR_ASSOC(1)", *PSF_COLUMNS]) + "\n")
+            psf_cat = _sextract(
+                image, tdir_path / "psf.ldac", cfg, "pass2", cfg.satur_level,
+                ["-PSF_NAME", str(Path(psf).resolve()), "-ASSOC_NAME", str(assoc.resolve()),
+                 "-ASSOC_PARAMS", "2,3", "-ASSOC_DATA", "1", "-ASSOC_RADIUS", f"{_ASSOC_RADIUS_PX:g}",
+                 "-ASSOC_TYPE", "NEAREST", "-ASSOCSELEC_TYPE", "MATCHED"],
+                params=psf_params,
+            )
+            got = _assoc_rows(psf_cat, listed)
+            row = pd.Index(table["NUMBER"].to_numpy()).get_indexer(got["NUMBER"].to_numpy())
+            for c in PSF_COLUMNS:
+                psf_values[c][row] = got[c].to_numpy(np.float32)
+        for c in PSF_COLUMNS:
+            table[c] = psf_values[c]
+        table["psf_measured"] = chosen
+        table = table[[c for c in params if c in table.columns] + ["psf_measured"]]
+        from vasco.io import write_parquet_atomic
+
+        write_parquet_atomic(out, table)
+    return out, int(chosen.sum())
+
+
+def _assoc_rows(psf_cat: Path, listed: pd.DataFrame) -> pd.DataFrame:
+    """The ASSOC run's rows, one per listed detection, with its NUMBER.
+
+    A detection near (within the ASSOC radius of) a listed one but not itself
+    listed is matched to it too; the row at the listed position is kept.
+    """
+    with fits.open(psf_cat, memmap=False) as hdul:
+        data = hdul["LDAC_OBJECTS"].data
+        got = pd.DataFrame({
+            "NUMBER": np.rint(np.asarray(data["VECTOR_ASSOC"], np.float64).reshape(len(data), -1)[:, 0]).astype(np.int64),
+            "x": np.asarray(data["X_IMAGE"], np.float64),
+            "y": np.asarray(data["Y_IMAGE"], np.float64),
+            **{c: np.asarray(data[c]).astype(np.float32) for c in PSF_COLUMNS},
+        })
+    ref = listed.set_index("NUMBER")
+    known = got["NUMBER"].isin(ref.index)
+    got = got[known].copy()
+    got["d2"] = ((got["x"] - ref.loc[got["NUMBER"], "X_IMAGE"].to_numpy()) ** 2
+                 + (got["y"] - ref.loc[got["NUMBER"], "Y_IMAGE"].to_numpy()) ** 2)
+    got = got.sort_values(["NUMBER", "d2"], kind="stable").drop_duplicates("NUMBER")
+    missing = len(ref) - len(got)
+    if missing or (got["d2"] > 1e-6).any():
+        raise ToolError(
+            "FAIL_SEXTRACTOR",
+            f"the PSF (ASSOC) pass did not give back {max(missing, 0)} of {len(ref)} listed detection(s) "
+            "at their positions",
+        )
+    return got
+
+
+def read_catalog(path: Path) -> pd.DataFrame:
+    """A pass-2 catalogue: Parquet (the selected-PSF path) or FITS_LDAC (a full pass 2)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return read_ldac(path)
 
 
 def read_ldac(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from vasco.config import CutsConfig
 
-__all__ = ["CUT_ORDER", "apply_quality_cuts", "mad_sigma"]
+__all__ = ["CUT_ORDER", "apply_quality_cuts", "mad_sigma", "reaches_spread_cut"]
 
 #: Cut names in the order the funnel applies them.
 CUT_ORDER: tuple[str, ...] = (
@@ -62,6 +62,47 @@ def _clip_mask(values: np.ndarray, among: np.ndarray, nsigma: float) -> np.ndarr
     return np.abs(values - med) <= nsigma * sig
 
 
+def _fixed_tests(table: pd.DataFrame, cfg: CutsConfig, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The fixed cuts ``names`` (a subset of CUT_ORDER without mad_clip), True = passes."""
+    fwhm = table["FWHM_IMAGE"].to_numpy(np.float64)
+    tests: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == "flags":
+            tests[name] = table["FLAGS"].to_numpy() <= cfg.flags_max
+        elif name == "snr":
+            tests[name] = table["SNR_WIN"].to_numpy(np.float64) > cfg.snr_win_min
+        elif name == "spread_model":
+            tests[name] = table["SPREAD_MODEL"].to_numpy(np.float64) > cfg.spread_model_min
+        elif name == "fwhm":
+            tests[name] = (fwhm > cfg.fwhm_min_px) & (fwhm < cfg.fwhm_max_px)
+        elif name == "elongation":
+            tests[name] = table["ELONGATION"].to_numpy(np.float64) < cfg.elongation_max
+        elif name == "extent":
+            # SExtractor's XMAX-XMIN is the extent in pixels minus one; the
+            # paper's test uses these differences as they are.
+            dx = (table["XMAX_IMAGE"] - table["XMIN_IMAGE"]).to_numpy(np.float64)
+            dy = (table["YMAX_IMAGE"] - table["YMIN_IMAGE"]).to_numpy(np.float64)
+            tests[name] = (np.abs(dx - dy) < cfg.extent_delta_max_px) & (dx > cfg.extent_min_px) & (dy > cfg.extent_min_px)
+        else:
+            raise ValueError(f"unknown fixed cut {name!r}")
+    return tests
+
+
+def reaches_spread_cut(table: pd.DataFrame, cfg: CutsConfig) -> np.ndarray:
+    """True for the detections that pass every cut before ``spread_model`` in CUT_ORDER.
+
+    Only these can change a decision or a funnel count through SPREAD_MODEL:
+    the funnel counts the spread-model stage over them, the MAD clip's
+    reference set is a subset of them, and every other detection is already
+    rejected.  Needs only the columns of a pass 2 without the PSF model.
+    """
+    before = CUT_ORDER[: CUT_ORDER.index("spread_model")]
+    ok = np.ones(len(table), dtype=bool)
+    for mask in _fixed_tests(table, cfg, before).values():
+        ok &= mask
+    return ok
+
+
 def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFrame, "OrderedDict[str, int]"]:
     """Add ``cut_*`` columns and ``passes_cuts``; return the table and the funnel.
 
@@ -77,7 +118,9 @@ def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFra
     Raises
     ------
     ValueError
-        If a required SExtractor column is missing.
+        If a required SExtractor column is missing, or (for a pass 2 that
+        measured the PSF-model columns only where needed, ``psf_measured``)
+        a detection that reaches the SPREAD_MODEL cut was not measured.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
@@ -85,19 +128,14 @@ def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFra
     out = table.copy()
     fwhm = out["FWHM_IMAGE"].to_numpy(np.float64)
     elong = out["ELONGATION"].to_numpy(np.float64)
-    # SExtractor's XMAX-XMIN is the extent in pixels minus one; the paper's
-    # test uses these differences as they are.
-    dx = (out["XMAX_IMAGE"] - out["XMIN_IMAGE"]).to_numpy(np.float64)
-    dy = (out["YMAX_IMAGE"] - out["YMIN_IMAGE"]).to_numpy(np.float64)
-
-    tests: dict[str, np.ndarray] = {
-        "flags": out["FLAGS"].to_numpy() <= cfg.flags_max,
-        "snr": out["SNR_WIN"].to_numpy(np.float64) > cfg.snr_win_min,
-        "spread_model": out["SPREAD_MODEL"].to_numpy(np.float64) > cfg.spread_model_min,
-        "fwhm": (fwhm > cfg.fwhm_min_px) & (fwhm < cfg.fwhm_max_px),
-        "elongation": elong < cfg.elongation_max,
-        "extent": (np.abs(dx - dy) < cfg.extent_delta_max_px) & (dx > cfg.extent_min_px) & (dy > cfg.extent_min_px),
-    }
+    tests = _fixed_tests(out, cfg, tuple(n for n in CUT_ORDER if n != "mad_clip"))
+    if "psf_measured" in out.columns:
+        lost = reaches_spread_cut(out, cfg) & ~out["psf_measured"].to_numpy(bool)
+        if lost.any():
+            raise ValueError(
+                f"{int(lost.sum())} detection(s) reach the SPREAD_MODEL cut but have no PSF-model "
+                "measurement (pass 2 selected them with other cut settings)"
+            )
     fixed = np.ones(len(out), dtype=bool)
     for mask in tests.values():
         fixed &= mask
