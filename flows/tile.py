@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from vasco import __version__
 from vasco.config import VascoConfig
 from vasco.pipeline import image_centre, ordered_funnel
 from vasco.qc.injection import score_tile
+from vasco.records import step_timings
 from vasco.sky.sampling import tile_id as make_tile_id
 
 __all__ = ["tile_flow", "run_tile"]
@@ -51,6 +53,7 @@ def run_tile(
     is read from its header.
     """
     logger = get_run_logger()
+    started = time.perf_counter()
     out = Path(out)
     opts = tt.cache_settings(out)
     if fits_path is not None:
@@ -163,6 +166,9 @@ def run_tile(
     if truth is not None:
         dets = pd.read_parquet(vet["outputs"]["detections"]["path"])
         record["injection"] = score_tile(dets, pd.read_parquet(truth["path"]))
+    # Each step's computing time when it ran, and this run's wall time for the tile
+    # (which also counts Prefect's bookkeeping and steps found already done).
+    record["timings"] = {"steps_s": step_timings(tile_dir), "tile_wall_s": round(time.perf_counter() - started, 4)}
     return tt.record_tile(tile_dir, record)
 
 

@@ -26,6 +26,7 @@ Tile folder layout::
 from __future__ import annotations
 
 import shutil
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -97,8 +98,9 @@ def _run_step(
     done = load_record(tile_dir, step, key)
     if done is not None:
         return done
+    t0 = time.perf_counter()
     outputs, info = body()
-    return save_record(tile_dir, step, key, outputs, info)
+    return save_record(tile_dir, step, key, outputs, info, elapsed_s=time.perf_counter() - t0)
 
 
 def read_header(path: Path) -> fits.Header:

@@ -21,7 +21,7 @@ from typing import Any
 from vasco import __version__
 from vasco.io import file_sha256, read_json, write_json_atomic
 
-__all__ = ["Output", "step_key", "source_hash", "load_record", "save_record", "record_path"]
+__all__ = ["Output", "step_key", "source_hash", "load_record", "save_record", "record_path", "step_timings"]
 
 #: A manifest entry passed between steps: absolute path and content hash.
 Output = dict[str, str]
@@ -49,6 +49,19 @@ def step_key(step: str, inputs: Mapping[str, Any], params: Mapping[str, Any], co
 
 def record_path(tile_dir: Path, step: str) -> Path:
     return Path(tile_dir) / "steps" / f"{step}.json"
+
+
+def step_timings(tile_dir: Path) -> dict[str, float]:
+    """Each recorded step's computing time (s), by step name (from its record's ``elapsed_s``)."""
+    out: dict[str, float] = {}
+    for path in sorted((Path(tile_dir) / "steps").glob("*.json")):
+        try:
+            rec = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("elapsed_s"), (int, float)):
+            out[str(rec.get("step", path.stem))] = float(rec["elapsed_s"])
+    return out
 
 
 def load_record(tile_dir: Path, step: str, key: str) -> dict[str, Any] | None:
@@ -79,8 +92,12 @@ def save_record(
     key: str,
     outputs: Mapping[str, Path],
     info: Mapping[str, Any] | None = None,
+    elapsed_s: float | None = None,
 ) -> dict[str, Any]:
-    """Hash the outputs and write the step record; return it with absolute paths."""
+    """Hash the outputs and write the step record; return it with absolute paths.
+
+    ``elapsed_s``: the step's computing time (wall seconds), kept in the record.
+    """
     tile_dir = Path(tile_dir)
     stored: dict[str, dict[str, str]] = {}
     absolute: dict[str, dict[str, str]] = {}
@@ -90,5 +107,7 @@ def save_record(
         stored[name] = {"path": str(path.relative_to(tile_dir)), "sha256": digest}
         absolute[name] = {"path": str(path), "sha256": digest}
     rec = {"step": step, "key": key, "outputs": stored, "info": dict(info or {})}
+    if elapsed_s is not None:
+        rec["elapsed_s"] = round(float(elapsed_s), 4)
     write_json_atomic(record_path(tile_dir, step), rec)
     return {**rec, "outputs": absolute}
