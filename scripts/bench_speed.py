@@ -55,10 +55,10 @@ sys.exit(code)
 """
 
 
-def survey(out: Path, positions: Path, cfg_file: Path, workers: int) -> tuple[float, float]:
+def survey(out: Path, positions: Path, cfg_file: Path, workers: int, size: float, seed: int) -> tuple[float, float]:
     """Run flows/survey.py in a fresh process; return (wall s, peak MiB of one process)."""
     argv = ["flows/survey.py", "--positions", str(positions), "--config", str(cfg_file), "--workers", str(workers),
-            "--out", str(out)]
+            "--size-arcmin", f"{size:g}", "--seed", str(seed), "--out", str(out)]
     code = _CHILD.format(argv=argv, script=str(REPO / "flows" / "survey.py"))
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
@@ -121,11 +121,12 @@ def main() -> int:
             cfg.write(configs[scope])
 
         print(f"{a.tiles} synthetic {a.size_arcmin:g}' tiles, seed {a.seed}", flush=True)
-        w1, m1 = survey(root / "one-worker", positions, configs["needed"], 1)
+        w1, m1 = survey(root / "one-worker", positions, configs["needed"], 1, a.size_arcmin, a.seed)
         print(f"  one worker:          {w1:7.1f} s  peak {m1:6.1f} MiB", flush=True)
-        wn, mn = survey(root / f"{a.workers}-workers", positions, configs["needed"], a.workers)
+        wn, mn = survey(root / f"{a.workers}-workers", positions, configs["needed"], a.workers, a.size_arcmin,
+                        a.seed)
         print(f"  {a.workers} workers:           {wn:7.1f} s  peak {mn:6.1f} MiB", flush=True)
-        wf, _ = survey(root / "full-pass2", positions, configs["all"], a.workers)
+        wf, _ = survey(root / "full-pass2", positions, configs["all"], a.workers, a.size_arcmin, a.seed)
         print(f"  full pass 2, {a.workers} workers: {wf:7.1f} s", flush=True)
 
         recs = tile_records(root / "one-worker")
