@@ -74,12 +74,12 @@ def test_synthetic_tile(tmp_path):
 
 
 def test_other_cut_settings_select_other_detections(m101_path, tmp_path):
-    """The selection follows the cuts before SPREAD_MODEL (here SNR_WIN > 10)."""
-    cuts = CutsConfig(snr_win_min=10.0)
+    """The selection follows the cuts before SPREAD_MODEL (here SNR_WIN > 60)."""
+    cuts = CutsConfig(snr_win_min=60.0)
     full, fast, n_psf = _both_paths(m101_path, tmp_path, cuts)
     _assert_identical(full, fast, n_psf, cuts)
     # Cutting with a looser SNR than the selection used is refused, not silently wrong.
-    looser = CutsConfig(snr_win_min=3.0)
+    looser = CutsConfig()
     assert reaches_spread_cut(fast, looser).sum() > n_psf
     with pytest.raises(ValueError, match="no PSF-model measurement"):
         apply_quality_cuts(fast, looser)
