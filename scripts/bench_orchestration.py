@@ -13,38 +13,19 @@ time, the time per tile and the peak resident memory of the survey process
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-_CHILD = """
-import resource, runpy, sys, json
-sys.argv = {argv!r}
-try:
-    runpy.run_path({script!r}, run_name="__main__")
-except SystemExit:
-    pass
-print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
-"""
+from survey_child import run_survey  # noqa: E402
 
 
 def run(n: int, workers: int, out: Path) -> tuple[float, float]:
-    argv = ["flows/survey.py", "--dry-run", "--tiles", str(n), "--seed", "1", "--workers", str(workers),
-            "--out", str(out)]
-    code = _CHILD.format(argv=argv, script=str(REPO / "flows" / "survey.py"))
-    t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
-    wall = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"survey of {n} tiles failed:\n{res.stderr[-3000:]}")
-    peak = next(float(line.split()[1]) for line in res.stdout.splitlines() if line.startswith("PEAK_RSS_KB"))
-    return wall, peak / 1024.0
+    wall, peak, _ = run_survey(["--dry-run", "--tiles", str(n), "--seed", "1", "--workers", str(workers),
+                                "--out", str(out)])
+    return wall, peak
 
 
 def main() -> int:

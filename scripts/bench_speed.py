@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,34 +38,14 @@ from vasco.config import ExtractionConfig, VascoConfig  # noqa: E402
 from vasco.extraction import sextractor as sx  # noqa: E402
 from vasco.sky.sampling import sample_positions  # noqa: E402
 
-_CHILD = """
-import resource, runpy, sys
-sys.argv = {argv!r}
-try:
-    runpy.run_path({script!r}, run_name="__main__")
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)
-sys.exit(code)
-"""
-
+sys.path.insert(0, str(REPO / "scripts"))
+from survey_child import run_survey  # noqa: E402
 
 def survey(out: Path, positions: Path, cfg_file: Path, workers: int, size: float, seed: int) -> tuple[float, float]:
     """Run flows/survey.py in a fresh process; return (wall s, peak MiB of one process)."""
-    argv = ["flows/survey.py", "--positions", str(positions), "--config", str(cfg_file), "--workers", str(workers),
-            "--size-arcmin", f"{size:g}", "--seed", str(seed), "--out", str(out)]
-    code = _CHILD.format(argv=argv, script=str(REPO / "flows" / "survey.py"))
-    t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
-    wall = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"survey into {out} failed:\n{res.stderr[-3000:]}")
-    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("PEAK_RSS_KB"))
-    return wall, max(float(v) for v in line.split()[1:]) / 1024.0
+    wall, own, tools = run_survey(["--positions", str(positions), "--config", str(cfg_file), "--workers",
+                                   str(workers), "--size-arcmin", f"{size:g}", "--seed", str(seed), "--out", str(out)])
+    return wall, max(own, tools)
 
 
 def tile_records(out: Path) -> dict[str, dict]:
