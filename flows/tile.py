@@ -1,7 +1,7 @@
 """The per-tile flow: acquire -> check plate -> pass 1 -> PSFEx -> pass 2 ->
 header sky positions -> reference catalogues -> Gaia-tied plate solution ->
-counterparts -> cuts -> later vetoes and candidates -> tile.json (and the
-residual plot).
+counterparts -> cuts -> SPREAD_MODEL (PSF fit where needed) -> later vetoes
+and candidates -> tile.json (and the residual plot).
 
 A tile that is not POSS-I E ends ``rejected`` and a step that fails (after
 its retries) ends the tile ``failed``; both are recorded in ``tile.json``
@@ -124,11 +124,15 @@ def run_tile(
         sel = tt.select_candidates.with_options(**opts)(
             tile_dir, match["outputs"]["table"], match["info"], cfg
         )
+        step = "psf_fit"
+        spr = tt.spread_model.with_options(**opts)(
+            tile_dir, sel["outputs"]["selected"], image, psf["outputs"]["psf"], cfg
+        )
         step = "veto_lists"
-        lists = _veto_lists(tile_dir, acq, catalogs, sel, chk["outputs"]["plate"], ra, dec, cfg,
+        lists = _veto_lists(tile_dir, acq, catalogs, spr, chk["outputs"]["plate"], ra, dec, cfg,
                             synthetic_tile=fits_path is None and cfg.sky == "synthetic", opts=opts)
         step = "vetoes"
-        vet = tt.later_vetoes.with_options(**opts)(tile_dir, sel["outputs"]["selected"], lists, cfg)
+        vet = tt.later_vetoes.with_options(**opts)(tile_dir, spr["outputs"]["table"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
         reason = getattr(exc, "reason", None) or f"FAIL_{step.upper()}"
         status = "rejected" if reason.startswith("REJECT_") else "failed"
@@ -138,13 +142,14 @@ def run_tile(
 
     for name, why in match["info"]["catalogs_skipped"].items():
         logger.info("tile %s: %s skipped: %s", tid, name, why)
-    record["funnel"] = ordered_funnel(sel["info"], vet["info"])
+    record["funnel"] = ordered_funnel(sel["info"], spr["info"], vet["info"])
     record["vetoes"] = {"stages": cfg.vetoes.enabled_stages(), "skipped": vet["info"]["skipped"]}
     record["catalogs"] = {
         "used": match["info"]["catalogs_used"],
         "skipped": match["info"]["catalogs_skipped"],
     }
     record["psf_stars"] = psf["info"].get("psf_stars")
+    record["psf_fit"] = {"scope": spr["info"]["psf_fit_scope"], "measured": spr["info"]["psf_measured"]}
     record["astrometry"] = {
         **ast["info"]["astrometry"],
         "solutions_in_header": meas["info"].get("solutions"),
@@ -176,7 +181,7 @@ def _veto_lists(
     tile_dir: Path,
     acq: dict[str, Any],
     catalogs: dict[str, Any],
-    sel: dict[str, Any],
+    spr: dict[str, Any],
     plate: dict[str, Any],
     ra: float,
     dec: float,
@@ -199,7 +204,7 @@ def _veto_lists(
         if src == "synthetic" and key in acq["outputs"]:
             lists[name] = acq["outputs"][key]
     if any(src in ("local", "service") for src in sources.values()):
-        got = tt.veto_lists.with_options(**opts)(tile_dir, sel["outputs"]["selected"], plate, ra, dec, cfg)
+        got = tt.veto_lists.with_options(**opts)(tile_dir, spr["outputs"]["table"], plate, ra, dec, cfg)
         lists.update(got["outputs"])
     return lists
 

@@ -48,6 +48,7 @@ __all__ = [
     "astrometry_plot",
     "crossmatch",
     "select_candidates",
+    "spread_model",
     "veto_lists",
     "later_vetoes",
     "record_tile",
@@ -197,6 +198,14 @@ def crossmatch(
 @task(name="select-candidates", cache_policy=_step_cache("select", pipeline.select_candidates), **_COMMON)
 def select_candidates(tile_dir: Path, matched: dict[str, str], match_info: dict[str, Any], cfg: VascoConfig) -> dict[str, Any]:
     return pipeline.select_candidates(tile_dir, matched, match_info, cfg)
+
+
+@task(name="spread-model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf_fit", pipeline.fit_psf_model), **_COMMON)
+def spread_model(
+    tile_dir: Path, selected: dict[str, str], image: dict[str, str], psf: dict[str, str], cfg: VascoConfig
+) -> dict[str, Any]:
+    """The SPREAD_MODEL cut; the PSF fit (SExtractor ASSOC run) for the detections that reach it."""
+    return pipeline.fit_psf_model(tile_dir, selected, image, psf, cfg)
 
 
 @task(name="veto-lists", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("veto_lists", pipeline.acquire_veto_lists), **_COMMON)

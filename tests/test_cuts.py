@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from vasco.config import CutsConfig
-from vasco.filters.cuts import CUT_ORDER, apply_quality_cuts, mad_sigma
+from vasco.filters.cuts import CUT_ORDER, apply_quality_cuts, mad_sigma, spread_model_cut
 
 
 def _star(**kw):
@@ -26,7 +26,6 @@ def test_each_fixed_cut_rejects_what_the_paper_says():
     bad = {
         "flags": _star(FLAGS=2),
         "snr": _star(SNR_WIN=30.0),            # must be strictly > 30
-        "spread_model": _star(SPREAD_MODEL=-0.002),  # must be strictly > -0.002
         "fwhm": _star(FWHM_IMAGE=7.0),         # must be < 7
         "elongation": _star(ELONGATION=1.3),   # must be < 1.3
         "extent": _star(XMAX_IMAGE=17),        # |7 - 4| = 3 >= 2
@@ -38,7 +37,7 @@ def test_each_fixed_cut_rejects_what_the_paper_says():
         assert not row[f"cut_{name}"], name
         assert not row["passes_cuts"], name
     assert list(funnel) == ["detections", *CUT_ORDER]
-    assert funnel["detections"] == 46
+    assert funnel["detections"] == 45
     # Sequential funnel: never increases.
     counts = list(funnel.values())
     assert all(a >= b for a, b in zip(counts, counts[1:]))
@@ -78,8 +77,31 @@ def test_mad_clip_statistics_use_only_sources_passing_fixed_cuts():
 
 
 def test_missing_column_is_named():
-    with pytest.raises(ValueError, match="SPREAD_MODEL"):
+    with pytest.raises(ValueError, match="SNR_WIN"):
         apply_quality_cuts(pd.DataFrame({"FLAGS": [0]}), CutsConfig())
+
+
+def test_quality_cuts_need_no_psf_model():
+    """SPREAD_MODEL is not read by the cuts before the counterparts: not even its column."""
+    rows = [_star(FWHM_IMAGE=3.0 + 0.01 * i) for i in range(10)]
+    with_psf, funnel = apply_quality_cuts(_table(rows), CutsConfig())
+    without, funnel2 = apply_quality_cuts(_table(rows).drop(columns="SPREAD_MODEL"), CutsConfig())
+    assert funnel == funnel2 and "spread_model" not in funnel
+    assert with_psf["passes_cuts"].equals(without["passes_cuts"])
+
+
+def test_spread_model_cut_only_where_tested():
+    spread = np.array([0.0, -0.002, -0.00199, np.nan, -0.5])
+    tested = np.array([True, True, True, False, False])
+    out = spread_model_cut(spread, tested, CutsConfig())
+    assert str(out.dtype) == "boolean"
+    assert list(out[:3]) == [True, False, True]  # strictly > -0.002
+    assert out[3:].isna().all()
+
+
+def test_spread_model_cut_refuses_a_tested_detection_without_a_value():
+    with pytest.raises(ValueError, match="1 detection"):
+        spread_model_cut(np.array([0.0, np.nan]), np.array([True, True]), CutsConfig())
 
 
 def test_config_rejects_inverted_fwhm_range():

@@ -25,7 +25,7 @@ def test_each_stage_removes_its_own_and_records_what_it_matched(tmp_path):
     xi = np.array([0.0, 200.0, 400.0, 600.0, 800.0, -200.0, -400.0])
     ra, dec = _pos(xi, np.zeros(7))
     sel = pd.DataFrame({"NUMBER": np.arange(1, 8), "ra": ra, "dec": dec,
-                        "no_counterpart": [True, True, True, True, True, True, False]})
+                        "survives_psf": [True, True, True, True, True, True, False]})
     lists = {}
     b_ra, b_dec = _pos([30.0], [0.0])  # an R = 11 star 30" from candidate 1
     lists["bright"] = _write(tmp_path / "usnob.parquet", pd.DataFrame(
@@ -64,7 +64,7 @@ def test_each_stage_removes_its_own_and_records_what_it_matched(tmp_path):
 
 def test_a_missing_list_is_skipped_and_recorded_never_read_as_nothing_there(tmp_path):
     ra, dec = _pos([0.0], [0.0])
-    sel = pd.DataFrame({"NUMBER": [1], "ra": ra, "dec": dec, "no_counterpart": [True]})
+    sel = pd.DataFrame({"NUMBER": [1], "ra": ra, "dec": dec, "survives_psf": [True]})
     selected = _write(tmp_path / "tile" / "work" / "selected.parquet", sel)
     res = apply_vetoes(tmp_path / "tile", selected, {}, VascoConfig())
     assert res["info"]["funnel"] == {}

@@ -60,11 +60,12 @@ class ExtractionConfig(_Section):
     tool_timeout_s: float = Field(600.0, gt=0, description="Timeout for each SExtractor/PSFEx call.")
     psf_fit_scope: Literal["needed", "all"] = Field(
         "needed",
-        description="Which pass-2 detections get the PSF-model columns (SPREAD_MODEL, SPREADERR_MODEL, "
-        "MAG_PSF, MAGERR_PSF), about 95% of SExtractor's time when measured for all: 'needed' measures "
-        "them (in SExtractor's ASSOC mode) only for detections that reach the SPREAD_MODEL cut, i.e. pass "
-        "the cuts before it (FLAGS, SNR_WIN), which gives the same values, cut decisions, funnel and "
-        "candidates as 'all' (the others get NaN); 'all' measures every detection.",
+        description="Which detections get the PSF-model columns (SPREAD_MODEL, SPREADERR_MODEL, MAG_PSF, "
+        "MAGERR_PSF), about 95% of SExtractor's time when measured for all. 'needed': pass 2 leaves them out "
+        "and one SExtractor ASSOC run measures them after the counterpart tests, only for the detections "
+        "that reach the SPREAD_MODEL cut (they passed every other quality cut and have no Gaia/PS1 "
+        "counterpart); the values, cut decisions, funnel and candidates are those of 'all', the other "
+        "detections get NaN. 'all': pass 2 measures every detection.",
     )
 
 

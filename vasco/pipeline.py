@@ -39,7 +39,7 @@ from astropy.io import fits
 from vasco.astrometry.positions import pixel_to_sky
 from vasco.config import VascoConfig
 from vasco.extraction import sextractor
-from vasco.filters.cuts import apply_quality_cuts, reaches_spread_cut
+from vasco.filters.cuts import SPREAD_CUT, apply_quality_cuts, spread_model_cut
 from vasco.io import atomic_path, file_sha256, read_json, write_json_atomic, write_parquet_atomic
 from vasco.matching.catalogs import find_counterparts, normalize_catalog
 from vasco.plates.frame import plate_frame
@@ -65,6 +65,7 @@ __all__ = [
     "plot_astrometry",
     "match_catalogs",
     "select_candidates",
+    "fit_psf_model",
     "apply_vetoes",
     "acquire_veto_lists",
     "veto_list_names",
@@ -365,37 +366,29 @@ def build_psf(tile_dir: Path, pass1: Output, cfg: VascoConfig) -> dict[str, Any]
 
 
 def extract_pass2(tile_dir: Path, image: Output, psf: Output, cfg: VascoConfig) -> dict[str, Any]:
-    """SExtractor pass 2 with the PSF model (SPREAD_MODEL, MAG_PSF).
+    """SExtractor pass 2, the measurements the cuts use, into ``work/pass2.ldac``.
 
-    With ``extraction.psf_fit_scope = 'needed'`` (the default) the PSF-model
-    columns are measured only for the detections that reach the SPREAD_MODEL
-    cut (:func:`vasco.filters.cuts.reaches_spread_cut`), into
-    ``work/pass2.parquet``; with ``'all'``, for every detection, into
-    ``work/pass2.ldac``.  Both give the same cut decisions and candidates.
+    With ``extraction.psf_fit_scope = 'needed'`` (the default) it leaves out
+    the PSF-model columns (SPREAD_MODEL, MAG_PSF ...) and does not depend on
+    the PSF model: :func:`fit_psf_model` measures them later for the
+    detections that reach the SPREAD_MODEL cut.  With ``'all'`` it measures
+    them for every detection.  Both give the same values, cut decisions and
+    candidates.
     """
 
     tile_dir = Path(tile_dir)
     scope = cfg.extraction.psf_fit_scope
-    params: dict[str, Any] = cfg.extraction.model_dump(mode="json")
-    if scope == "needed":
-        # The selection depends on the cuts before SPREAD_MODEL: they are part of the step's key.
-        params["selection_cuts"] = cfg.cuts.model_dump(mode="json")
+    inputs: dict[str, Output] = {"image": image}
+    if scope == "all":
+        inputs["psf"] = psf
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
-        if scope == "all":
-            out = tile_dir / "work" / "pass2.ldac"
-            path = _tool_step(
-                lambda: sextractor.run_pass2(Path(image["path"]), Path(psf["path"]), out, cfg.extraction)
-            )
-            return {"catalog": path}, {"psf_fit_scope": scope}
-        out = tile_dir / "work" / "pass2.parquet"
-        path, n_psf = _tool_step(lambda: sextractor.run_pass2_selected(
-            Path(image["path"]), Path(psf["path"]), out, cfg.extraction,
-            lambda table: reaches_spread_cut(table, cfg.cuts),
-        ))
-        return {"catalog": path}, {"psf_fit_scope": scope, "psf_measured": n_psf}
+        out = tile_dir / "work" / "pass2.ldac"
+        psf_path = Path(psf["path"]) if scope == "all" else None
+        path = _tool_step(lambda: sextractor.run_pass2(Path(image["path"]), psf_path, out, cfg.extraction))
+        return {"catalog": path}, {"psf_fit_scope": scope}
 
-    return _run_step(tile_dir, "pass2", {"image": image, "psf": psf}, params, extract_pass2, body)
+    return _run_step(tile_dir, "pass2", inputs, cfg.extraction.model_dump(mode="json"), extract_pass2, body)
 
 
 # --------------------------------------------------------------------------- astrometry
@@ -417,7 +410,7 @@ def measure_positions(tile_dir: Path, pass2: Output, image: Output, cfg: VascoCo
     tile_dir = Path(tile_dir)
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
-        table = sextractor.read_catalog(Path(pass2["path"]))
+        table = sextractor.read_ldac(Path(pass2["path"]))
         header = read_header(Path(image["path"]))
         x = table["XWIN_IMAGE"].to_numpy(np.float64, copy=True)
         y = table["YWIN_IMAGE"].to_numpy(np.float64, copy=True)
@@ -627,8 +620,8 @@ def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, 
     (passes the cuts and has no counterpart in any catalogue used).  The
     funnel is ordered: ``detections``, the quality cuts of
     :data:`vasco.filters.cuts.CUT_ORDER`, then ``no_<catalogue>`` for each
-    catalogue used, in order.  The later vetoes (:func:`apply_vetoes`) take
-    it from there.
+    catalogue used, in order.  :func:`fit_psf_model` (the SPREAD_MODEL cut)
+    and the later vetoes (:func:`apply_vetoes`) take it from there.
     """
     tile_dir = Path(tile_dir)
     used = list(match_info.get("catalogs_used", []))
@@ -654,6 +647,61 @@ def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, 
         select_candidates,
         body,
     )
+
+
+def fit_psf_model(tile_dir: Path, selected: Output, image: Output, psf: Output, cfg: VascoConfig) -> dict[str, Any]:
+    """The SPREAD_MODEL cut, on the detections alive after the counterpart tests.
+
+    With ``extraction.psf_fit_scope = 'needed'`` the PSF-model columns
+    (SPREAD_MODEL, SPREADERR_MODEL, MAG_PSF, MAGERR_PSF) are measured here,
+    in one SExtractor ASSOC run (:func:`vasco.extraction.sextractor.run_psf_fit`),
+    for those detections only (``psf_measured``; NaN for the others).  With
+    ``'all'`` pass 2 already measured every detection.
+
+    Writes ``work/spread.parquet``: the selected table with the PSF-model
+    columns, ``psf_measured``, ``cut_spread_model`` (nullable: missing for
+    the detections that never reached the cut) and ``survives_psf`` (alive
+    after this stage: where the later vetoes start).  The funnel gets the
+    ``spread_model`` stage.
+    """
+    tile_dir = Path(tile_dir)
+    scope = cfg.extraction.psf_fit_scope
+    inputs: dict[str, Output] = {"selected": selected}
+    if scope == "needed":
+        inputs.update(image=image, psf=psf)
+    params = {**cfg.extraction.model_dump(mode="json"), "spread_model_min": cfg.cuts.spread_model_min}
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        table = pd.read_parquet(selected["path"])
+        reached = table["no_counterpart"].to_numpy(bool)
+        if scope == "needed":
+            listed = table.loc[reached, ["NUMBER", "X_IMAGE", "Y_IMAGE"]]
+            got = _tool_step(lambda: sextractor.run_psf_fit(
+                Path(image["path"]), Path(psf["path"]), listed, tile_dir / "work", cfg.extraction))
+            for col in sextractor.PSF_COLUMNS:
+                values = np.full(len(table), np.nan, dtype=np.float32)
+                values[reached] = got[col].to_numpy(np.float32)
+                table[col] = values
+            table["psf_measured"] = reached
+        else:
+            missing = [c for c in sextractor.PSF_COLUMNS if c not in table.columns]
+            if missing:
+                raise StepError("FAIL_PASS2", f"pass 2 with psf_fit_scope 'all' lacks column(s) {missing}")
+            table["psf_measured"] = True
+        # The same column order either way: the PSF-model columns, then psf_measured, at the end.
+        table = table[[c for c in table.columns if c not in sextractor.PSF_COLUMNS and c != "psf_measured"]
+                      + [*sextractor.PSF_COLUMNS, "psf_measured"]]
+        try:
+            table[f"cut_{SPREAD_CUT}"] = spread_model_cut(table["SPREAD_MODEL"].to_numpy(np.float64), reached, cfg.cuts)
+        except ValueError as exc:
+            raise StepError("FAIL_PSF_FIT", str(exc)) from exc
+        alive = reached & table[f"cut_{SPREAD_CUT}"].fillna(False).to_numpy(bool)
+        table["survives_psf"] = alive
+        path = write_parquet_atomic(tile_dir / "work" / "spread.parquet", table)
+        info = {"funnel": {SPREAD_CUT: int(alive.sum())}, "psf_fit_scope": scope, "psf_measured": int(reached.sum())}
+        return {"table": path}, info
+
+    return _run_step(tile_dir, "psf_fit", inputs, params, fit_psf_model, body)
 
 
 # --------------------------------------------------------------------------- later vetoes
@@ -742,7 +790,8 @@ def acquire_veto_lists(
     list name: ``usnob``, ``allwise``, ``catwise``, ``2mass``, ``vsx``,
     ``skybot``, ``scos``) within the tile's cone plus the spike radius.
     ``service`` lists are asked only around the detections still alive
-    after the Gaia/PS1 veto: the bright USNO-B1.0 stars of the tile's cone
+    after the Gaia/PS1 veto and the SPREAD_MODEL cut (``survives_psf`` of
+    :func:`fit_psf_model`'s table): the bright USNO-B1.0 stars of the tile's cone
     (R <= the rule's intercept, both R epochs, never truncated), SkyBoT for the
     tile's cone at the plate epoch, and small cones (the stage's radius) per
     candidate for the archives, VSX and SuperCOSMOS.  A list with no file is
@@ -775,8 +824,8 @@ def acquire_veto_lists(
             outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"veto_{name}.parquet", table)
             info[f"n_{name}"] = len(table)
         if service:
-            sel = pd.read_parquet(selected["path"], columns=["ra", "dec", "no_counterpart"])
-            alive = sel.loc[sel["no_counterpart"].to_numpy(bool)]
+            sel = pd.read_parquet(selected["path"], columns=["ra", "dec", "survives_psf"])
+            alive = sel.loc[sel["survives_psf"].to_numpy(bool)]
             epoch = float(read_json(Path(plate["path"]))["epoch"])
             try:
                 for name in service:
@@ -831,8 +880,9 @@ def apply_vetoes(
 ) -> dict[str, Any]:
     """The paper's later vetoes on the tile's candidates; write detections and candidates.
 
-    Stages run in :data:`vasco.filters.config.VETO_ORDER` on the candidates
-    still alive: ``not_bright_star`` (list ``bright``), ``no_archive`` (lists
+    ``selected`` is the table of :func:`fit_psf_model`.  Stages run in
+    :data:`vasco.filters.config.VETO_ORDER` on the detections still alive
+    (``survives_psf``): ``not_bright_star`` (list ``bright``), ``no_archive`` (lists
     ``archive_<name>``), ``not_asteroid`` (``skybot``), ``not_variable``
     (``vsx``), ``in_supercosmos`` (``scos``), ``not_hpm`` (``gaia``).  A stage
     whose list is missing is recorded as skipped (in the step info and
@@ -847,7 +897,7 @@ def apply_vetoes(
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         table = pd.read_parquet(selected["path"])
-        alive = table["no_counterpart"].to_numpy(bool).copy()
+        alive = table["survives_psf"].to_numpy(bool).copy()
         funnel: dict[str, int] = {}
         skipped: dict[str, str] = {}
         n = len(table)

@@ -1,4 +1,4 @@
-"""Run SExtractor and PSFEx: pass 1 -> PSF model -> pass 2.
+"""Run SExtractor and PSFEx: pass 1 -> PSF model -> pass 2 -> PSF fit where needed.
 
 The real Debian binaries (``source-extractor``, ``psfex``) are called with
 argument lists (never a shell string), each with its own timeout.  Every
@@ -18,7 +18,7 @@ import shutil
 import warnings
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -36,9 +36,9 @@ __all__ = [
     "run_pass1",
     "run_psfex",
     "run_pass2",
-    "run_pass2_selected",
+    "run_psf_fit",
+    "PSF_COLUMNS",
     "read_ldac",
-    "read_catalog",
     "psf_star_count",
     "psf_saturation_level",
 ]
@@ -241,13 +241,6 @@ def run_psfex(pass1_cat: Path, out: Path, cfg: ExtractionConfig, min_stars: int 
     return out
 
 
-def run_pass2(image: Path, psf: Path, out: Path, cfg: ExtractionConfig) -> Path:
-    """SExtractor pass 2 with the PSF model: the measurements the cuts use."""
-    return _sextract(
-        image, out, cfg, "pass2", cfg.satur_level, ["-PSF_NAME", str(Path(psf).resolve())]
-    )
-
-
 #: Pass-2 columns that need the PSF model (PSF fit and model fit): nearly all of
 #: pass 2's time when measured for every detection.
 PSF_COLUMNS: tuple[str, ...] = ("MAG_PSF", "MAGERR_PSF", "SPREAD_MODEL", "SPREADERR_MODEL")
@@ -261,72 +254,71 @@ def _pass2_params() -> list[str]:
     return [p for p in (config_dir() / "pass2.param").read_text().split() if not p.startswith("#")]
 
 
-def run_pass2_selected(
-    image: Path,
-    psf: Path,
-    out: Path,
-    cfg: ExtractionConfig,
-    select: Callable[[pd.DataFrame], np.ndarray],
-) -> tuple[Path, int]:
-    """Pass 2 with the PSF-model columns measured only for ``select``-ed detections.
+def run_pass2(image: Path, psf: Path | None, out: Path, cfg: ExtractionConfig) -> Path:
+    """SExtractor pass 2: the measurements the cuts use.
 
-    Runs SExtractor twice on the image with the pass-2 configuration: once
-    without the PSF-model columns (:data:`PSF_COLUMNS`; no PSF fitting, as
-    fast as pass 1), then, for the detections ``select(table)`` marks, in
-    ASSOC mode (``ASSOCSELEC_TYPE MATCHED``) with the PSF model, where
-    SExtractor skips every measurement of the unlisted detections.  Detection
-    and deblending do not depend on ASSOC, so each listed detection gets the
-    values the full pass 2 gives it (the tests compare them bit for bit).
+    With ``psf`` (a PSFEx model), every detection also gets the PSF-model
+    columns (:data:`PSF_COLUMNS`), about 95% of the run's time.  With
+    ``psf=None`` the run leaves them out and is as fast as pass 1; detection,
+    deblending and every other column are the same (the tests compare them
+    bit for bit), and :func:`run_psf_fit` measures the PSF-model columns later
+    for the detections that need them.
+    """
+    if psf is not None:
+        return _sextract(image, out, cfg, "pass2", cfg.satur_level, ["-PSF_NAME", str(Path(psf).resolve())])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pass2.", dir=out.parent) as tdir:
+        params = Path(tdir) / "measure.param"
+        params.write_text("\n".join(p for p in _pass2_params() if p not in PSF_COLUMNS) + "\n")
+        return _sextract(image, out, cfg, "pass2", cfg.satur_level, [], params=params)
 
-    Writes ``out`` (Parquet): every pass-2 column in SExtractor's NUMBER
-    order, the PSF-model columns NaN where not measured, and ``psf_measured``.
-    Returns the path and the number of detections measured with the PSF.
+
+def run_psf_fit(image: Path, psf: Path, listed: pd.DataFrame, workdir: Path, cfg: ExtractionConfig) -> pd.DataFrame:
+    """The PSF-model columns of the pass-2 detections in ``listed``, and only those.
+
+    Runs SExtractor with the pass-2 configuration and the PSF model in ASSOC
+    mode (``ASSOCSELEC_TYPE MATCHED``) on the list of ``NUMBER``,
+    ``X_IMAGE``, ``Y_IMAGE`` of ``listed`` (rows of a pass 2 of the same image
+    and configuration).  SExtractor 2.25 detects and deblends before it looks
+    at the list, and skips every measurement of an unlisted detection, so
+    each listed detection gets exactly the values a full pass 2 gives it.
+
+    Returns a table of ``NUMBER`` and :data:`PSF_COLUMNS`, one row per listed
+    detection, in the order of ``listed``.  The temporary files go in a
+    private folder under ``workdir`` and are removed.
 
     Raises
     ------
     ToolError
-        When a run fails, or the ASSOC run does not give back every listed
-        detection exactly once (never filled in as "not measured").
+        When SExtractor fails, or does not give back every listed detection
+        at its position (``FAIL_SEXTRACTOR``): a missing value is never
+        filled in.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    params = _pass2_params()
-    with tempfile.TemporaryDirectory(prefix=".pass2.", dir=out.parent) as tdir:
+    missing_cols = {"NUMBER", "X_IMAGE", "Y_IMAGE"} - set(listed.columns)
+    if missing_cols:
+        raise ValueError(f"listed detections lack column(s) {sorted(missing_cols)}")
+    listed = listed[["NUMBER", "X_IMAGE", "Y_IMAGE"]]
+    if listed.empty:
+        return pd.DataFrame({"NUMBER": np.array([], np.int64), **{c: np.array([], np.float32) for c in PSF_COLUMNS}})
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".psf_fit.", dir=workdir) as tdir:
         tdir_path = Path(tdir)
-        meas_params = tdir_path / "measure.param"
-        meas_params.write_text("\n".join(p for p in params if p not in PSF_COLUMNS) + "\n")
-        meas_cat = _sextract(image, tdir_path / "measure.ldac", cfg, "pass2", cfg.satur_level, [],
-                             params=meas_params)
-        table = read_ldac(meas_cat)
-        chosen = np.asarray(select(table), dtype=bool)
-        if chosen.shape != (len(table),):
-            raise ValueError(f"select() returned shape {chosen.shape} for {len(table)} detections")
-        psf_values = {c: np.full(len(table), np.nan, dtype=np.float32) for c in PSF_COLUMNS}
-        if chosen.any():
-            listed = table.loc[chosen, ["NUMBER", "X_IMAGE", "Y_IMAGE"]]
-            assoc = tdir_path / "assoc.txt"
-            np.savetxt(assoc, listed.to_numpy(np.float64), fmt=["%d", "%.10f", "%.10f"])
-            psf_params = tdir_path / "psf.param"
-            psf_params.write_text("\n".join(["X_IMAGE", "Y_IMAGE", "VECTOR_ASSOC(1)", *PSF_COLUMNS]) + "\n")
-            psf_cat = _sextract(
-                image, tdir_path / "psf.ldac", cfg, "pass2", cfg.satur_level,
-                ["-PSF_NAME", str(Path(psf).resolve()), "-ASSOC_NAME", str(assoc.resolve()),
-                 "-ASSOC_PARAMS", "2,3", "-ASSOC_DATA", "1", "-ASSOC_RADIUS", f"{_ASSOC_RADIUS_PX:g}",
-                 "-ASSOC_TYPE", "NEAREST", "-ASSOCSELEC_TYPE", "MATCHED"],
-                params=psf_params,
-            )
-            got = _assoc_rows(psf_cat, listed)
-            row = pd.Index(table["NUMBER"].to_numpy()).get_indexer(got["NUMBER"].to_numpy())
-            for c in PSF_COLUMNS:
-                psf_values[c][row] = got[c].to_numpy(np.float32)
-        for c in PSF_COLUMNS:
-            table[c] = psf_values[c]
-        table["psf_measured"] = chosen
-        table = table[[c for c in params if c in table.columns] + ["psf_measured"]]
-        from vasco.io import write_parquet_atomic
-
-        write_parquet_atomic(out, table)
-    return out, int(chosen.sum())
+        assoc = tdir_path / "assoc.txt"
+        np.savetxt(assoc, listed.to_numpy(np.float64), fmt=["%d", "%.10f", "%.10f"])
+        psf_params = tdir_path / "psf.param"
+        psf_params.write_text("\n".join(["X_IMAGE", "Y_IMAGE", "VECTOR_ASSOC(1)", *PSF_COLUMNS]) + "\n")
+        psf_cat = _sextract(
+            image, tdir_path / "psf.ldac", cfg, "pass2", cfg.satur_level,
+            ["-PSF_NAME", str(Path(psf).resolve()), "-ASSOC_NAME", str(assoc.resolve()),
+             "-ASSOC_PARAMS", "2,3", "-ASSOC_DATA", "1", "-ASSOC_RADIUS", f"{_ASSOC_RADIUS_PX:g}",
+             "-ASSOC_TYPE", "NEAREST", "-ASSOCSELEC_TYPE", "MATCHED"],
+            params=psf_params,
+        )
+        got = _assoc_rows(psf_cat, listed)
+    got = got.set_index("NUMBER").loc[listed["NUMBER"].to_numpy()].reset_index()
+    return got[["NUMBER", *PSF_COLUMNS]].reset_index(drop=True)
 
 
 def _assoc_rows(psf_cat: Path, listed: pd.DataFrame) -> pd.DataFrame:
@@ -357,14 +349,6 @@ def _assoc_rows(psf_cat: Path, listed: pd.DataFrame) -> pd.DataFrame:
             "at their positions",
         )
     return got
-
-
-def read_catalog(path: Path) -> pd.DataFrame:
-    """A pass-2 catalogue: Parquet (the selected-PSF path) or FITS_LDAC (a full pass 2)."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return read_ldac(path)
 
 
 def read_ldac(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:

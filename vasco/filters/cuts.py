@@ -1,8 +1,14 @@
-"""The paper's quality cuts on the pass-2 catalogue, and the funnel.
+"""The paper's quality cuts, and the funnel.
 
 Each cut adds a boolean column ``cut_<name>`` (True = the detection passes
 that test) so every decision is auditable in ``detections.parquet``; the
 funnel counts the detections left after each cut in order.
+
+The cuts that need no PSF model (:data:`CUT_ORDER`) come first, on every
+detection.  The SPREAD_MODEL cut (:func:`spread_model_cut`) comes after the
+counterpart tests, on the detections still alive there: those are the only
+ones whose SPREAD_MODEL can change a decision, so the pipeline fits the PSF
+model only for them.
 """
 
 from __future__ import annotations
@@ -14,23 +20,24 @@ import pandas as pd
 
 from vasco.config import CutsConfig
 
-__all__ = ["CUT_ORDER", "apply_quality_cuts", "mad_sigma", "reaches_spread_cut"]
+__all__ = ["CUT_ORDER", "SPREAD_CUT", "apply_quality_cuts", "mad_sigma", "spread_model_cut"]
 
-#: Cut names in the order the funnel applies them.
+#: Cuts that need no PSF model, in the order the funnel applies them.
 CUT_ORDER: tuple[str, ...] = (
     "flags",
     "snr",
-    "spread_model",
     "fwhm",
     "elongation",
     "extent",
     "mad_clip",
 )
 
+#: The funnel stage (and ``cut_<name>`` column) of the SPREAD_MODEL cut, after the counterparts.
+SPREAD_CUT = "spread_model"
+
 REQUIRED_COLUMNS = (
     "FLAGS",
     "SNR_WIN",
-    "SPREAD_MODEL",
     "FWHM_IMAGE",
     "ELONGATION",
     "XMIN_IMAGE",
@@ -71,8 +78,6 @@ def _fixed_tests(table: pd.DataFrame, cfg: CutsConfig, names: tuple[str, ...]) -
             tests[name] = table["FLAGS"].to_numpy() <= cfg.flags_max
         elif name == "snr":
             tests[name] = table["SNR_WIN"].to_numpy(np.float64) > cfg.snr_win_min
-        elif name == "spread_model":
-            tests[name] = table["SPREAD_MODEL"].to_numpy(np.float64) > cfg.spread_model_min
         elif name == "fwhm":
             tests[name] = (fwhm > cfg.fwhm_min_px) & (fwhm < cfg.fwhm_max_px)
         elif name == "elongation":
@@ -88,39 +93,23 @@ def _fixed_tests(table: pd.DataFrame, cfg: CutsConfig, names: tuple[str, ...]) -
     return tests
 
 
-def reaches_spread_cut(table: pd.DataFrame, cfg: CutsConfig) -> np.ndarray:
-    """True for the detections that pass every cut before ``spread_model`` in CUT_ORDER.
-
-    Only these can change a decision or a funnel count through SPREAD_MODEL:
-    the funnel counts the spread-model stage over them, the MAD clip's
-    reference set is a subset of them, and every other detection is already
-    rejected.  Needs only the columns of a pass 2 without the PSF model.
-    """
-    before = CUT_ORDER[: CUT_ORDER.index("spread_model")]
-    ok = np.ones(len(table), dtype=bool)
-    for mask in _fixed_tests(table, cfg, before).values():
-        ok &= mask
-    return ok
-
-
 def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFrame, "OrderedDict[str, int]"]:
-    """Add ``cut_*`` columns and ``passes_cuts``; return the table and the funnel.
+    """Add the ``cut_*`` columns of :data:`CUT_ORDER` and ``passes_cuts``; return the table and the funnel.
 
     The fixed cuts are FLAGS <= flags_max, SNR_WIN > snr_win_min,
-    SPREAD_MODEL > spread_model_min, fwhm_min < FWHM_IMAGE < fwhm_max,
-    ELONGATION < elongation_max, and the extent test
-    ``|(XMAX-XMIN) - (YMAX-YMIN)| < extent_delta_max`` with both extents
-    above ``extent_min``.  The MAD clip then keeps, among the detections that
-    passed all of those, the ones whose FWHM_IMAGE and ELONGATION are within
-    ``mad_clip_sigma`` robust sigmas (1.4826*MAD) of their medians over that
-    same set.
+    fwhm_min < FWHM_IMAGE < fwhm_max, ELONGATION < elongation_max, and the
+    extent test ``|(XMAX-XMIN) - (YMAX-YMIN)| < extent_delta_max`` with both
+    extents above ``extent_min``.  The MAD clip then keeps, among the
+    detections that passed all of those, the ones whose FWHM_IMAGE and
+    ELONGATION are within ``mad_clip_sigma`` robust sigmas (1.4826*MAD) of
+    their medians over that same set.  ``passes_cuts`` is True for the
+    detections that pass all of them; SPREAD_MODEL is tested later
+    (:func:`spread_model_cut`).
 
     Raises
     ------
     ValueError
-        If a required SExtractor column is missing, or (for a pass 2 that
-        measured the PSF-model columns only where needed, ``psf_measured``)
-        a detection that reaches the SPREAD_MODEL cut was not measured.
+        If a required SExtractor column is missing.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
@@ -129,13 +118,6 @@ def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFra
     fwhm = out["FWHM_IMAGE"].to_numpy(np.float64)
     elong = out["ELONGATION"].to_numpy(np.float64)
     tests = _fixed_tests(out, cfg, tuple(n for n in CUT_ORDER if n != "mad_clip"))
-    if "psf_measured" in out.columns:
-        lost = reaches_spread_cut(out, cfg) & ~out["psf_measured"].to_numpy(bool)
-        if lost.any():
-            raise ValueError(
-                f"{int(lost.sum())} detection(s) reach the SPREAD_MODEL cut but have no PSF-model "
-                "measurement (pass 2 selected them with other cut settings)"
-            )
     fixed = np.ones(len(out), dtype=bool)
     for mask in tests.values():
         fixed &= mask
@@ -149,3 +131,25 @@ def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFra
         funnel[name] = int(alive.sum())
     out["passes_cuts"] = alive
     return out, funnel
+
+
+def spread_model_cut(spread_model: np.ndarray, tested: np.ndarray, cfg: CutsConfig) -> "pd.arrays.BooleanArray":
+    """The SPREAD_MODEL cut (SPREAD_MODEL > spread_model_min) on the ``tested`` detections.
+
+    Returns a nullable boolean array (pandas ``boolean``): True/False where
+    ``tested``, missing (``<NA>``) elsewhere, since those detections left the
+    funnel before this stage and their SPREAD_MODEL need not exist.
+
+    Raises
+    ------
+    ValueError
+        If a tested detection has no finite SPREAD_MODEL.
+    """
+    spread = np.asarray(spread_model, dtype=np.float64)
+    tested = np.asarray(tested, dtype=bool)
+    bad = tested & ~np.isfinite(spread)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} detection(s) reach the SPREAD_MODEL cut without a SPREAD_MODEL value")
+    values = pd.array(spread > cfg.spread_model_min, dtype="boolean")
+    values[~tested] = pd.NA
+    return values

@@ -27,7 +27,7 @@ import pandas as pd
 
 from vasco.astrometry.tangent import sky_to_tangent
 from vasco.filters.config import VETO_ORDER
-from vasco.filters.cuts import CUT_ORDER
+from vasco.filters.cuts import CUT_ORDER, SPREAD_CUT
 from vasco.matching.crossmatch import chord, nearest_within
 
 __all__ = ["RECALL_RADII", "read_published", "in_footprint", "funnel_stage", "compare_published"]
@@ -101,7 +101,7 @@ def funnel_stage(det: pd.DataFrame) -> np.ndarray:
     """The funnel stage that removed each detection, or ``candidate``.
 
     Order: the quality cuts (:data:`vasco.filters.cuts.CUT_ORDER`), the
-    counterpart vetoes (``no_<catalogue>``), the later vetoes
+    counterpart vetoes (``no_<catalogue>``), the SPREAD_MODEL cut, the later vetoes
     (:data:`vasco.filters.config.VETO_ORDER`), then ``dedup`` (a tile
     candidate that is not the survey's candidate).
     """
@@ -119,6 +119,9 @@ def funnel_stage(det: pd.DataFrame) -> np.ndarray:
             take(~det[col].to_numpy(bool), name)
     for col in [c for c in det.columns if c.startswith("no_") and c != "no_counterpart"]:
         take(~det[col].fillna(True).to_numpy(bool), col)
+    if f"cut_{SPREAD_CUT}" in det:
+        # Missing where the detection left the funnel before the cut.
+        take(~det[f"cut_{SPREAD_CUT}"].fillna(True).to_numpy(bool), SPREAD_CUT)
     for name in VETO_ORDER:
         col = f"veto_{name}"
         if col in det:

@@ -89,7 +89,11 @@ def score_tile(detections: pd.DataFrame, truth: pd.DataFrame, match_arcsec: floa
     """
     trans = truth.loc[truth["cls"] == "transient"]
     predicted = trans["recoverable"].to_numpy(bool)
+    # Passes the quality cuts: those before the counterparts and SPREAD_MODEL where tested
+    # (a detection with a counterpart never reaches that cut).
     passes = detections["passes_cuts"].to_numpy(bool)
+    if "cut_spread_model" in detections:
+        passes = passes & detections["cut_spread_model"].fillna(True).to_numpy(bool)
     cands = detections.loc[detections["is_candidate"].to_numpy(bool)]
     # Nearest detection of each transient: did it pass the cuts?
     didx, _ = nearest_within(trans["ra"], trans["dec"], detections["ra"], detections["dec"], match_arcsec)
