@@ -21,10 +21,10 @@ from vasco.storage import Storage
 
 __all__ = ["open_root", "local_root", "lease_owner", "TILE_UPLOAD_EXCLUDE", "LEASE_NAME"]
 
-#: Files of a tile folder that stay on the machine that made them: the pass-1
-#: catalogue with its PSF vignettes (large, only PSFEx reads it), partial files
-#: and the lease.
-TILE_UPLOAD_EXCLUDE = ("*.part", "*.tmp", "pass1.ldac", ".lease*")
+#: Files of a tile folder that stay on the machine that made them: partial
+#: files, the private temporary folders of the tool steps (left behind only if
+#: a process was killed inside one) and the lease.
+TILE_UPLOAD_EXCLUDE = ("*.part", "*.tmp", "work/.*", ".lease*")
 #: A tile's lease, relative to its folder.
 LEASE_NAME = ".lease"
 

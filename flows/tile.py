@@ -1,4 +1,4 @@
-"""The per-tile flow: acquire -> check plate -> pass 1 -> PSFEx -> pass 2 ->
+"""The per-tile flow: acquire -> check plate -> pass 1 + PSFEx -> pass 2 ->
 header sky positions -> reference catalogues -> Gaia-tied plate solution ->
 counterparts -> cuts -> SPREAD_MODEL (PSF fit where needed) -> later vetoes
 and candidates -> tile.json (and the residual plot).
@@ -94,10 +94,8 @@ def run_tile(
             record.update(status="rejected", reason=info["reason"])
             logger.warning("tile %s rejected: %s", tid, info["reason"])
             return tt.record_tile(tile_dir, record)
-        step = "pass1"
-        p1 = tt.sextract_pass1.with_options(**opts)(tile_dir, image, cfg)
-        step = "psfex"
-        psf = tt.psf_model.with_options(**opts)(tile_dir, p1["outputs"]["catalog"], cfg)
+        step = "psf"
+        psf = tt.psf_model.with_options(**opts)(tile_dir, image, cfg)
         step = "pass2"
         p2 = tt.sextract_pass2.with_options(**opts)(tile_dir, image, psf["outputs"]["psf"], cfg)
         step = "measure"

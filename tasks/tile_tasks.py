@@ -40,7 +40,6 @@ __all__ = [
     "xmatch_catalogs",
     "ensure_service_limits",
     "check_tile",
-    "sextract_pass1",
     "psf_model",
     "sextract_pass2",
     "sky_positions",
@@ -143,14 +142,10 @@ def check_tile(tile_dir: Path, image: dict[str, str]) -> dict[str, Any]:
     return pipeline.check_plate(tile_dir, image)
 
 
-@task(name="sextractor-pass1", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("pass1", pipeline.extract_pass1), **_COMMON)
-def sextract_pass1(tile_dir: Path, image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
-    return pipeline.extract_pass1(tile_dir, image, cfg)
-
-
-@task(name="psfex", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psfex", pipeline.build_psf), **_COMMON)
-def psf_model(tile_dir: Path, pass1: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
-    return pipeline.build_psf(tile_dir, pass1, cfg)
+@task(name="psf-model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf", pipeline.build_psf), **_COMMON)
+def psf_model(tile_dir: Path, image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+    """SExtractor pass 1 and PSFEx: the tile's PSF model (pass 1's catalogue is not kept)."""
+    return pipeline.build_psf(tile_dir, image, cfg)
 
 
 @task(name="sextractor-pass2", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("pass2", pipeline.extract_pass2), **_COMMON)

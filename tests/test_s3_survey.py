@@ -52,8 +52,9 @@ def test_survey_on_s3_matches_a_local_one(s3, tmp_path, monkeypatch):
     tid = tiles[0].rstrip("/").rsplit("/", 1)[-1]
     assert store.exists(f"tiles/{tid}/tile.json") and store.exists(f"tiles/{tid}/detections.parquet")
     assert store.exists(f"tiles/{tid}/qc/astrometry.png")
-    # The big pass-1 catalogue and the lease stay behind.
-    assert not store.exists(f"tiles/{tid}/work/pass1.ldac") and not store.exists(f"tiles/{tid}/.lease")
+    # The PSF model is uploaded; pass 1's catalogue is never kept, and the lease stays behind.
+    assert store.exists(f"tiles/{tid}/work/pass1.psf") and not store.exists(f"tiles/{tid}/work/pass1.ldac")
+    assert not store.exists(f"tiles/{tid}/.lease")
     # Byte for byte the same candidates as the local run.
     store.get_file("candidates.parquet", tmp_path / "from-s3.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "from-s3.parquet"),

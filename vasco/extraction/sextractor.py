@@ -40,6 +40,7 @@ __all__ = [
     "PSF_COLUMNS",
     "read_ldac",
     "psf_star_count",
+    "ldac_rows",
     "psf_saturation_level",
 ]
 
@@ -185,6 +186,12 @@ def run_pass1(image: Path, out: Path, cfg: ExtractionConfig) -> Path:
     """
     level = psf_saturation_level(image, cfg.psf_peak_fraction)
     return _sextract(image, out, cfg, "pass1", level, [])
+
+
+def ldac_rows(path: Path) -> int:
+    """Number of detections in a FITS_LDAC catalogue (its header only)."""
+    with fits.open(path, memmap=True) as hdul:
+        return int(hdul["LDAC_OBJECTS"].header["NAXIS2"])
 
 
 def psf_star_count(psf_path: Path) -> int:
