@@ -43,8 +43,16 @@ def _tile(argv: list[str]) -> int:
         # Only the catalogues given veto a detection.
         data["matching"] = {**data["matching"], "catalogs": [c for c in ("gaia", "ps1") if c in files]}
         cfg = VascoConfig.model_validate(data)
+        from flows.roots import check_writable
+
+        check_writable(a.out)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from pydantic import ValidationError
+
+        from vasco.config import describe_validation_error
+
+        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"error: {msg}", file=sys.stderr)
         return 2
 
     from flows.tile import tile_flow
@@ -86,7 +94,12 @@ def _compare(argv: list[str]) -> int:
         res = compare_published(published, pd.read_parquet(out / "detections.parquet"), tiles,
                                 match_radius_arcsec=a.match_radius)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from pydantic import ValidationError
+
+        from vasco.config import describe_validation_error
+
+        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"error: {msg}", file=sys.stderr)
         return 2
     name = Path(a.published).stem
     rows, ours = res.pop("rows"), res.pop("ours_only")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vasco.storage import Storage
 
-__all__ = ["open_root", "local_root", "lease_owner", "TILE_UPLOAD_EXCLUDE", "LEASE_NAME"]
+__all__ = ["open_root", "local_root", "lease_owner", "check_writable", "TILE_UPLOAD_EXCLUDE", "LEASE_NAME"]
 
 #: Files of a tile folder that stay on the machine that made them: partial
 #: files, the private temporary folders of the tool steps (left behind only if
@@ -32,6 +32,30 @@ LEASE_NAME = ".lease"
 def open_root(out: str | os.PathLike[str]) -> Storage:
     """The survey root as a :class:`vasco.storage.Storage`."""
     return Storage.from_url(str(out))
+
+
+def check_writable(out: str | os.PathLike[str], option: str = "--out") -> None:
+    """Make sure a local output folder can be created and written, before any work starts.
+
+    Creates the folder and writes then removes a probe file.  Remote roots
+    (``s3://...``) are left to the storage layer.
+
+    Raises
+    ------
+    ValueError
+        Naming the option and the folder, and why it cannot be written.
+    """
+    text = str(out)
+    if "://" in text and not text.startswith("file://"):
+        return
+    folder = Path(text.removeprefix("file://")).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".vasco-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"{option} {text}: cannot write there ({exc.strerror or exc})") from None
 
 
 def local_root(store: Storage) -> Path:

@@ -41,7 +41,7 @@ from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.dedup import find_duplicates  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
 from vasco.config import SurveyConfig, VascoConfig  # noqa: E402
-from vasco.io import atomic_path, write_json_atomic, write_parquet_atomic  # noqa: E402
+from vasco.io import atomic_path, remove_dead_temporaries, write_json_atomic, write_parquet_atomic  # noqa: E402
 from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table  # noqa: E402
 from vasco.sky.sampling import TilePosition, read_positions, sample_positions  # noqa: E402
 
@@ -276,6 +276,14 @@ def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str) -
     return todo
 
 
+def tile_status(store: Any, p: TilePosition) -> str | None:
+    """The status in a tile's ``tile.json`` (None when it has none, or it is unreadable)."""
+    try:
+        return store.read_json(f"tiles/{p.tile_id}/tile.json").get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _record_lost_tile(store: Any, root: Path, p: TilePosition, cfg: VascoConfig) -> None:
     """A tile whose run ended without writing tile.json (crashed worker): record it as failed.
 
@@ -361,6 +369,7 @@ def survey_flow(
     tile_deployment: str = "vasco-tile/tile",
     batch: int | None = None,
     dry_run: bool = False,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Process ``tiles`` sampled positions (or those of a ``positions`` CSV) into ``out``.
 
@@ -373,6 +382,8 @@ def survey_flow(
     survey a batch at a time.  The survey is then published from what is on
     disk, so the summary always covers every tile done so far.  ``dry_run``
     runs everything but the pixel work (for measuring orchestration).
+    ``retry_failed`` runs only the tiles whose last run failed (``tile.json``
+    status ``failed``), none of those never run.
     """
     logger = get_run_logger()
     if batch is not None and batch < 1:
@@ -397,8 +408,14 @@ def survey_flow(
     if not store.is_local:
         store.put_file(out_dir / "config.json", "config.json")
         store.put_file(out_dir / "positions.csv", "positions.csv")
+    if store.is_local:
+        # Partial files of a survey-level write by a process that was killed.
+        for path in remove_dead_temporaries(out_dir):
+            logger.info("removed %s, left by a killed run", path.name)
     todo = pending_tiles(store, pos, cfg.science_hash())
     n_done = len(pos) - len(todo)
+    if retry_failed:
+        todo = [p for p in todo if tile_status(store, p) == "failed"]
     if batch is not None:
         todo = todo[:batch]
     logger.info("survey of %d tiles into %s: %d already done, %d to run now, %d at a time (%s)",
@@ -459,6 +476,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the tile deployment for --fanout deployment (default vasco-tile/tile)")
     p.add_argument("--batch", type=int, default=None,
                    help="run at most this many of the tiles not yet done (default: all)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run only the tiles whose last run failed (their tile.json says failed); "
+                        "summary.json lists failed tiles by reason (failed_tiles)")
     p.add_argument("--dry-run", action="store_true",
                    help="orchestration only: no pixels are read or made (for measuring overhead)")
     p.add_argument("--out", required=True, help="output folder, or an fsspec URL such as s3://bucket/prefix")
@@ -476,8 +496,16 @@ def main(argv: list[str] | None = None) -> int:
             read_positions(Path(args.positions))
         if args.batch is not None and args.batch < 1:
             raise ValueError(f"--batch must be at least 1, got {args.batch}")
+        from flows.roots import check_writable
+
+        check_writable(args.out)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from pydantic import ValidationError
+
+        from vasco.config import describe_validation_error
+
+        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"error: {msg}", file=sys.stderr)
         return 2
     params = {k: v for k, v in vars(args).items() if k != "catalog"}
     summary = survey_flow(**params, catalog_files=files or None)

@@ -23,6 +23,7 @@ from flows.roots import LEASE_NAME, TILE_UPLOAD_EXCLUDE, lease_owner, local_root
 from tasks import tile_tasks as tt
 from vasco import __version__
 from vasco.config import VascoConfig
+from vasco.io import remove_temporaries
 from vasco.pipeline import image_centre, ordered_funnel
 from vasco.qc.injection import score_tile
 from vasco.records import step_timings
@@ -58,8 +59,17 @@ def run_tile(
     opts = tt.cache_settings(out)
     if fits_path is not None:
         tile_dir = Path(tile_dir or out)
-        acq = tt.acquire_file.with_options(**opts)(tile_dir, Path(fits_path))
-        ra, dec = image_centre(acq["outputs"]["image"])
+        try:
+            acq = tt.acquire_file.with_options(**opts)(tile_dir, Path(fits_path))
+            ra, dec = image_centre(acq["outputs"]["image"])
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is a failed tile, not a crash
+            reason = getattr(exc, "reason", None) or "FAIL_ACQUIRE"
+            logger.error("%s: %s", fits_path, exc)
+            return tt.record_tile(tile_dir, {
+                "tile_id": None, "centre": None, "plate": _empty_plate(), "status": "failed", "reason": reason,
+                "error": f"{type(exc).__name__}: {exc}"[:500], "funnel": {}, "config_hash": cfg.science_hash(),
+                "vasco_version": __version__, "sky": "file", "source_file": str(fits_path),
+            })
     assert ra is not None and dec is not None
     tid = make_tile_id(ra, dec)
     tile_dir = Path(tile_dir) if tile_dir is not None else out / "tiles" / tid
@@ -207,6 +217,18 @@ def _veto_lists(
     return lists
 
 
+def _finished_record(store: Any, tid: str, cfg: VascoConfig) -> dict[str, Any] | None:
+    """The tile's tile.json if it is finished (ok or rejected) with this configuration and version."""
+    try:
+        rec = store.read_json(f"tiles/{tid}/tile.json")
+    except (OSError, ValueError):
+        return None
+    if (isinstance(rec, dict) and rec.get("status") in ("ok", "rejected") and not rec.get("dry_run")
+            and rec.get("config_hash") == cfg.science_hash() and rec.get("vasco_version") == __version__):
+        return rec
+    return None
+
+
 def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[str, Any]:
     """A tile with no pixel work: an empty detections table and its tile.json."""
     from vasco.catalogue.publish import write_tile_record
@@ -261,6 +283,14 @@ def tile_flow(
         get_run_logger().warning("tile %s is being processed by another worker; skipped here", tid)
         return {"tile_id": tid, "status": "busy"}
     try:
+        done = _finished_record(store, tid, cfg)
+        if done is not None and not dry_run:
+            # Another worker finished it after this one was handed the tile.
+            get_run_logger().info("tile %s is already done (%s); not run again", tid, done["status"])
+            return done
+        # Under the lease nobody else writes here: partial files are a killed run's.
+        for path in remove_temporaries(root / "tiles" / tid):
+            get_run_logger().info("tile %s: removed %s, left by a killed run", tid, path.name)
         record = _dry_run_tile(ra, dec, root, cfg) if dry_run else run_tile(ra, dec, root, cfg)
         if not store.is_local:
             # tile.json goes last: it commits the tile in the shared root.

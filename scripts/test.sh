@@ -5,4 +5,7 @@
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -x -k s3`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The fault-injection tests write their table of faults, expected and observed
+# behaviour to docs/faults.md (only when the whole fault suite ran).
+export VASCO_FAULT_REPORT="${VASCO_FAULT_REPORT:-docs/faults.md}"
 exec .venv/bin/python -m pytest -m "slow or not slow" "$@"

@@ -13,6 +13,8 @@ from vasco.sources.supercosmos import SUPERCOSMOS_URL_ENV
 from vasco.sources.vizier import VIZIER_URL_ENV
 from vasco.sources.xmatch import XMATCH_URL_ENV
 
+pytest_plugins = ["faultlog"]
+
 # The local Prefect servers the tests start are offline: no telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError, BaseModel, ConfigDict, Field, model_validator
 
 from vasco.filters.config import VetoesConfig
 from vasco.sources.config import SourcesConfig
@@ -376,4 +376,17 @@ class VascoConfig(_Section):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"config file {path}: not valid JSON ({exc})") from exc
-        return cls.model_validate(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(f"config file {path}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A pydantic error as one line per bad parameter: ``cuts.snr_min: Extra inputs are not permitted``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err.get("loc", ())) or "config"
+        got = f" (got {err['input']!r:.60})" if err.get("type") != "extra_forbidden" and "input" in err else ""
+        parts.append(f"{where}: {err.get('msg')}{got}")
+    return "; ".join(parts)

@@ -11,6 +11,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +30,9 @@ __all__ = [
     "write_parquet_atomic",
     "read_json",
     "file_sha256",
+    "temp_tag",
+    "remove_temporaries",
+    "remove_dead_temporaries",
 ]
 
 
@@ -34,7 +40,8 @@ __all__ = [
 def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` on success.
 
-    The temporary file (``.<name>.<random><suffix>.part``) is created empty
+    The temporary file (``.<name>.<host>-<pid>.<random><suffix>.part``, see
+    :func:`temp_tag`) is created empty
     with the usual mode (0666 less the umask), so files in a survey tree
     shared by several users stay readable.  On success it is fsynced and
     renamed over ``final``, and the rename is made durable (the folder is
@@ -43,7 +50,7 @@ def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}{suffix}.part"
+    tmp_path = final.parent / f".{final.name}.{temp_tag()}.{uuid.uuid4().hex[:12]}{suffix}.part"
     os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
@@ -112,3 +119,68 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def temp_tag() -> str:
+    """``<host>-<pid>`` of this process, as temporary names carry it (host cut to safe characters)."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _is_temporary(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith((".part", ".tmp"))
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Remove every temporary file and private temporary folder under ``folder``.
+
+    Temporary files are the ``.<name>...part`` (and ``.tmp``) files of
+    :func:`atomic_path` and the tool wrappers; private folders are the
+    dot-folders under ``work/`` (``.pass1.*``, ``.psf_fit.*`` ...).  Only call
+    it on a folder no other process is writing to (a tile under its lease):
+    whatever is there was left by a process that was killed.  Returns what
+    was removed.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in sorted(folder.rglob(".*")):
+        if not path.exists():
+            continue
+        if path.is_dir() and path.parent.name == "work":
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif path.is_file() and _is_temporary(path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def remove_dead_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files directly in ``folder`` whose writer is dead.
+
+    For folders other processes may be writing to (a survey root): only the
+    files :func:`atomic_path` named with this host and a process id that no
+    longer exists.  Returns what was removed.
+    """
+    host = temp_tag().rsplit("-", 1)[0]
+    pattern = re.compile(rf"^\..+\.{re.escape(host)}-(\d+)\.[0-9a-f]+.*\.part$")
+    removed: list[Path] = []
+    if not Path(folder).is_dir():
+        return removed
+    for path in Path(folder).iterdir():
+        m = pattern.match(path.name)
+        if not m or not path.is_file():
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

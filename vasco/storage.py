@@ -137,10 +137,12 @@ class _LeaseState:
     ttl_s: float | None
     age_s: float
     etag: str | None = None
+    holder_dead: bool = False
 
     def stale(self, default_ttl_s: float) -> bool:
+        """Older than its ttl, or its holder is known to have died (see :func:`_holder_dead`)."""
         ttl = self.ttl_s if self.ttl_s is not None else default_ttl_s
-        return self.age_s > ttl
+        return self.holder_dead or self.age_s > ttl
 
 
 def _check_rel(rel: object, *, allow_root: bool = False) -> str:
@@ -271,6 +273,32 @@ def _lease_body(owner: str, ttl_s: float) -> bytes:
             "nonce": uuid.uuid4().hex,
         }
     )
+
+
+def _holder_dead(data: bytes) -> bool:
+    """Was the lease taken on this host by a process that no longer exists?
+
+    A worker killed with SIGKILL never releases its lease; on the machine it
+    ran on that is certain as soon as its process id is gone, so the lease
+    need not wait for its ttl.  A lease from another host, or whose process
+    id is in use (alive, or reused), is judged by its ttl alone.
+    """
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(body, dict) or body.get("host") != socket.gethostname():
+        return False
+    pid = body.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by another user
+    return False
 
 
 def _parse_lease(data: bytes) -> tuple[str | None, float | None]:
@@ -1004,7 +1032,8 @@ class Storage:
         -------
         bool
             ``True`` if ``owner`` now holds the lease: it was free, it was
-            stale (older than its ttl) and was taken over, or ``owner``
+            stale (older than its ttl, or taken on this host by a process that
+            no longer exists) and was taken over, or ``owner``
             already held it (then it is renewed: its age starts again from 0).
             ``False`` if another owner holds a live lease, or won a race for it.
 
@@ -1110,7 +1139,7 @@ class Storage:
         except FileNotFoundError:
             return None
         owner, ttl = _parse_lease(data)
-        return _LeaseState(owner=owner, ttl_s=ttl, age_s=time.time() - st.st_mtime)
+        return _LeaseState(owner=owner, ttl_s=ttl, age_s=time.time() - st.st_mtime, holder_dead=_holder_dead(data))
 
     @staticmethod
     def _local_create(path: Path, body: bytes) -> bool:
@@ -1216,7 +1245,8 @@ class Storage:
                 now = email.utils.parsedate_to_datetime(headers["date"]).timestamp()
         owner, ttl = _parse_lease(data)
         return _LeaseState(
-            owner=owner, ttl_s=ttl, age_s=now - resp["LastModified"].timestamp(), etag=str(resp.get("ETag"))
+            owner=owner, ttl_s=ttl, age_s=now - resp["LastModified"].timestamp(), etag=str(resp.get("ETag")),
+            holder_dead=_holder_dead(data),
         )
 
     def _s3_acquire(self, full: str, owner: str, ttl_s: float) -> bool:

@@ -195,7 +195,8 @@ def build_summary(
     """Write ``DIR/summary.json`` and return it.
 
     ``tiles``: planned (all positions), processed (status ok), rejected,
-    failed, not_run; ``failures`` counts tiles by reason token; ``funnel``
+    failed, not_run; ``failures`` counts tiles by reason token and
+    ``failed_tiles`` lists the rejected and failed tile ids by reason; ``funnel``
     sums the per-tile funnels of processed tiles, step by step; for the
     synthetic sky ``injection`` scores candidates against the truth
     (:mod:`vasco.qc.injection`).
@@ -223,6 +224,11 @@ def build_summary(
         "funnel": funnel,
         "funnel_vs_paper": funnel_vs_paper(funnel),
         "failures": dict(sorted(reasons.items())),
+        "failed_tiles": {
+            reason: sorted(str(r.get("tile_id")) for r in records
+                           if r.get("status") in ("rejected", "failed") and r.get("reason") == reason)
+            for reason in sorted(reasons)
+        },
         "config_hash": config_hash,
     }
     scores = [r["injection"] for r in records if r.get("status") == "ok" and r.get("injection")]
