@@ -3,6 +3,10 @@
     vasco survey --sky synthetic --tiles 4 --seed 1 --out DIR      (same as python flows/survey.py)
     vasco tile --fits FILE --catalog gaia=PATH [--catalog ps1=PATH] --out DIR
     vasco compare DIR --published FILE.csv [--match-radius 5]
+    vasco status DIR                      (tiles by status, failed ones by reason, not run yet)
+    vasco clean DIR [--dry-run]           (remove intermediate files, keep catalogues)
+    vasco reset DIR --tile ID [--step S]  (forget a tile, or one step of it)
+    vasco config show [--config FILE]     (the effective configuration, defaults included)
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ def _tile(argv: list[str]) -> int:
     p.add_argument("--fits", required=True, help="the FITS cutout (POSS-I E)")
     p.add_argument("--catalog", action="append", required=True, metavar="NAME=PATH",
                    help="gaia=PATH or ps1=PATH: CSV, Parquet or HATS folder (Gaia archive or VizieR column names)")
-    p.add_argument("--config", dest="config_file", help="JSON configuration file")
+    p.add_argument("--config", dest="config_file", help="configuration file: JSON, TOML (.toml) or YAML (.yaml)")
     p.add_argument("--out", required=True, help="output folder for this tile")
     a = p.parse_args(argv)
 
@@ -124,15 +128,90 @@ def _compare(argv: list[str]) -> int:
     return 0
 
 
+def _status(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="vasco status", description="Progress of a survey folder: tiles by "
+                                "status, rejected and failed tiles by reason token, tiles not run yet.")
+    p.add_argument("survey", help="the survey folder (--out of vasco survey)")
+    a = p.parse_args(argv)
+    from vasco.survey_tree import survey_status
+
+    try:
+        st = survey_status(Path(a.survey))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(st.lines()))
+    return 0
+
+
+def _clean(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="vasco clean", description="Remove a survey's intermediate files (each "
+                                "tile's work/ folder and Prefect's result cache .vasco-cache/); catalogues, tile "
+                                "and step records, cutouts, reference catalogues and QC plots stay.")
+    p.add_argument("survey", help="the survey folder")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    a = p.parse_args(argv)
+    from vasco.survey_tree import clean_survey
+
+    try:
+        paths, size = clean_survey(Path(a.survey), dry_run=a.dry_run)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    verb = "would remove" if a.dry_run else "removed"
+    print(f"{verb} {len(paths)} folders/files, {size / 2**20:.1f} MiB")
+    return 0
+
+
+def _reset(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="vasco reset", description="Forget a tile (its folder goes) or one step "
+                                "of it (the step record and tile.json go), so the next survey run does it again.")
+    p.add_argument("survey", help="the survey folder")
+    p.add_argument("--tile", required=True, help="the tile id, e.g. t132.8250+11.8000")
+    p.add_argument("--step", help="only this step (e.g. psf, pass2, match, vetoes)")
+    a = p.parse_args(argv)
+    from vasco.survey_tree import reset_tile
+
+    try:
+        removed = reset_tile(Path(a.survey), a.tile, a.step)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in removed:
+        print(f"removed {path}")
+    return 0
+
+
+def _config(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="vasco config", description="Configuration: `vasco config show` prints "
+                                "the effective configuration (a file's values over the defaults) as JSON.")
+    p.add_argument("action", choices=["show"])
+    p.add_argument("--config", dest="config_file", help="a configuration file: JSON, TOML (.toml) or YAML (.yaml)")
+    a = p.parse_args(argv)
+    from vasco.config import VascoConfig
+
+    try:
+        cfg = VascoConfig.read(Path(a.config_file)) if a.config_file else VascoConfig()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(cfg.to_json())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {
         "survey": "run a survey (see vasco survey --help)",
         "tile": "run one FITS file (see vasco tile --help)",
         "compare": "compare a survey with a published list (see vasco compare --help)",
+        "status": "progress and failures of a survey folder",
+        "clean": "remove a survey's intermediate files, keep its catalogues",
+        "reset": "forget a tile or one of its steps",
+        "config": "show the effective configuration (vasco config show)",
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: vasco {survey,tile,compare} ...\n")
+        print("usage: vasco {" + ",".join(commands) + "} ...\n")
         for name, text in commands.items():
             print(f"  {name:8s} {text}")
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
@@ -140,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         from flows.survey import main as survey_main
 
         return survey_main(argv[1:])
-    if argv[0] == "compare":
-        return _compare(argv[1:])
-    return _tile(argv[1:])
+    handlers = {"compare": _compare, "status": _status, "clean": _clean, "reset": _reset, "config": _config,
+                "tile": _tile}
+    return handlers[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

@@ -468,7 +468,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size-arcmin", type=float, default=30.0, help="tile width and height in arcmin (default 30)")
     p.add_argument("--workers", type=int, default=2, help="tiles processed at once (default 2, one per core)")
     p.add_argument("--positions", help="CSV file of tile centres (columns ra, dec in degrees) instead of sampling")
-    p.add_argument("--config", dest="config_file", help="JSON configuration file (see config.json of any run)")
+    p.add_argument("--config", dest="config_file",
+                   help="configuration file: JSON (see config.json of any run), TOML (.toml) or YAML (.yaml)")
     p.add_argument("--fanout", choices=["local", "deployment"], default="local",
                    help="run tiles in this process (local, default) or as flow runs of the tile deployment "
                         "on its work pool (deployment; needs a Prefect server and `prefect deploy`)")

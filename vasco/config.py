@@ -367,15 +367,38 @@ class VascoConfig(_Section):
 
     @classmethod
     def read(cls, path: Path) -> "VascoConfig":
+        """A configuration file: JSON (as every run writes it), TOML (``.toml``) or YAML (``.yaml``, ``.yml``).
+
+        Only the parameters to change need be given; the others keep their defaults.
+
+        Raises
+        ------
+        ValueError
+            Naming the file and what is wrong: unreadable, not valid for its
+            format, or a bad or unknown parameter (by its dotted name).
+        """
         path = Path(path)
         try:
             text = path.read_text()
         except OSError as exc:
             raise ValueError(f"config file {path}: cannot be read ({exc.strerror})") from exc
+        suffix = path.suffix.lower()
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"config file {path}: not valid JSON ({exc})") from exc
+            if suffix == ".toml":
+                import tomllib
+
+                data = tomllib.loads(text)
+            elif suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as exc:  # noqa: BLE001 - each parser has its own error class
+            kind = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML"}.get(suffix, "JSON")
+            raise ValueError(f"config file {path}: not valid {kind} ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path}: must hold a mapping of sections, got {type(data).__name__}")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
