@@ -16,7 +16,18 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "usage_error"]
+
+
+def usage_error(exc: ValueError) -> int:
+    """Print a bad-input error on one line (pydantic's as one entry per parameter); return exit status 2."""
+    from pydantic import ValidationError
+
+    from vasco.config import describe_validation_error
+
+    msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
 
 
 def _tile(argv: list[str]) -> int:
@@ -51,13 +62,7 @@ def _tile(argv: list[str]) -> int:
 
         check_writable(a.out)
     except ValueError as exc:
-        from pydantic import ValidationError
-
-        from vasco.config import describe_validation_error
-
-        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
 
     from flows.tile import tile_flow
 
@@ -98,13 +103,7 @@ def _compare(argv: list[str]) -> int:
         res = compare_published(published, pd.read_parquet(out / "detections.parquet"), tiles,
                                 match_radius_arcsec=a.match_radius)
     except ValueError as exc:
-        from pydantic import ValidationError
-
-        from vasco.config import describe_validation_error
-
-        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
     name = Path(a.published).stem
     rows, ours = res.pop("rows"), res.pop("ours_only")
     res["published_file"] = str(a.published)
@@ -138,8 +137,7 @@ def _status(argv: list[str]) -> int:
     try:
         st = survey_status(Path(a.survey))
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
     print("\n".join(st.lines()))
     return 0
 
@@ -156,8 +154,7 @@ def _clean(argv: list[str]) -> int:
     try:
         paths, size = clean_survey(Path(a.survey), dry_run=a.dry_run)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
     verb = "would remove" if a.dry_run else "removed"
     print(f"{verb} {len(paths)} folders/files, {size / 2**20:.1f} MiB")
     return 0
@@ -175,8 +172,7 @@ def _reset(argv: list[str]) -> int:
     try:
         removed = reset_tile(Path(a.survey), a.tile, a.step)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
     for path in removed:
         print(f"removed {path}")
     return 0
@@ -193,8 +189,7 @@ def _config(argv: list[str]) -> int:
     try:
         cfg = VascoConfig.read(Path(a.config_file)) if a.config_file else VascoConfig()
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
     print(cfg.to_json())
     return 0
 

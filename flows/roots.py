@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vasco.storage import Storage
 
-__all__ = ["open_root", "local_root", "lease_owner", "check_writable", "TILE_UPLOAD_EXCLUDE", "LEASE_NAME"]
+__all__ = ["open_root", "local_root", "lease_owner", "check_writable", "is_finished", "TILE_UPLOAD_EXCLUDE", "LEASE_NAME"]
 
 #: Files of a tile folder that stay on the machine that made them: partial
 #: files, the private temporary folders of the tool steps (left behind only if
@@ -32,6 +32,17 @@ LEASE_NAME = ".lease"
 def open_root(out: str | os.PathLike[str]) -> Storage:
     """The survey root as a :class:`vasco.storage.Storage`."""
     return Storage.from_url(str(out))
+
+
+def is_finished(rec: object, config_hash: str) -> bool:
+    """Is this ``tile.json`` a finished tile (ok or rejected) of this configuration and VASCO version?
+
+    Such a tile is never run again; failed and unfinished tiles (and dry runs) are.
+    """
+    from vasco import __version__
+
+    return (isinstance(rec, dict) and rec.get("status") in ("ok", "rejected") and not rec.get("dry_run")
+            and rec.get("config_hash") == config_hash and rec.get("vasco_version") == __version__)
 
 
 def check_writable(out: str | os.PathLike[str], option: str = "--out") -> None:

@@ -36,7 +36,7 @@ from prefect.context import get_run_context  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.fanout import run_deployments, run_local  # noqa: E402
-from flows.roots import LEASE_NAME, local_root, open_root  # noqa: E402
+from flows.roots import LEASE_NAME, is_finished, local_root, open_root  # noqa: E402
 from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.dedup import find_duplicates  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
@@ -269,9 +269,7 @@ def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str) -
         except (OSError, ValueError):
             todo.append(p)
             continue
-        done = (rec.get("status") in ("ok", "rejected") and rec.get("config_hash") == config_hash
-                and rec.get("vasco_version") == __version__ and not rec.get("dry_run"))
-        if not done:
+        if not is_finished(rec, config_hash):
             todo.append(p)
     return todo
 
@@ -501,13 +499,9 @@ def main(argv: list[str] | None = None) -> int:
 
         check_writable(args.out)
     except ValueError as exc:
-        from pydantic import ValidationError
+        from flows.cli import usage_error
 
-        from vasco.config import describe_validation_error
-
-        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
     params = {k: v for k, v in vars(args).items() if k != "catalog"}
     summary = survey_flow(**params, catalog_files=files or None)
     t = summary["tiles"]

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows.roots import LEASE_NAME, TILE_UPLOAD_EXCLUDE, lease_owner, local_root, open_root
+from flows.roots import LEASE_NAME, TILE_UPLOAD_EXCLUDE, is_finished, lease_owner, local_root, open_root
 from tasks import tile_tasks as tt
 from vasco import __version__
 from vasco.config import VascoConfig
@@ -218,15 +218,12 @@ def _veto_lists(
 
 
 def _finished_record(store: Any, tid: str, cfg: VascoConfig) -> dict[str, Any] | None:
-    """The tile's tile.json if it is finished (ok or rejected) with this configuration and version."""
+    """The tile's tile.json if it is finished (:func:`flows.roots.is_finished`), else None."""
     try:
         rec = store.read_json(f"tiles/{tid}/tile.json")
     except (OSError, ValueError):
         return None
-    if (isinstance(rec, dict) and rec.get("status") in ("ok", "rejected") and not rec.get("dry_run")
-            and rec.get("config_hash") == cfg.science_hash() and rec.get("vasco_version") == __version__):
-        return rec
-    return None
+    return rec if is_finished(rec, cfg.science_hash()) else None
 
 
 def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[str, Any]:
