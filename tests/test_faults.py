@@ -487,14 +487,18 @@ def test_sigkill_at_random_points_then_rerun(reference, tmp_path, fault):
     ref, got = _outputs(reference), _outputs(out)
     same = all(ref[k].equals(got[k]) for k in ref)
     left = _temporaries(out) + [str(p.relative_to(out)) for p in out.rglob(".lease*")]
-    row.saw(f"{kills} kills, {mid_work} of them before the survey's first complete run (uninterrupted run "
-            f"{full:.0f} s; {finished_early} runs, after it was complete, ended before their kill); "
-            f"{len(got['candidates'])} candidates, catalogues identical: {same}; tile results identical: "
-            f"{_tile_results(out) == _tile_results(reference)}; partial files or leases left: {len(left)}; "
-            f"finished tiles run again: {len(rewritten)}")
-    assert kills == kills_wanted and mid_work >= 5
-    assert same and _tile_results(out) == _tile_results(reference)
-    assert left == [] and rewritten == []
+    saw = (f"{kills} kills, {mid_work} of them before the survey's first complete run (uninterrupted run "
+           f"{full:.0f} s; {finished_early} runs, after it was complete, ended before their kill); "
+           f"{len(got['candidates'])} candidates, catalogues identical: {same}; tile results identical: "
+           f"{_tile_results(out) == _tile_results(reference)}; partial files or leases left: {len(left)}; "
+           f"finished tiles run again: {len(rewritten)}")
+    row.saw(saw)
+    # On failure, say what differs and what the final run printed.
+    detail = (f"{saw}\nleft: {left}\nrewritten: {rewritten}\ntiles: {_tile_results(out)}\n"
+              f"reference tiles: {_tile_results(reference)}\nfinal run: {final.stdout[-1500:]}{final.stderr[-3000:]}")
+    assert kills == kills_wanted and mid_work >= 5, detail
+    assert same and _tile_results(out) == _tile_results(reference), detail
+    assert left == [] and rewritten == [], detail
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import threading
@@ -539,6 +540,41 @@ def test_local_unreadable_lease_counts_as_held(tmp_path: Path) -> None:
         storage.release_lease("leases/t1.json", "w1")
     os.utime(tmp_path / "leases" / "t1.json", (time.time() - 60, time.time() - 60))
     assert storage.acquire_lease("leases/t1.json", "w1", 30.0) is True, "an old unreadable lease is stale"
+
+
+def test_local_old_unreadable_lease_is_stale_whatever_its_ttl(tmp_path: Path) -> None:
+    """An empty lease a minute old was left by a creator that died; the 6 h ttl does not apply."""
+    storage = Storage.from_url(str(tmp_path))
+    storage.write_bytes_atomic("tiles/t1/.lease", b"")
+    assert storage.acquire_lease("tiles/t1/.lease", "w1", 6 * 3600.0) is False, "a fresh empty lease is held"
+    os.utime(tmp_path / "tiles" / "t1" / ".lease", (time.time() - 60, time.time() - 60))
+    assert storage.acquire_lease("tiles/t1/.lease", "w1", 6 * 3600.0) is True
+
+
+def test_local_lease_is_created_whole_with_no_temporary_left(tmp_path: Path) -> None:
+    storage = Storage.from_url(str(tmp_path))
+    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is True
+    assert storage.read_json("tiles/t1/.lease")["owner"] == "w1"
+    assert storage.acquire_lease("tiles/t1/.lease", "w2", LIVE_TTL) is False
+    assert sorted(p.name for p in (tmp_path / "tiles" / "t1").iterdir()) == [".lease"]
+
+
+def test_local_lock_of_a_dead_process_does_not_block(tmp_path: Path) -> None:
+    """A ``.lock`` left by a SIGKILLed process of this host is removed at once, not after 30 s."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    pid = int(dead.stdout)
+    storage = Storage.from_url(str(tmp_path))
+    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is True
+    lock = tmp_path / "tiles" / "t1" / ".lease.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+    t0 = time.monotonic()
+    assert storage.release_lease("tiles/t1/.lease", "w1") is True
+    assert time.monotonic() - t0 < 2.0 and not lock.exists()
+    # A lock of a live process is respected (until its 30 s are up).
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is True
+    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is False, "renewal waits for the live lock"
 
 
 def test_lease_arguments_are_checked(storage: Storage) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import fnmatch
 import inspect
 import json
@@ -58,7 +59,7 @@ import fsspec
 import fsspec.asyn
 import fsspec.core
 
-from vasco.io import atomic_path
+from vasco.io import atomic_path, temp_tag
 
 __all__ = [
     "COMMIT_MARKER",
@@ -142,6 +143,8 @@ class _LeaseState:
     def stale(self, default_ttl_s: float) -> bool:
         """Older than its ttl, or its holder is known to have died (see :func:`_holder_dead`)."""
         ttl = self.ttl_s if self.ttl_s is not None else default_ttl_s
+        if self.owner is None and self.age_s > _MUTEX_STALE_S:
+            return True  # an unreadable body this old was left by a writer that died
         return self.holder_dead or self.age_s > ttl
 
 
@@ -1143,7 +1146,34 @@ class Storage:
 
     @staticmethod
     def _local_create(path: Path, body: bytes) -> bool:
+        """Create ``path`` holding ``body`` unless it exists; True if this call created it.
+
+        The body is written to a temporary file first and then hard-linked to
+        ``path`` (``link`` fails if ``path`` exists, like ``O_EXCL``), so the
+        file appears complete or not at all: a process killed half-way never
+        leaves an empty lease or lock that nobody can tell from a live one.
+        On filesystems without hard links it falls back to ``O_EXCL``.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{temp_tag()}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                # The holder's clean-up of its tile folder removed our temporary: it is busy.
+                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise
+        finally:
+            tmp.unlink(missing_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -1157,23 +1187,27 @@ class Storage:
     @staticmethod
     @contextlib.contextmanager
     def _local_mutex(path: Path, wait_s: float) -> Iterator[bool]:
-        """Hold ``<lease>.lock`` (exclusive create) while yielding True; False if it stayed busy."""
+        """Hold ``<lease>.lock`` (exclusive create) while yielding True; False if it stayed busy.
+
+        The lock records its host and process id: one left by a process of
+        this host that no longer exists is removed at once, any other after
+        30 s.
+        """
         lock = path.with_name(path.name + ".lock")
         deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                break
-            except FileExistsError:
-                with contextlib.suppress(FileNotFoundError):
-                    if time.time() - lock.stat().st_mtime > _MUTEX_STALE_S:
-                        lock.unlink()  # left by a process that crashed while holding it
-                        continue
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.005)
-        os.close(fd)
+        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
+        while not Storage._local_create(lock, body):
+            with contextlib.suppress(FileNotFoundError):
+                with open(lock, "rb") as fh:
+                    age = time.time() - os.fstat(fh.fileno()).st_mtime
+                    left_by_dead = _holder_dead(fh.read())
+                if left_by_dead or age > _MUTEX_STALE_S:
+                    lock.unlink()  # left by a process that crashed while holding it
+                    continue
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.005)
         try:
             yield True
         finally:
