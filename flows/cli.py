@@ -6,7 +6,9 @@
     vasco status DIR                      (tiles by status, failed ones by reason, not run yet)
     vasco clean DIR [--dry-run]           (remove intermediate files, keep catalogues)
     vasco reset DIR --tile ID [--step S]  (forget a tile, or one step of it)
+    vasco report DIR [--force]            (rebuild the QC plots, MOC, gallery and DIR/report/index.html)
     vasco config show [--config FILE]     (the effective configuration, defaults included)
+    vasco config reference                (every parameter: default and meaning, as docs/configuration.md)
 """
 
 from __future__ import annotations
@@ -178,14 +180,44 @@ def _reset(argv: list[str]) -> int:
     return 0
 
 
+def _report(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="vasco report", description="Rebuild a survey's report from what is on "
+                                "disk: QC plots (survey and per tile), the coverage MOC and sky map, the candidate "
+                                "gallery with POSS-I stamps, and DIR/report/index.html, which ties them together. "
+                                "Open that file in a browser; no server is needed.")
+    p.add_argument("survey", help="the survey folder (--out of vasco survey; it must have summary.json)")
+    p.add_argument("--force", action="store_true",
+                   help="redraw per-tile plots and stamps even where the tile has not changed")
+    a = p.parse_args(argv)
+    from vasco.report.build import build_report
+
+    try:
+        man = build_report(Path(a.survey), force=a.force)
+    except ValueError as exc:
+        return usage_error(exc)
+    root = Path(a.survey)
+    print(f"report: {root / man['index']}")
+    print(f"gallery: {root / man['gallery']} ({man['candidates']} candidates, {man['stamps']} stamps)")
+    print(f"coverage: {root / man['moc']} ({man['tiles']['ok']} tiles, {man['coverage_deg2']:.2f} deg2), "
+          f"sky map {root / man['sky']}")
+    print(f"plots: {len(man['plots'])} survey plots in {root / 'report' / 'plots'}, "
+          f"{len(man['tile_plots'])} tile plots (tiles/<id>/qc/tile.png); {man['timings']['total_s']:.1f} s")
+    return 0
+
+
 def _config(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="vasco config", description="Configuration: `vasco config show` prints "
-                                "the effective configuration (a file's values over the defaults) as JSON.")
-    p.add_argument("action", choices=["show"])
+                                "the effective configuration (a file's values over the defaults) as JSON; "
+                                "`vasco config reference` prints every parameter with its default and meaning "
+                                "(Markdown, as in docs/configuration.md).")
+    p.add_argument("action", choices=["show", "reference"])
     p.add_argument("--config", dest="config_file", help="a configuration file: JSON, TOML (.toml) or YAML (.yaml)")
     a = p.parse_args(argv)
-    from vasco.config import VascoConfig
+    from vasco.config import VascoConfig, config_reference
 
+    if a.action == "reference":
+        print(config_reference(), end="")
+        return 0
     try:
         cfg = VascoConfig.read(Path(a.config_file)) if a.config_file else VascoConfig()
     except ValueError as exc:
@@ -203,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "status": "progress and failures of a survey folder",
         "clean": "remove a survey's intermediate files, keep its catalogues",
         "reset": "forget a tile or one of its steps",
-        "config": "show the effective configuration (vasco config show)",
+        "report": "rebuild a survey's QC plots, coverage map, candidate gallery and report page",
+        "config": "show the effective configuration, or the reference of every parameter",
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: vasco {" + ",".join(commands) + "} ...\n")
@@ -213,9 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "survey":
         from flows.survey import main as survey_main
 
-        return survey_main(argv[1:])
+        return survey_main(argv[1:], prog="vasco survey")
     handlers = {"compare": _compare, "status": _status, "clean": _clean, "reset": _reset, "config": _config,
-                "tile": _tile}
+                "tile": _tile, "report": _report}
     return handlers[argv[0]](argv[1:])
 
 

@@ -8,7 +8,10 @@ Run it locally::
 Outputs under ``--out``: ``config.json`` (the configuration used),
 ``positions.csv``, ``tiles/<tile_id>/...``, ``detections.parquet``,
 ``candidates.parquet``, ``astrometry.csv`` (astrometric quality per tile)
-and ``summary.json``; a markdown artifact with the funnel is posted to Prefect.
+and ``summary.json``; then the report (``report/index.html``, the candidate
+gallery, QC plots, the coverage MOC; see :mod:`vasco.report`).  Markdown
+artifacts with the funnel, the candidates and the report are posted to
+Prefect, and a progress bar is drawn when standard error is a terminal.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from prefect.context import get_run_context  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.fanout import run_deployments, run_local  # noqa: E402
+from flows.progress import TerminalProgress  # noqa: E402
 from flows.roots import LEASE_NAME, is_finished, local_root, open_root  # noqa: E402
 from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.dedup import find_duplicates  # noqa: E402
@@ -144,6 +148,45 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
         description=f"Where the outputs and QC products of {store.url} are",
     )
     return summary
+
+
+@task(name="build-report")
+def report(out: str) -> str | None:
+    """Build ``report/`` (QC plots, MOC, gallery, index.html) and post it as an artifact.
+
+    A report that cannot be built is logged, never fails the survey: its
+    catalogues are already published.  Returns the report page's location.
+    """
+    from vasco.report.build import build_report
+
+    logger = get_run_logger()
+    store = open_root(out)
+    root = local_root(store)
+    try:
+        man = build_report(root)
+    except Exception as exc:  # noqa: BLE001 - the survey's results stand without their report
+        logger.warning("the report of %s was not built: %s: %s (try `vasco report %s`)",
+                       store.url, type(exc).__name__, exc, root)
+        return None
+    if not store.is_local:
+        store.put_tree(root / "report", "report")
+        for rel in man["tile_plots"]:
+            store.put_file(root / rel, rel)
+    index = store.uri("report/index.html") if not store.is_local else str((root / man["index"]).resolve())
+    lines = [
+        f"# VASCO report of {store.url}", "",
+        f"- report page: `{index}` (open it in a browser; no server needed)",
+        f"- candidate gallery: `report/gallery.html`, {man['candidates']} candidates with {man['stamps']} stamps",
+        f"- coverage: `report/moc.fits` (IVOA MOC), {man['tiles']['ok']} tiles, {man['coverage_deg2']:.2f} deg²; "
+        "sky map `report/sky.png`",
+        "- survey QC plots: " + ", ".join(f"`{p}`" for p in man["plots"].values()),
+        f"- per-tile QC plots: {len(man['tile_plots'])} (`tiles/<id>/qc/tile.png`)",
+        f"- built in {man['timings']['total_s']:.1f} s",
+    ]
+    create_markdown_artifact(key="vasco-survey-report", markdown="\n".join(lines),
+                             description=f"VASCO report of {store.url}")
+    logger.info("report: %s", index)
+    return index
 
 
 #: Survey-level files (uploaded to a remote root when the survey is published).
@@ -260,7 +303,6 @@ def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str) -
     the same configuration hash and VASCO version; failed and unfinished tiles
     are pending, so a new run (or the next scheduled one) picks them up.
     """
-    from vasco import __version__
 
     todo = []
     for p in positions:
@@ -428,29 +470,37 @@ def survey_flow(
     progress = _Progress(progress_id, len(todo))
     by_id = {p.tile_id: p for p in todo}
 
+    bar = TerminalProgress(len(todo), label=f"VASCO {store.url}")
+
     def on_done(tile_id: str) -> None:
         _record_lost_tile(store, out_dir, by_id[tile_id], cfg)
         progress.tile_done()
+        bar.tile_done(tile_status(store, by_id[tile_id]) if bar.enabled else None)
 
     # Tiles get the root as given (a URL stays a URL); a local root as an absolute path.
     target = str(out_dir.resolve()) if store.is_local else store.url
     step = cfg.survey.tiles_per_subflow
     run_key = str(getattr(getattr(get_run_context(), "flow_run", None), "id", "local"))
-    for start in range(0, len(todo), step):
-        chunk = todo[start:start + step]
-        survey_batch.with_options(flow_run_name=f"tiles-{start + 1}-{start + len(chunk)}-of-{len(todo)}")(
-            chunk, target, cfg, fanout, tile_deployment, on_done, dry_run, run_key
-        )
+    try:
+        for start in range(0, len(todo), step):
+            chunk = todo[start:start + step]
+            survey_batch.with_options(flow_run_name=f"tiles-{start + 1}-{start + len(chunk)}-of-{len(todo)}")(
+                chunk, target, cfg, fanout, tile_deployment, on_done, dry_run, run_key
+            )
+    finally:
+        bar.close()
     progress.finish()
     tile_ids = [p.tile_id for p in pos]
     summary = publish(target, tile_ids, cfg.science_hash())
+    if cfg.report.after_survey and not dry_run:
+        summary["report"] = report(target)
     logger.info("survey done: %s", {k: summary[k] for k in ("tiles", "detections", "candidates")})
     return summary
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python flows/survey.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python flows/survey.py",
+        prog=prog,
         description="Run a VASCO survey: POSS-I tiles -> vanishing-source candidates.",
     )
     p.add_argument("--sky", choices=["synthetic", "dss"], default="synthetic",
@@ -484,8 +534,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python flows/survey.py") -> int:
+    args = _parser(prog).parse_args(argv)
     try:
         # Validate everything before any work starts.
         files = parse_catalog_files(args.catalog)
@@ -509,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         f"VASCO: {t['processed']}/{t['planned']} tiles processed ({t['rejected']} rejected, {t['failed']} failed), "
         f"{summary['detections']} detections, {summary['candidates']} candidates -> {args.out}"
     )
+    if summary.get("report"):
+        print(f"report: {summary['report']}  (vasco report {args.out} rebuilds it)")
     inj = summary.get("injection")
     if inj:
         def fmt(v: Any) -> str:

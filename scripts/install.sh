@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what VASCO needs on a Debian (bookworm) machine, as root:
 #   - SExtractor and PSFEx (Debian packages source-extractor, psfex),
-#     WCSTools (the independent plate-solution check used by the tests);
+#     WCSTools (the independent plate-solution check used by the tests),
+#     chromium (headless, for the report page tests);
 #   - a Python virtual environment in .venv with the exact versions of
 #     requirements.lock (a set seen working together), and VASCO itself.
 # Safe to run again: it only installs what is missing.
@@ -12,6 +13,8 @@ need=()
 command -v source-extractor >/dev/null 2>&1 || need+=(source-extractor)
 command -v psfex >/dev/null 2>&1 || need+=(psfex)
 command -v xy2sky >/dev/null 2>&1 || need+=(wcstools)
+# Headless chromium: the report page tests load the gallery and report pages in it (tests/browser.py).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 PYTHON=${PYTHON:-python3}
 command -v "$PYTHON" >/dev/null 2>&1 || need+=(python3)
 "$PYTHON" -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)

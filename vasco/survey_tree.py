@@ -17,7 +17,7 @@ import pandas as pd
 
 from vasco.io import read_json
 
-__all__ = ["SurveyStatus", "survey_status", "clean_survey", "reset_tile", "INTERMEDIATE"]
+__all__ = ["SurveyStatus", "planned_tile_ids", "survey_status", "clean_survey", "reset_tile", "INTERMEDIATE"]
 
 #: What ``clean`` removes: per tile the intermediate tables and models, and Prefect's result cache.
 INTERMEDIATE = ("tiles/*/work", ".vasco-cache")
@@ -56,7 +56,8 @@ def _check_survey(folder: Path) -> Path:
     return folder
 
 
-def _planned_ids(folder: Path) -> list[str]:
+def planned_tile_ids(folder: Path) -> list[str]:
+    """The tile ids of the survey's ``positions.csv``, in its order (empty if it has none)."""
     from vasco.sky.sampling import tile_id
 
     pos = folder / "positions.csv"
@@ -78,7 +79,7 @@ def survey_status(folder: Path) -> SurveyStatus:
         except (OSError, ValueError):
             rec = {"status": "unreadable", "reason": "UNREADABLE_TILE_JSON"}
         records[path.parent.name] = rec
-    planned = _planned_ids(folder) or sorted(records)
+    planned = planned_tile_ids(folder) or sorted(records)
     status = Counter(str(r.get("status")) for r in records.values())
     failed: dict[str, list[str]] = {}
     for tid, rec in records.items():

@@ -62,47 +62,47 @@ class SpikesConfig(_Section):
 class ArchivesConfig(_Section):
     """A counterpart in other archives (infrared first) within a radius."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run the stage.")
     radius_arcsec: float = Field(5.0, gt=0, description="Counterpart radius (paper: 5\").")
     tables: tuple[str, ...] = Field(
         ("allwise", "catwise", "2mass"),
         description="Archives asked, by short name (allwise, catwise, 2mass) or VizieR table name "
         "(e.g. 'II/311/wise').",
     )
-    source: VetoSource = "auto"
+    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
 
 
 class AsteroidsConfig(_Section):
     """Known minor planets at the plate's exposure epoch (IMCCE SkyBoT)."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run the stage.")
     radius_arcsec: float = Field(
         10.0, gt=0, description="A candidate within this distance (or 3x the ephemeris error) of an asteroid is one."
     )
     observer: str = Field("675", description="IAU observatory code (675: Palomar).")
-    source: VetoSource = "auto"
+    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
 
 
 class VariablesConfig(_Section):
     """Known variable stars (AAVSO VSX)."""
 
-    enabled: bool = True
-    radius_arcsec: float = Field(5.0, gt=0)
-    source: VetoSource = "auto"
+    enabled: bool = Field(True, description="Run the stage.")
+    radius_arcsec: float = Field(5.0, gt=0, description="Match radius (arcsec).")
+    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
 
 
 class SupercosmosVetoConfig(_Section):
     """The second, independent digitisation must see the source too."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run the stage.")
     radius_arcsec: float = Field(5.0, gt=0, description="A SuperCOSMOS detection within this keeps the candidate.")
-    source: VetoSource = "auto"
+    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
 
 
 class HpmConfig(_Section):
     """High-proper-motion stars that Gaia lists without a proper motion."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run the stage.")
     radius_arcsec: float = Field(
         60.0,
         gt=0,

@@ -72,7 +72,8 @@ class HttpConfig(_Section):
 class DssConfig(_Section):
     """The STScI DSS cutout service (``dss_search``)."""
 
-    base_url: str = Field("https://archive.stsci.edu/cgi-bin/dss_search", min_length=1)
+    base_url: str = Field("https://archive.stsci.edu/cgi-bin/dss_search", min_length=1,
+                          description="The dss_search service (VASCO_DSS_URL overrides it).")
     survey: str = Field("poss1_red", min_length=1, description="The service's ``v=`` value.")
     max_size_arcmin: float = Field(60.0, gt=0, description="Largest cutout width/height requested.")
     require_position_inside: bool = Field(
@@ -139,9 +140,9 @@ class SkybotConfig(_Section):
         le=120.0,
         description="-filter=: objects whose position is uncertain by more than this are left out (max 120).",
     )
-    find_asteroids: bool = True
-    find_planets: bool = True
-    find_comets: bool = True
+    find_asteroids: bool = Field(True, description="Ask SkyBoT for asteroids.")
+    find_planets: bool = Field(True, description="Ask SkyBoT for planets.")
+    find_comets: bool = Field(True, description="Ask SkyBoT for comets.")
     http: HttpConfig = HttpConfig(read_timeout_s=180.0, total_timeout_s=600.0, max_attempts=4)
 
 
