@@ -479,7 +479,7 @@ def gallery_html(candidates: pd.DataFrame, stamps: list[str | None], *, title: s
         "funnel (green chips, in order). The stamp is a cutout of the plate scan centred on the "
         "detection (the red ticks, north and east of it, point at it), shown as a negative (dark stars on "
         "a light sky, like the plate), north up and east left; "
-        "pale blue-grey is beyond the edge of the scan. Epoch is the plate's decimal year; magnitudes are "
+        "pale blue-grey is beyond the edge of the tile cutout. Epoch is the plate's decimal year; magnitudes are "
         "SExtractor's instrumental MAG_AUTO. The links search catalogue and image services at the position "
         f"({LINK_RADIUS_ARCSEC:g}\u2033 radius); the Aladin link shows the later DSS2 red (POSS-II) plate."
     )
