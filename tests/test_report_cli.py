@@ -134,9 +134,20 @@ def test_survey_then_report_write_plots_moc_gallery_and_page(survey, capsys):
     for tid in set(cands["tile_id"]):
         assert tid in gallery
 
-    # `vasco report` again: the pages are rebuilt, unchanged tiles' plots are not redrawn.
+    # `vasco report` again: the pages are rebuilt, unchanged tiles' plots are not redrawn, and the
+    # partial files of a report build that was killed (its writer is gone) are removed.
+    from vasco.io import temp_tag
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    host = temp_tag().rsplit("-", 1)[0]
+    killed = [out / Path(man["tile_plots"][0]).parent / f".tile.png.{host}-{dead}.0123abcd.png.part",
+              out / "report" / "plots" / f".funnel.png.{host}-{dead}.0123abcd.png.part"]
+    for path in killed:
+        path.write_bytes(b"partial")
     before = {rel: (out / rel).stat().st_mtime_ns for rel in man["tile_plots"]}
     assert main(["report", str(out)]) == 0
+    assert not any(p.exists() for p in killed)
     said = capsys.readouterr().out
     assert f"{len(cands)} candidates, {len(cands)} stamps" in said
     assert {rel: (out / rel).stat().st_mtime_ns for rel in man["tile_plots"]} == before

@@ -22,7 +22,7 @@ from astropy.io import fits
 from vasco import __version__
 from vasco.catalogue.publish import read_tile_records
 from vasco.config import VascoConfig
-from vasco.io import read_json, write_json_atomic
+from vasco.io import read_json, remove_dead_temporaries, write_json_atomic
 from vasco.survey_tree import planned_tile_ids
 
 __all__ = ["build_report", "ReportError"]
@@ -155,6 +155,9 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     cands = _survey_candidates(root)
     report = root / "report"
     report.mkdir(parents=True, exist_ok=True)
+    # Partial files of a report build that was killed (only those whose writer is gone).
+    for folder in [report, *(p for p in report.rglob("*") if p.is_dir())]:
+        remove_dead_temporaries(folder)
     created = created or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
     t = time.perf_counter()
@@ -162,6 +165,7 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     for rec in _tile_plots_wanted(records, cands, cfg.report.tile_plots):
         tile = root / "tiles" / rec["tile_id"]
         png = tile / "qc" / "tile.png"
+        remove_dead_temporaries(png.parent)
         if force or not _newer(png, tile / "tile.json", tile / "detections.parquet"):
             det = pd.read_parquet(tile / "detections.parquet")
             tile_qc_plot(det, rec, cfg, png, image_shape=_image_shape(tile / "raw" / "image.fits"))
