@@ -453,52 +453,67 @@ def reference(tmp_path_factory, harness) -> Path:
 @pytest.mark.slow
 @needs_tools
 def test_sigkill_at_random_points_then_rerun(reference, tmp_path, fault):
-    """20 SIGKILLs of the whole survey (its process group: SExtractor and PSFEx too) at random moments."""
+    """20 SIGKILLs of the whole survey (its process group: SExtractor and PSFEx too) at random moments.
+
+    The kills come in rounds, each on a fresh survey folder: a round kills runs of the survey until one
+    kill lands after its first complete publish (so kills hit the pixel work, the publishing and the
+    report), then runs it once more to the end and compares with the uninterrupted run.
+    """
     kills_wanted = 20
     row = fault("process", f"survey killed with SIGKILL at random points ({kills_wanted} kills), then run again",
                 "final catalogues identical to an uninterrupted run; no partial file; no finished tile run again")
     pos, conf = _survey_files(tmp_path)
-    out = tmp_path / "out"
     t0 = time.perf_counter()
     subprocess.run(_survey_cmd(pos, conf, tmp_path / "timing"), env=_api_env(), check=True, capture_output=True,
                    timeout=600)
     full = time.perf_counter() - t0
     rng = np.random.default_rng(20261121)
-    kills = finished_early = mid_work = 0
-    first_written: dict[str, int] = {}
+    kills = finished_early = mid_work = rounds = 0
+    problems: list[str] = []
+    candidates = set()
     while kills < kills_wanted:
-        delay = float(rng.uniform(0.3, 0.5 * full))
-        proc = subprocess.Popen(_survey_cmd(pos, conf, out), env=_api_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            proc.wait(timeout=delay)
-            finished_early += 1
-        except subprocess.TimeoutExpired:
-            # Before the survey's first complete publish, a kill interrupts real work.
-            mid_work += not (out / "summary.json").exists()
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            kills += 1
-        for path in (out / "tiles").glob("*/tile.json") if (out / "tiles").exists() else []:
-            first_written.setdefault(path.parent.name, path.stat().st_mtime_ns)
-    final = subprocess.run(_survey_cmd(pos, conf, out), env=_api_env(), capture_output=True, text=True, timeout=600)
-    assert final.returncode == 0, final.stderr[-2000:]
-    rewritten = [t for t, ns in first_written.items() if (out / "tiles" / t / "tile.json").stat().st_mtime_ns != ns]
-    ref, got = _outputs(reference), _outputs(out)
-    same = all(ref[k].equals(got[k]) for k in ref)
-    left = _temporaries(out) + [str(p.relative_to(out)) for p in out.rglob(".lease*")]
-    saw = (f"{kills} kills, {mid_work} of them before the survey's first complete run (uninterrupted run "
-           f"{full:.0f} s; {finished_early} runs, after it was complete, ended before their kill); "
-           f"{len(got['candidates'])} candidates, catalogues identical: {same}; tile results identical: "
-           f"{_tile_results(out) == _tile_results(reference)}; partial files or leases left: {len(left)}; "
-           f"finished tiles run again: {len(rewritten)}")
+        out = tmp_path / f"out{rounds}"
+        rounds += 1
+        first_written: dict[str, int] = {}
+        while kills < kills_wanted:
+            delay = float(rng.uniform(0.3, 0.6 * full))
+            proc = subprocess.Popen(_survey_cmd(pos, conf, out), env=_api_env(), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                proc.wait(timeout=delay)
+                finished_early += 1
+            except subprocess.TimeoutExpired:
+                published = (out / "summary.json").exists()
+                mid_work += not published
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+            for path in (out / "tiles").glob("*/tile.json") if (out / "tiles").exists() else []:
+                first_written.setdefault(path.parent.name, path.stat().st_mtime_ns)
+            if (out / "summary.json").exists():
+                break  # this round's survey has been complete once: run it to the end and check it
+        final = subprocess.run(_survey_cmd(pos, conf, out), env=_api_env(), capture_output=True, text=True,
+                               timeout=600)
+        assert final.returncode == 0, final.stderr[-2000:]
+        rewritten = [t for t, ns in first_written.items()
+                     if (out / "tiles" / t / "tile.json").stat().st_mtime_ns != ns]
+        ref, got = _outputs(reference), _outputs(out)
+        candidates.add(len(got["candidates"]))
+        left = _temporaries(out) + [str(p.relative_to(out)) for p in out.rglob(".lease*")]
+        if not all(ref[k].equals(got[k]) for k in ref) or _tile_results(out) != _tile_results(reference):
+            problems.append(f"round {rounds}: catalogues or tile results differ: {_tile_results(out)}; "
+                            f"final run: {final.stdout[-1500:]}{final.stderr[-3000:]}")
+        if left or rewritten:
+            problems.append(f"round {rounds}: partial files or leases left {left}; finished tiles run again "
+                            f"{rewritten}")
+    saw = (f"{kills} kills in {rounds} rounds (fresh survey folders), {mid_work} of them before the survey's "
+           f"first complete publish (uninterrupted run {full:.0f} s; {finished_early} runs ended before their "
+           f"kill); candidates per round {sorted(candidates)}; rounds with catalogues or tile results unlike the "
+           f"uninterrupted run's, partial files, leases or finished tiles run again: {len(problems)}")
     row.saw(saw)
-    # On failure, say what differs and what the final run printed.
-    detail = (f"{saw}\nleft: {left}\nrewritten: {rewritten}\ntiles: {_tile_results(out)}\n"
-              f"reference tiles: {_tile_results(reference)}\nfinal run: {final.stdout[-1500:]}{final.stderr[-3000:]}")
-    assert kills == kills_wanted and mid_work >= 5, detail
-    assert same and _tile_results(out) == _tile_results(reference), detail
-    assert left == [] and rewritten == [], detail
+    detail = saw + "\n" + "\n".join(problems)
+    assert kills == kills_wanted and mid_work >= 10, detail
+    assert problems == [], detail
 
 
 @pytest.mark.slow
