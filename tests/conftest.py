@@ -50,3 +50,12 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     for var in SERVICE_URL_ENVS:
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def harness():
+    """A temporary Prefect server (SQLite) for one test module's flow runs; Prefect is imported only here."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

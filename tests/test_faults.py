@@ -165,14 +165,6 @@ def test_catalogue_answer_cut_at_the_row_limit_is_completed(fault):
 
 
 @pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(scope="module")
 def gaia_csv(tmp_path_factory) -> Path:
     """A small Gaia-like file over the M101 cutout (random stars: the faults strike before matching)."""
     rng = np.random.default_rng(1)

@@ -4,7 +4,6 @@ import shutil
 
 import pandas as pd
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from vasco.io import file_sha256, read_json
 
@@ -13,12 +12,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("source-extractor") is None and shutil.which("sex") is None,
                        reason="SExtractor is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")

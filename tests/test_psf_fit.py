@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from vasco.config import CutsConfig, ExtractionConfig
 from vasco.extraction import sextractor as sx
@@ -19,12 +18,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("source-extractor") is None and shutil.which("sex") is None,
                        reason="SExtractor is not installed (apt-get install source-extractor psfex)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _psf(image, work):

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
-from prefect.testing.utilities import prefect_test_harness
 
 from servers.dss import DssStandIn
 from servers.skybot import SkybotStandIn
@@ -34,12 +33,6 @@ SEED = 1
 #: Transients are drawn per area (n_transients per 30' tile): a denser injection
 #: gives these 10' tiles candidates to compare.
 SYNTH = SyntheticConfig(n_transients=300)
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 class SyntheticDss(DssStandIn):

@@ -73,10 +73,9 @@ def test_progress_bar_counts_tiles_on_a_terminal_only():
 
 
 @pytest.fixture(scope="module")
-def survey(tmp_path_factory):
+def survey(tmp_path_factory, harness):
     """`vasco survey` of two synthetic 10' tiles (the report is built at its end), in a child process."""
     from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
 
     folder = tmp_path_factory.mktemp("report")
     pos = folder / "positions.csv"
@@ -84,11 +83,10 @@ def survey(tmp_path_factory):
     conf = folder / "config.toml"
     conf.write_text("[synthetic]\nn_transients = 300\n\n[report]\ntile_plots = \"all\"\n")
     out = folder / "out"
-    with prefect_test_harness(server_startup_timeout=120):
-        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(REPO)}
-        run = subprocess.run([VASCO, "survey", "--sky", "synthetic", "--positions", str(pos), "--size-arcmin", "10",
-                              "--seed", "1", "--config", str(conf), "--out", str(out)],
-                             env=env, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(REPO)}
+    run = subprocess.run([VASCO, "survey", "--sky", "synthetic", "--positions", str(pos), "--size-arcmin", "10",
+                          "--seed", "1", "--config", str(conf), "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     return out, run.stdout
 

@@ -1,18 +1,10 @@
 """The survey runs its tiles a batch of subflows at a time (dry run: no pixels)."""
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowFilter, FlowFilterName
-from prefect.testing.utilities import prefect_test_harness
 
 from vasco.config import VascoConfig
 from vasco.io import read_json
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _runs_of(client, flow_name):

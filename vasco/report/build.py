@@ -90,7 +90,7 @@ def _stamps(root: Path, report: Path, cands: pd.DataFrame, size_px: int, force: 
     return stamps
 
 
-def _tile_rows(root: Path, report: Path, records: list[dict[str, Any]], cands: pd.DataFrame,
+def _tile_rows(root: Path, records: list[dict[str, Any]], cands: pd.DataFrame,
                plotted: set[str]) -> list[dict[str, Any]]:
     per_tile = cands.groupby("tile_id").size().to_dict() if len(cands) else {}
     rows = []
@@ -196,7 +196,7 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     coverage = {"moc": "moc.fits", "sky": "sky.png", "area_deg2": area, "tiles": n_ok}
     write_index(report / "index.html", summary=summary,
                 plots={caption: str(Path(p).relative_to(report)) for caption, p in plots.items()},
-                tiles=_tile_rows(root, report, records, cands, plotted), coverage=coverage,
+                tiles=_tile_rows(root, records, cands, plotted), coverage=coverage,
                 gallery="gallery.html", config_hash=str(summary.get("config_hash", cfg.science_hash())),
                 vasco_version=__version__, created=created)
     timings["total_s"] = time.perf_counter() - t0
