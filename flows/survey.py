@@ -17,15 +17,15 @@ Prefect, and a progress bar is drawn when standard error is a terminal.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-# No telemetry from the local ephemeral server (these machines are offline).
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Before Prefect is imported: VASCO's defaults for Prefect's temporary local server
+# (a start-up limit that fits a cold machine, no telemetry); see flows/__init__.py.
+import flows  # noqa: E402, F401
 
 import pandas as pd  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
@@ -44,7 +44,7 @@ from flows.roots import LEASE_NAME, is_finished, local_root, open_root  # noqa: 
 from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.dedup import find_duplicates  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
-from vasco.config import SurveyConfig, VascoConfig  # noqa: E402
+from vasco.config import VascoConfig  # noqa: E402
 from vasco.io import atomic_path, remove_dead_temporaries, write_json_atomic, write_parquet_atomic  # noqa: E402
 from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table  # noqa: E402
 from vasco.sky.sampling import TilePosition, read_positions, sample_positions  # noqa: E402
@@ -53,39 +53,43 @@ __all__ = ["survey_flow", "build_config", "main"]
 
 
 def build_config(
-    sky: str = "synthetic",
-    tiles: int = 4,
-    seed: int = 1,
-    size_arcmin: float = 30.0,
-    workers: int = 2,
+    sky: str | None = None,
+    tiles: int | None = None,
+    seed: int | None = None,
+    size_arcmin: float | None = None,
+    workers: int | None = None,
     config_file: str | None = None,
     catalogs: str | None = None,
     catalog_files: dict[str, str] | None = None,
 ) -> VascoConfig:
-    """The run's configuration: a config file (JSON) if given, then these options on top.
+    """The run's configuration, with one precedence for every way a survey starts.
 
-    Raises ValueError (pydantic's ValidationError) naming the bad parameter.
+    Model defaults (:class:`~vasco.config.VascoConfig`, the only place they
+    are written) < the configuration file (``config_file``: JSON, TOML or
+    YAML) < the options given explicitly here.  An option left at ``None``
+    was not given and changes nothing, so a file's ``tiles = 500`` holds
+    unless ``tiles`` is passed.  The command line, ``python flows/survey.py``
+    and the deployments all come through here.
+
+    Raises
+    ------
+    ValueError
+        pydantic's ValidationError, naming the bad parameter.
     """
     base = VascoConfig.read(Path(config_file)) if config_file else VascoConfig()
-    cats = base.catalogs.model_dump()
+    data = base.model_dump()
+    if sky is not None:
+        data["sky"] = sky
+    given = {"tiles": tiles, "seed": seed, "size_arcmin": size_arcmin, "workers": workers}
+    data["survey"] = {**data["survey"], **{k: v for k, v in given.items() if v is not None}}
+    cats = data["catalogs"]
     if catalogs:
         cats["source"] = catalogs
     if catalog_files:
         cats["local"] = {**cats["local"], **catalog_files}
         if not catalogs:
             cats["source"] = "local"
-    survey = SurveyConfig(
-        **{
-            **base.survey.model_dump(),
-            "tiles": tiles,
-            "seed": seed,
-            "size_arcmin": size_arcmin,
-            "workers": workers,
-        }
-    )
-    return VascoConfig.model_validate(
-        {**base.model_dump(), "sky": sky, "survey": survey.model_dump(), "catalogs": cats}
-    )
+    return VascoConfig.model_validate(data)
 
 
 def parse_catalog_files(items: list[str] | None) -> dict[str, str]:
@@ -396,11 +400,11 @@ def survey_batch(
 @flow(name="vasco-survey", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=64))
 def survey_flow(
     out: str = "runs/survey",
-    sky: str = "synthetic",
-    tiles: int = 4,
-    seed: int = 1,
-    size_arcmin: float = 30.0,
-    workers: int = 2,
+    sky: Literal["synthetic", "dss"] | None = None,
+    tiles: int | None = None,
+    seed: int | None = None,
+    size_arcmin: float | None = None,
+    workers: int | None = None,
     positions: str | None = None,
     config_file: str | None = None,
     catalogs: str | None = None,
@@ -412,6 +416,11 @@ def survey_flow(
     retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Process ``tiles`` sampled positions (or those of a ``positions`` CSV) into ``out``.
+
+    ``sky``, ``tiles``, ``seed``, ``size_arcmin`` and ``workers`` left at
+    ``None`` take their values from ``config_file`` if it sets them, else
+    from the configuration model's defaults (see :func:`build_config`); a
+    value given here wins over both.
 
     At most ``workers`` tiles run at once: in this process (``fanout='local'``;
     SExtractor and PSFEx are single-threaded, one tile per core) or as flow
@@ -498,23 +507,36 @@ def survey_flow(
     return summary
 
 
+def _default(name: str) -> str:
+    """Help-text tail naming where a value comes from when its option is not given."""
+    value: Any = VascoConfig()
+    for part in name.split("."):
+        value = getattr(value, part)
+    return f" (default: the --config file's {name}, else {value})"
+
+
 def _parser(prog: str = "python flows/survey.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Run a VASCO survey: POSS-I tiles -> vanishing-source candidates.",
+        description="Run a VASCO survey: POSS-I tiles -> vanishing-source candidates. Values come from the "
+        "configuration model's defaults, then the --config file, then the options given here.",
     )
-    p.add_argument("--sky", choices=["synthetic", "dss"], default="synthetic",
+    p.add_argument("--sky", choices=["synthetic", "dss"], default=None,
                    help="where tiles come from: the offline synthetic sky, or STScI DSS (POSS-I red; "
-                        "URL from $VASCO_DSS_URL)")
+                        f"URL from $VASCO_DSS_URL){_default('sky')}")
     p.add_argument("--catalogs", choices=["auto", "synthetic", "vizier", "xmatch", "local"], default=None,
                    help="where the Gaia/PS1 catalogues come from (default auto: synthetic on the synthetic "
                         "sky, VizieR otherwise; URLs from $VASCO_VIZIER_URL, $VASCO_XMATCH_URL)")
     p.add_argument("--catalog", action="append", metavar="NAME=PATH",
                    help="a local catalogue file (CSV, Parquet or HATS folder) for gaia or ps1; repeatable")
-    p.add_argument("--tiles", type=int, default=4, help="number of tile positions to sample (default 4)")
-    p.add_argument("--seed", type=int, default=1, help="seed for sampling and the synthetic sky (default 1)")
-    p.add_argument("--size-arcmin", type=float, default=30.0, help="tile width and height in arcmin (default 30)")
-    p.add_argument("--workers", type=int, default=2, help="tiles processed at once (default 2, one per core)")
+    p.add_argument("--tiles", type=int, default=None,
+                   help=f"number of tile positions to sample{_default('survey.tiles')}")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed for sampling and the synthetic sky{_default('survey.seed')}")
+    p.add_argument("--size-arcmin", type=float, default=None,
+                   help=f"tile width and height in arcmin{_default('survey.size_arcmin')}")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"tiles processed at once, one per core{_default('survey.workers')}")
     p.add_argument("--positions", help="CSV file of tile centres (columns ra, dec in degrees) instead of sampling")
     p.add_argument("--config", dest="config_file",
                    help="configuration file: JSON (see config.json of any run), TOML (.toml) or YAML (.yaml)")
@@ -534,13 +556,18 @@ def _parser(prog: str = "python flows/survey.py") -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> VascoConfig:
+    """The configuration a parsed command line asks for (options not given are ``None``: not applied)."""
+    return build_config(args.sky, args.tiles, args.seed, args.size_arcmin, args.workers, args.config_file,
+                        args.catalogs, parse_catalog_files(args.catalog))
+
+
 def main(argv: list[str] | None = None, prog: str = "python flows/survey.py") -> int:
     args = _parser(prog).parse_args(argv)
     try:
         # Validate everything before any work starts.
         files = parse_catalog_files(args.catalog)
-        build_config(args.sky, args.tiles, args.seed, args.size_arcmin, args.workers, args.config_file,
-                     args.catalogs, files)
+        config_from_args(args)
         if args.positions:
             read_positions(Path(args.positions))
         if args.batch is not None and args.batch < 1:

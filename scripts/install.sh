@@ -29,4 +29,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+# Prefect's local database: a run without PREFECT_API_URL starts a temporary
+# Prefect server whose first start creates and migrates ~/.prefect/prefect.db
+# (about 90 s on a cold machine with both cores busy, longer than Prefect's
+# 20 s start-up limit). Do it now, once; on an existing database this applies
+# only the migrations it lacks. Skipped when runs go to a Prefect server of yours.
+if [ -z "${PREFECT_API_URL:-}" ]; then
+    echo "install.sh: preparing Prefect's local database in ${PREFECT_HOME:-$HOME/.prefect}"
+    PREFECT_SERVER_ANALYTICS_ENABLED=false .venv/bin/prefect --no-prompt server database upgrade -y >/dev/null
+fi
 echo "install.sh: $(source-extractor --version 2>&1 | head -1); $(psfex --version 2>&1 | head -1); Python env in .venv"
