@@ -155,3 +155,28 @@ def test_deployments_fan_tiles_out_over_two_workers(server, tmp_path):
         a = pd.read_parquet(out / name)
         b = pd.read_parquet(tmp_path / "local" / name)
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_deployment_run_with_a_config_file_keeps_its_values(server, tmp_path):
+    """Issue 15: a deployment passes only what it sets, so a config file's survey values hold (dry run)."""
+    env, home = server
+    conf = tmp_path / "run.toml"
+    conf.write_text("[survey]\ntiles = 3\nseed = 5\n")
+    out = tmp_path / "ondemand"
+    params = {"out": str(out), "config_file": str(conf), "dry_run": True}
+    run = subprocess.run(
+        [PREFECT, "deployment", "run", "vasco-survey/survey-on-demand", "--params", json.dumps(params)],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    t0 = time.monotonic()
+    state = None
+    while time.monotonic() - t0 < 600:
+        runs = _api(env, "/flow_runs/filter", {"deployments": {"name": {"any_": ["survey-on-demand"]}}})
+        state = runs[0]["state"]["type"] if runs else None
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(2)
+    assert state == "COMPLETED", "".join((home / f).read_text(errors="replace")[-2000:] for f in ("w1.log", "w2.log"))
+    written = json.loads((out / "config.json").read_text())
+    assert written["survey"]["tiles"] == 3 and written["survey"]["seed"] == 5
+    assert json.loads((out / "summary.json").read_text())["tiles"]["planned"] == 3
