@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import inspect
 import json
 import shutil
 import subprocess
@@ -265,7 +266,8 @@ def _definitions(module: str, path: Path, entry: str) -> tuple[dict[str, str], s
     lines = _source(path).splitlines(keepends=True)
     top = _top_level(tree)
     hashed: dict[str, str] = {}
-    modules: set[str] = set()
+    # A star import may bind any name: its modules always count.
+    modules: set[str] = set().union(*(_imports_in([stmt], module) for stmt in top.get("*", [])))
     todo, seen = [entry], set()
     while todo:
         name = todo.pop()
@@ -383,8 +385,6 @@ def code_fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
             return fingerprint_of(module, qualname)
         except (LookupError, OSError, SyntaxError):
             pass
-    import inspect
-
     try:
         src = inspect.getsource(fn)
     except (OSError, TypeError):
