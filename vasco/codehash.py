@@ -43,7 +43,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ class CodeFingerprint:
     definitions: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
-    tools: tuple[tuple[str, str], ...] = field(default=())
+    tools: tuple[tuple[str, str], ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The fingerprint as a small JSON-able dict, for a step record."""
@@ -154,7 +154,8 @@ def _from_module(node: ast.ImportFrom, current: str) -> str | None:
     """Absolute module name of a ``from X import ...`` in module ``current``."""
     if not node.level:
         return node.module
-    is_package = module_path(current) is not None and module_path(current).name == "__init__.py"  # type: ignore[union-attr]
+    path = module_path(current)
+    is_package = path is not None and path.name == "__init__.py"
     base = current.split(".")
     base = base if is_package else base[:-1]
     if node.level > 1:
