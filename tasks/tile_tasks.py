@@ -4,7 +4,9 @@ What lives here is orchestration only: retries, cache keys and result
 storage.  Each task passes small manifests (paths and content hashes).
 
 Caching.  A task's cache key hashes the task's own source, the library
-step's source, its parameters (input manifests with their SHA-256, the
+step's code fingerprint (:func:`vasco.codehash.code_fingerprint`: the
+``vasco`` modules the step depends on, shipped tool configuration files and
+tool versions), its parameters (input manifests with their SHA-256, the
 configuration) and the key of the step record the library wrote
 (:mod:`vasco.records`).  The key is only offered when that record exists
 and its outputs are intact on disk, so a cache hit never hands back a
@@ -27,6 +29,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
 from vasco import pipeline
+from vasco.codehash import code_fingerprint
 from vasco.catalogue.publish import write_tile_record
 from vasco.config import VascoConfig
 from vasco.io import read_json
@@ -78,7 +81,7 @@ def _step_cache(step: str, lib_fn: Callable[..., Any]) -> CacheKeyFnPolicy:
         blob = json.dumps(
             {
                 "task": source_hash(ctx.task.fn),
-                "lib": source_hash(lib_fn),
+                "lib": code_fingerprint(lib_fn).digest,
                 "record": rec["key"],
                 "params": {k: _jsonable(v) for k, v in params.items()},
             },

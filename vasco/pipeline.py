@@ -45,7 +45,8 @@ from vasco.io import atomic_path, file_sha256, read_json, write_json_atomic, wri
 from vasco.matching.catalogs import find_counterparts, normalize_catalog
 from vasco.plates.frame import plate_frame
 from vasco.plates.header import check_poss1e, read_fits_header
-from vasco.records import Output, load_record, save_record, source_hash, step_key
+from vasco.codehash import code_fingerprint
+from vasco.records import Output, load_record, save_record, step_key
 
 _T = TypeVar("_T")
 
@@ -95,13 +96,21 @@ def _run_step(
     code: Callable[..., Any],
     body: Callable[[], tuple[dict[str, Path], dict[str, Any]]],
 ) -> dict[str, Any]:
-    key = step_key(step, {k: v["sha256"] for k, v in inputs.items()}, params, source_hash(code))
+    """Run ``body`` unless a record of the step with the same key is on disk.
+
+    The key covers the inputs' hashes, ``params`` and the code fingerprint of
+    the step function ``code`` (:func:`vasco.codehash.code_fingerprint`: the
+    modules its work depends on, shipped tool configuration, tool versions).
+    """
+    fingerprint = code_fingerprint(code)
+    key = step_key(step, {k: v["sha256"] for k, v in inputs.items()}, params, fingerprint.digest)
     done = load_record(tile_dir, step, key)
     if done is not None:
         return done
     t0 = time.perf_counter()
     outputs, info = body()
-    return save_record(tile_dir, step, key, outputs, info, elapsed_s=time.perf_counter() - t0)
+    return save_record(tile_dir, step, key, outputs, info, elapsed_s=time.perf_counter() - t0,
+                       code=fingerprint.summary())
 
 
 def read_header(path: Path) -> fits.Header:

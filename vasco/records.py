@@ -2,7 +2,10 @@
 
 A finished step leaves ``<tile>/steps/<step>.json`` holding the step's key
 (a hash of its inputs' contents, its parameters and its code) and the
-SHA-256 of each output.  Re-running the step with the same key finds the
+SHA-256 of each output.  The code part is the step's code fingerprint
+(:mod:`vasco.codehash`): every ``vasco`` module the step's work depends on,
+the shipped tool configuration files and the tools' versions; the record
+keeps what went into it under ``code``.  Re-running the step with the same key finds the
 record, checks its outputs are still there and unchanged, and returns them
 without doing the work again.  The record is written last (atomically), so a
 step killed half-way has no record and simply runs again.
@@ -29,7 +32,11 @@ Output = dict[str, str]
 
 @cache
 def source_hash(fn: Callable[..., Any]) -> str:
-    """Hash of a function's source code (its 'code version')."""
+    """Hash of a function's own source code (for code outside ``vasco``, e.g. a Prefect task).
+
+    A library step's code version is :func:`vasco.codehash.code_fingerprint`,
+    which also covers the modules it depends on.
+    """
     try:
         src = inspect.getsource(fn)
     except (OSError, TypeError):
@@ -93,10 +100,13 @@ def save_record(
     outputs: Mapping[str, Path],
     info: Mapping[str, Any] | None = None,
     elapsed_s: float | None = None,
+    code: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Hash the outputs and write the step record; return it with absolute paths.
 
     ``elapsed_s``: the step's computing time (wall seconds), kept in the record.
+    ``code``: what the code part of the key covered
+    (:meth:`vasco.codehash.CodeFingerprint.summary`), kept in the record for audit.
     """
     tile_dir = Path(tile_dir)
     stored: dict[str, dict[str, str]] = {}
@@ -109,5 +119,7 @@ def save_record(
     rec = {"step": step, "key": key, "outputs": stored, "info": dict(info or {})}
     if elapsed_s is not None:
         rec["elapsed_s"] = round(float(elapsed_s), 4)
+    if code is not None:
+        rec["code"] = dict(code)
     write_json_atomic(record_path(tile_dir, step), rec)
     return {**rec, "outputs": absolute}

@@ -8,28 +8,8 @@
 * :mod:`vasco.sources.local`: :func:`read_local_cone`, CSV/Parquet/HATS files;
 * :mod:`vasco.sources.config`: their settings (:class:`SourcesConfig`).
 
-Nothing here imports Prefect.
+Nothing here imports Prefect.  Import the clients from their modules: this
+package imports none of them, so that :mod:`vasco.config` (which needs only
+:mod:`vasco.sources.config`) does not make every step that reads the
+configuration depend on the clients' code (:mod:`vasco.codehash`).
 """
-
-from vasco.sources.config import DssConfig, HttpConfig, SourcesConfig, VizierConfig, XMatchConfig
-from vasco.sources.dss import fetch_dss_tile
-from vasco.sources.http import HttpClient, SourceError
-from vasco.sources.local import LocalCatalogError, read_local_cone
-from vasco.sources.vizier import query_cone
-from vasco.sources.xmatch import XMatchResult, xmatch_detections
-
-__all__ = [
-    "DssConfig",
-    "HttpClient",
-    "HttpConfig",
-    "LocalCatalogError",
-    "SourceError",
-    "SourcesConfig",
-    "VizierConfig",
-    "XMatchConfig",
-    "XMatchResult",
-    "fetch_dss_tile",
-    "query_cone",
-    "read_local_cone",
-    "xmatch_detections",
-]
