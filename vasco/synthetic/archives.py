@@ -21,7 +21,9 @@ list          service                     content
 ``skybot``    IMCCE SkyBoT cone search    the plate's asteroids at the plate epoch
 ``scos``      SSA ``Source`` cone         the second digitisation of the plate: real
                                           objects at the plate epoch to R ~ 20.5,
-                                          never the DSS scan's defects
+                                          never the DSS scan's defects; every row
+                                          measured on the R1 (POSS-I E) plate: a
+                                          real ``sCorMagR1``, what the veto needs
 ============  ==========================  =============================================
 """
 
