@@ -21,8 +21,9 @@ Answers:
   chunk arrived) means "no object in the field": an empty result, logged at
   INFO.  This is what the current service does: the maintainers of
   lightkurve report that SkyBoT at ``ssp.imcce.fr`` "returns empty content"
-  when a query has no result (lightkurve PR #1556, April 2026, text
-  output; verified there, not here).  An empty body whose end cannot be
+  when a query has no result (lightkurve PR #1556, April 2026, for the
+  text output it asks for; whether ``-mime=votable`` answers the same way
+  is not verified: no public report found).  An empty body whose end cannot be
   told from a dropped connection (neither header) stays
   ``FAIL_SKYBOT_EMPTY``; a body cut short is ``FAIL_SKYBOT_TRUNCATED``
   (:mod:`vasco.sources.http`).
