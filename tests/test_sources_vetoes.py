@@ -698,6 +698,8 @@ def test_supercosmos_r1_measurement() -> None:
     assert has_r1_measurement(pd.DataFrame({"sCorMagR1": [-99.999995]})).tolist() == [False]
     with pytest.raises(ValueError, match="no R1"):
         has_r1_measurement(pd.DataFrame({"objID": [1], "ra": [0.0], "dec": [0.0]}))
+    # The empty list of a tile with no candidate left (written without the SSA's columns).
+    assert has_r1_measurement(pd.DataFrame({"source_id": [], "ra": [], "dec": []})).size == 0
 
 
 def test_supercosmos_unknown_column_is_the_archive_sql_error(ssa_table: pd.DataFrame) -> None:

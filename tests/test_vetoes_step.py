@@ -128,3 +128,14 @@ def test_supercosmos_list_without_an_r1_column_fails_the_tile(tmp_path):
     with pytest.raises(StepError) as exc:
         apply_vetoes(tmp_path / "tile", selected, lists, _scos_only())
     assert exc.value.reason == "FAIL_SUPERCOSMOS_COLUMNS" and "R1" in str(exc.value)
+
+
+def test_supercosmos_empty_list_of_a_tile_without_candidates(tmp_path):
+    # The service step writes a bare empty list when no candidate is left to ask about.
+    ra, dec = _pos([0.0], [0.0])
+    sel = pd.DataFrame({"NUMBER": [1], "ra": ra, "dec": dec, "survives_psf": [False]})
+    selected = _write(tmp_path / "tile" / "work" / "selected.parquet", sel)
+    lists = {"scos": _write(tmp_path / "scos.parquet", pd.DataFrame(
+        {"source_id": pd.Series(dtype="string"), "ra": pd.Series(dtype=float), "dec": pd.Series(dtype=float)}))}
+    res = apply_vetoes(tmp_path / "tile", selected, lists, _scos_only())
+    assert res["info"]["funnel"] == {"in_supercosmos": 0}

@@ -200,8 +200,10 @@ def has_r1_measurement(table: pd.DataFrame) -> np.ndarray:
     Raises
     ------
     ValueError
-        When the table has neither column.
+        When a non-empty table has neither column.
     """
+    if len(table) == 0:  # e.g. the empty list of a tile with no candidate left to ask about
+        return np.zeros(0, dtype=bool)
     if "objIDR1" in table.columns:
         ids = pd.to_numeric(table["objIDR1"], errors="coerce").to_numpy(np.float64)
         return np.isfinite(ids) & (ids != 0)
