@@ -42,6 +42,7 @@ __all__ = [
     "acquire_catalogs",
     "xmatch_catalogs",
     "ensure_service_limits",
+    "service_limits",
     "check_tile",
     "psf_model",
     "sextract_pass2",
@@ -211,8 +212,11 @@ def veto_lists(
     tile_dir: Path, selected: dict[str, str], plate: dict[str, str], ra: float, dec: float, cfg: VascoConfig
 ) -> dict[str, Any]:
     """Reference lists of the later vetoes (local files, or services around the candidates),
-    at most ``catalogs.service_concurrency`` tiles asking the services at once."""
-    with _politely("vizier" if _vetoes_ask_services(cfg) else None):
+    at most ``catalogs.service_concurrency`` tiles asking the services at once, and at most
+    :data:`vasco.sources.skybot.SKYBOT_MAX_CONCURRENCY` of them when SkyBoT is asked."""
+    with _politely("vizier" if _vetoes_ask_services(cfg) else None), _politely(
+        "skybot" if _skybot_asked(cfg) else None
+    ):
         return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
 
 
@@ -240,14 +244,24 @@ def _vetoes_ask_services(cfg: VascoConfig) -> bool:
     return cfg.sky != "synthetic" and "service" in pipeline.veto_list_sources(cfg, synthetic_tile=False).values()
 
 
+def _skybot_asked(cfg: VascoConfig) -> bool:
+    """Does a (non-synthetic) tile ask the SkyBoT service?"""
+    return cfg.sky != "synthetic" and pipeline.veto_list_sources(cfg, synthetic_tile=False).get("skybot") == "service"
+
+
 def service_limit(service: str) -> str:
     """Name of the Prefect global concurrency limit of a service."""
     return f"vasco-{service}"
 
 
-def ensure_service_limits(cfg: VascoConfig) -> None:
-    """Create (or update) the strict global concurrency limits of the services a run calls."""
-    from prefect.client.orchestration import get_client
+def service_limits(cfg: VascoConfig) -> dict[str, int]:
+    """The strict global concurrency limit of each service a run calls (service -> slots).
+
+    ``catalogs.service_concurrency`` for each, except XMatch (one job at a
+    time) and SkyBoT (at most :data:`vasco.sources.skybot.SKYBOT_MAX_CONCURRENCY`,
+    the service's own limit, whatever the setting).
+    """
+    from vasco.sources.skybot import SKYBOT_MAX_CONCURRENCY
 
     services = []
     if cfg.sky == "dss":
@@ -257,12 +271,21 @@ def ensure_service_limits(cfg: VascoConfig) -> None:
         services.append(source)
     if _vetoes_ask_services(cfg) and "vizier" not in services:
         services.append("vizier")
-    if not services:
+    limits = {s: (1 if s == "xmatch" else cfg.catalogs.service_concurrency) for s in services}
+    if _skybot_asked(cfg):
+        limits["skybot"] = min(SKYBOT_MAX_CONCURRENCY, cfg.catalogs.service_concurrency)
+    return limits
+
+
+def ensure_service_limits(cfg: VascoConfig) -> None:
+    """Create (or update) the strict global concurrency limits of the services a run calls."""
+    from prefect.client.orchestration import get_client
+
+    limits = service_limits(cfg)
+    if not limits:
         return
     with get_client(sync_client=True) as client:
-        for service in services:
-            # XMatch: one job at a time, whatever the setting.
-            limit = 1 if service == "xmatch" else cfg.catalogs.service_concurrency
+        for service, limit in limits.items():
             client.upsert_global_concurrency_limit_by_name(service_limit(service), limit)
 
 

@@ -161,6 +161,62 @@ def test_catalogue_answer_cut_at_the_row_limit_is_completed(fault):
     assert len(want) > 120 and sorted(got["Source"]) == sorted(want["Source"]) and got["Source"].is_unique
 
 
+def test_skybot_empty_answer_is_no_object_only_when_complete(fault):
+    """SkyBoT answers a field without known objects with an empty body: "no object" only if it is whole."""
+    from servers.clients import Recorder, client
+    from servers.skybot import SkybotStandIn
+    from test_sources_vetoes import JD_1953, asteroids
+    from vasco.sources.http import SourceError
+    from vasco.sources.skybot import query_skybot
+
+    row = fault("network", "SkyBoT: empty answer (a field with no known object)",
+                "Content-Length 0 or a finished chunked body: no object; no length and no chunks: "
+                "FAIL_SKYBOT_EMPTY; chunked body cut: FAIL_SKYBOT_TRUNCATED")
+    seen = {}
+    with SkybotStandIn(asteroids(), JD_1953, no_object="empty") as server:
+        for action in ("pass", "chunked", "unframed", "chunked_cut"):
+            server.queue((action,))
+            try:
+                got = query_skybot(10.0, -40.0, 0.05, JD_1953, base_url=server.base_url,
+                                   http=client(Recorder(), max_attempts=1))
+                seen[action] = f"{len(got)} objects"
+            except SourceError as exc:
+                seen[action] = exc.reason
+    row.saw("; ".join(f"{k}: `{v}`" for k, v in seen.items()))
+    assert seen == {"pass": "0 objects", "chunked": "0 objects", "unframed": "FAIL_SKYBOT_EMPTY",
+                    "chunked_cut": "FAIL_SKYBOT_TRUNCATED"}
+
+
+def test_supercosmos_unreadable_page_is_never_no_rows(fault):
+    """The SSA form's page without a link or an explicit row count fails: the veto removes what is not seen."""
+    from servers.clients import Recorder, client
+    from servers.supercosmos import SupercosmosStandIn
+    from test_sources_vetoes import ssa_like
+    from vasco.sources.http import SourceError
+    from vasco.sources.supercosmos import query_supercosmos
+
+    row = fault("network", "SuperCOSMOS: answer page unreadable (busy page, loose 'nothing found', miscount)",
+                "FAIL_SUPERCOSMOS_UNREADABLE / COUNT_MISMATCH, never an empty answer")
+    table = ssa_like(300, 0.05, 20.0, 0.1, seed=2)
+    seen = {}
+    for label, kwargs, action, centre in (
+        ("busy page", {}, ("busy",), (0.05, 20.0)),
+        ("loose 'no objects'", {"zero_rows": "vague"}, None, (90.0, -10.0)),
+        ("stated 3 rows", {}, ("miscount", 3), (0.05, 20.0)),
+    ):
+        with SupercosmosStandIn(table, **kwargs) as server:
+            if action:
+                server.queue(action)
+            try:
+                got = query_supercosmos(*centre, 0.05, base_url=server.base_url, http=client(Recorder()))
+                seen[label] = f"{len(got)} rows"
+            except SourceError as exc:
+                seen[label] = exc.reason
+    row.saw("; ".join(f"{k}: `{v}`" for k, v in seen.items()))
+    assert seen == {"busy page": "FAIL_SUPERCOSMOS_UNREADABLE", "loose 'no objects'": "FAIL_SUPERCOSMOS_UNREADABLE",
+                    "stated 3 rows": "FAIL_SUPERCOSMOS_COUNT_MISMATCH"}
+
+
 # =========================================================================== files and tools (one tile)
 
 

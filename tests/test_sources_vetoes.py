@@ -407,27 +407,78 @@ def test_skybot_sexagesimal_positions_when_no_decimal_ones() -> None:
     assert one["ra"] == pytest.approx(149.9950, abs=0.002 / 3600)
 
 
-def test_skybot_no_object_is_an_empty_answer_not_a_failure(skybot_server: SkybotStandIn) -> None:
-    got = query_skybot(10.0, -40.0, 0.05, JD_1953, base_url=skybot_server.base_url, http=client(Recorder()))
+@pytest.mark.parametrize(
+    ("no_object", "mime"),
+    [("empty", "votable"), ("empty", "text"), ("legacy", "votable"), ("legacy", "text"), ("table", "votable")],
+)
+def test_skybot_no_object_is_an_empty_answer_not_a_failure(no_object: str, mime: str) -> None:
+    # The current service's empty body (Content-Length: 0), the older INFO / "# Flag: 0"
+    # answers and a 0-row VOTable all mean "no object in the field".
+    with SkybotStandIn(asteroids(), JD_1953, no_object=no_object) as server:
+        got = query_skybot(10.0, -40.0, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()),
+                           config=SkybotConfig(mime=mime))  # type: ignore[arg-type]
+        # The same server still lists the objects of a field that has some.
+        some = query_skybot(150.0, 0.1, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()),
+                            config=SkybotConfig(mime=mime))  # type: ignore[arg-type]
     assert got.empty and list(got.columns) == list(SKYBOT_COLUMNS)
     assert got["ra"].dtype == np.float64
-    assert skybot_server.seen[0].extra["n_found"] == 0
+    assert server.seen[0].extra["n_found"] == 0
+    assert len(some) == 4
 
 
-@pytest.mark.parametrize("found", [True, False])
-def test_skybot_text_answers(skybot_server: SkybotStandIn, found: bool) -> None:
-    cfg = SkybotConfig(mime="text", http=HttpConfig(max_attempts=1))
-    centre = (150.0, 0.1) if found else (10.0, -40.0)
-    got = query_skybot(*centre, 0.05, JD_1953, base_url=skybot_server.base_url, config=cfg)
-    assert skybot_server.seen[0].extra["args"]["-mime"] == "text"
-    if not found:  # "# Flag: 0"
-        assert got.empty and list(got.columns) == list(SKYBOT_COLUMNS)
-        return
-    want = query_skybot(150.0, 0.1, 0.05, JD_1953, base_url=skybot_server.base_url, http=client(Recorder()))
-    assert list(got["Name"]) == list(want["Name"])
-    assert np.allclose(got["ra"], want["ra"], atol=0.002 / 3600)
-    assert np.allclose(got["dec"], want["dec"], atol=0.002 / 3600)
-    assert got["Num"].isna().tolist() == want["Num"].isna().tolist()
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        (("pass",), None),  # Content-Length: 0
+        (("chunked",), None),  # a chunked body with its closing chunk
+        (("unframed",), "FAIL_SKYBOT_EMPTY"),  # no length, no chunks: a dropped connection looks the same
+        (("chunked_cut",), "FAIL_SKYBOT_TRUNCATED"),  # the closing chunk never came
+    ],
+)
+def test_skybot_empty_body_is_no_object_only_when_complete(action: tuple[Any, ...], reason: str | None) -> None:
+    with SkybotStandIn(asteroids(), JD_1953, no_object="empty") as server:
+        server.queue(action)
+        call = dict(base_url=server.base_url, http=client(Recorder(), max_attempts=1))
+        if reason is None:
+            got = query_skybot(10.0, -40.0, 0.05, JD_1953, **call)  # type: ignore[arg-type]
+            assert got.empty and list(got.columns) == list(SKYBOT_COLUMNS)
+            return
+        with pytest.raises(SourceError) as exc:
+            query_skybot(10.0, -40.0, 0.05, JD_1953, **call)  # type: ignore[arg-type]
+    assert exc.value.reason == reason
+
+
+@pytest.mark.parametrize("action", [("chunked",), ("unframed",), ("chunked_cut",)])
+def test_skybot_framing_of_a_full_answer(action: tuple[Any, ...]) -> None:
+    # A list of objects read to its end is the same list however it was framed; one cut
+    # short (chunked, no closing chunk) is a failure, never fewer objects.
+    with SkybotStandIn(asteroids(), JD_1953) as server:
+        want = query_skybot(150.0, 0.1, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()))
+        server.queue(action)
+        call = dict(base_url=server.base_url, http=client(Recorder(), max_attempts=1))
+        if action[0] == "chunked_cut":
+            with pytest.raises(SourceError) as exc:
+                query_skybot(150.0, 0.1, 0.05, JD_1953, **call)  # type: ignore[arg-type]
+            assert exc.value.reason in ("FAIL_SKYBOT_TRUNCATED", "FAIL_SKYBOT_BAD_VOTABLE")
+            return
+        got = query_skybot(150.0, 0.1, 0.05, JD_1953, **call)  # type: ignore[arg-type]
+    assert list(got["Name"]) == list(want["Name"]) and len(got) == 4
+
+
+def test_skybot_calls_at_most_two_at_once() -> None:
+    # The service limits simultaneous queries: 6 threads, slow answers, never more than 2 in flight.
+    import concurrent.futures
+
+    from vasco.sources.skybot import SKYBOT_MAX_CONCURRENCY
+
+    with SkybotStandIn(asteroids(), JD_1953) as server:
+        server.queue(*[("slow", 0.3)] * 6)
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(query_skybot, 150.0, 0.1, 0.05, JD_1953, base_url=server.base_url,
+                                   http=client(Recorder())) for _ in range(6)]
+            got = [f.result() for f in futures]
+    assert SKYBOT_MAX_CONCURRENCY == 2
+    assert server.max_active == 2 and all(len(g) == 4 for g in got) and len(server.seen) == 6
 
 
 def test_skybot_reads_imcce_recorded_answer(skybot_server: SkybotStandIn) -> None:
@@ -579,17 +630,41 @@ def test_supercosmos_split_that_cannot_finish_fails_loudly(ssa_table: pd.DataFra
 
 @pytest.mark.parametrize("zero_rows", ["file", "message"])
 def test_supercosmos_empty_cone_is_empty(ssa_table: pd.DataFrame, zero_rows: str) -> None:
+    # "Query returned 0 result rows", with a header-only file or without a link.
     with SupercosmosStandIn(ssa_table, zero_rows=zero_rows) as server:
         got = query_supercosmos(90.0, -10.0, 0.01, base_url=server.base_url, http=client(Recorder()))
     assert got.empty and "sCorMagR1" in got.columns and got["objID"].dtype == np.int64
     assert len(server.seen) == (2 if zero_rows == "file" else 1)
 
 
+@pytest.mark.parametrize(("zero_rows", "counts"), [("vague", True), ("message", False)])
+def test_supercosmos_zero_rows_only_from_an_explicit_count(
+    ssa_table: pd.DataFrame, zero_rows: str, counts: bool
+) -> None:
+    # A page that words "nothing found" loosely, or has neither a link nor a count, is
+    # unreadable: the SuperCOSMOS veto removes a candidate when nothing is found.
+    with SupercosmosStandIn(ssa_table, zero_rows=zero_rows, counts=counts) as server:
+        with pytest.raises(SourceError) as exc:
+            query_supercosmos(90.0, -10.0, 0.01, base_url=server.base_url, http=client(Recorder()))
+    assert exc.value.reason == "FAIL_SUPERCOSMOS_UNREADABLE" and len(server.seen) == 1
+
+
+def test_supercosmos_results_file_without_a_count_is_read(ssa_table: pd.DataFrame) -> None:
+    # A well-formed results file gives the rows when the page states no count.
+    with SupercosmosStandIn(ssa_table) as server:
+        want = query_supercosmos(0.05, 20.0, 0.1, base_url=server.base_url, http=client(Recorder()))
+    with SupercosmosStandIn(ssa_table, counts=False) as server:
+        got = query_supercosmos(0.05, 20.0, 0.1, base_url=server.base_url, http=client(Recorder()))
+    assert len(got) > 0 and got.equals(want)
+
+
 @pytest.mark.parametrize(
     ("actions", "reason", "requests"),
     [
         ([("sql_error", "Invalid column name 'sCorMagR9'.")], "FAIL_SUPERCOSMOS_SQL_ERROR", 1),
-        ([("busy",)], "FAIL_SUPERCOSMOS_NO_RESULT", 1),
+        ([("busy",)], "FAIL_SUPERCOSMOS_UNREADABLE", 1),
+        ([("miscount", 3)], "FAIL_SUPERCOSMOS_COUNT_MISMATCH", 2),
+        ([("miscount", 0)], "FAIL_SUPERCOSMOS_COUNT_MISMATCH", 2),
         ([("pass",), ("html",)], "FAIL_SUPERCOSMOS_HTML", 2),
         ([("pass",), ("short",)], "FAIL_SUPERCOSMOS_TRUNCATED", 2),
         ([("pass",), ("empty",)], "FAIL_SUPERCOSMOS_EMPTY", 2),
@@ -604,6 +679,27 @@ def test_supercosmos_bad_answers_are_named(
             query_supercosmos(0.05, 20.0, 0.1, base_url=server.base_url, http=client(Recorder()))
     assert exc.value.reason == reason
     assert len(server.seen) == requests  # content failures are not retried here
+
+
+def test_supercosmos_file_cut_by_the_archive_row_cap_is_truncated(ssa_table: pd.DataFrame) -> None:
+    # The page's two counts differ when the archive's file cap cut the file.
+    with SupercosmosStandIn(ssa_table, file_cap=20) as server:
+        with pytest.raises(SourceError) as exc:
+            query_supercosmos(0.05, 20.0, 0.1, base_url=server.base_url, http=client(Recorder()))
+    assert exc.value.reason == "FAIL_SUPERCOSMOS_TRUNCATED" and len(server.seen) == 1
+
+
+def test_supercosmos_r1_measurement() -> None:
+    from vasco.sources.supercosmos import has_r1_measurement
+
+    t = pd.DataFrame({"objIDR1": [0, 5, 7], "sCorMagR1": [18.0, np.nan, 19.0]})
+    assert has_r1_measurement(t).tolist() == [False, True, True]  # objIDR1 decides when there
+    assert has_r1_measurement(t.drop(columns="objIDR1")).tolist() == [True, False, True]
+    assert has_r1_measurement(pd.DataFrame({"sCorMagR1": [-99.999995]})).tolist() == [False]
+    with pytest.raises(ValueError, match="no R1"):
+        has_r1_measurement(pd.DataFrame({"objID": [1], "ra": [0.0], "dec": [0.0]}))
+    # The empty list of a tile with no candidate left (written without the SSA's columns).
+    assert has_r1_measurement(pd.DataFrame({"source_id": [], "ra": [], "dec": []})).size == 0
 
 
 def test_supercosmos_unknown_column_is_the_archive_sql_error(ssa_table: pd.DataFrame) -> None:
@@ -676,8 +772,8 @@ SERVICES = [
         "SUPERCOSMOS",
         lambda: SupercosmosStandIn(ssa_like(300, 0.05, 20.0, 0.1, seed=2)),
         lambda s, h: query_supercosmos(0.05, 20.0, 0.1, base_url=s.url + "/ssa/SSASQL", http=h),
-        "FAIL_SUPERCOSMOS_NO_RESULT",  # the form always answers HTML: an error page has no results link
-        "FAIL_SUPERCOSMOS_NO_RESULT",
+        "FAIL_SUPERCOSMOS_UNREADABLE",  # the form always answers HTML: an error page has no link and no count
+        "FAIL_SUPERCOSMOS_UNREADABLE",
     ),
 ]
 
@@ -741,11 +837,17 @@ def test_body_cut_short(service: Service) -> None:
 
 
 def test_empty_body(service: Service) -> None:
+    # A complete 200 with no body (Content-Length: 0): SkyBoT's "no object" (the current
+    # service's answer); for VizieR and the SSA form it is no answer at all.
     with service.make() as server:
         server.queue(("empty",))
+        if service.name == "SKYBOT":
+            got = service.call(server, client(Recorder()))
+            assert got.empty and list(got.columns) == list(SKYBOT_COLUMNS)
+            return
         with pytest.raises(SourceError) as exc:
             service.call(server, client(Recorder()))
-    want = "FAIL_SUPERCOSMOS_NO_RESULT" if service.name == "SUPERCOSMOS" else f"FAIL_{service.name}_EMPTY"
+    want = "FAIL_SUPERCOSMOS_UNREADABLE" if service.name == "SUPERCOSMOS" else f"FAIL_{service.name}_EMPTY"
     assert exc.value.reason == want
 
 
@@ -762,3 +864,22 @@ def test_timeout_then_retry_then_give_up(service: Service) -> None:
             service.call(server, client(sleep, read_timeout_s=0.3, max_attempts=2))
     assert exc.value.reason == f"FAIL_{service.name}_TIMEOUT"
     assert time.monotonic() - t0 < 3.0
+
+
+# =========================================================================== service limits
+
+
+@pytest.mark.parametrize(("setting", "want"), [(1, 1), (2, 2), (8, 2), (16, 2)])
+def test_skybot_survey_limit_is_at_most_two_whatever_the_setting(setting: int, want: int) -> None:
+    from tasks.tile_tasks import service_limits
+
+    from vasco.config import VascoConfig
+
+    cfg = VascoConfig.model_validate({"sky": "dss", "catalogs": {"service_concurrency": setting}})
+    limits = service_limits(cfg)
+    assert limits["skybot"] == want and limits["vizier"] == setting and limits["dss"] == setting
+    # No SkyBoT limit where SkyBoT is not asked: the synthetic sky, or the stage off.
+    assert "skybot" not in service_limits(VascoConfig())
+    off = VascoConfig.model_validate({"sky": "dss", "vetoes": {"asteroids": {"enabled": False}},
+                                      "catalogs": {"service_concurrency": setting}})
+    assert "skybot" not in service_limits(off)

@@ -715,7 +715,7 @@ LIST_COLUMNS = {
     "skybot": {"Num": "Int64", "Name": object, "ra": np.float64, "dec": np.float64, "Class": object,
                "Mv": np.float64, "ErrPos": np.float64, "dRAcosDec": np.float64, "dDEC": np.float64,
                "epoch_jd": np.float64},
-    "scos": {"objID": np.int64, "ra": np.float64, "dec": np.float64, "sCorMagR1": np.float64},
+    "scos": {"objID": np.int64, "ra": np.float64, "dec": np.float64, "sCorMagR1": np.float64, "objIDR1": np.int64},
 }
 
 

@@ -85,3 +85,18 @@ def test_hpm_veto_ignores_gaia_sources_the_plate_sees_where_gaia_puts_them():
     res = hpm_veto(cands["ra"], cands["dec"], only_galaxy, plate_ra=plate["ra"], plate_dec=plate["dec"])
     assert res["vetoed"].tolist() == [False]
     assert hpm_veto(cands["ra"], cands["dec"], only_galaxy)["vetoed"].tolist() == [True]
+
+
+def test_supercosmos_veto_statuses():
+    from vasco.filters.vetoes import SCOS_STATUSES, supercosmos_veto
+
+    # Dec -17.4 / -17.6 straddle the SSA's POSS-I E limit (-17.5).
+    ra = np.array([10.0, 20.0, 30.0, 40.0])
+    dec = np.array([-17.4, -17.4, -17.6, -17.6])
+    ref = pd.DataFrame({"source_id": [1, 2], "ra": [10.0 + 2.0 / 3600, 40.0], "dec": [-17.4, -17.6]})
+    res = supercosmos_veto(ra, dec, ref, 5.0, dec_min=-17.5)
+    assert res["status"].tolist() == ["pass", "fail", "not_applicable", "not_applicable"]
+    assert res["vetoed"].tolist() == [False, True, False, False]
+    assert set(res["status"]) <= set(SCOS_STATUSES) and res["match_id"].tolist()[0] == "1"
+    empty = supercosmos_veto(ra, dec, ref.iloc[:0], 5.0, dec_min=-17.5)
+    assert empty["status"].tolist() == ["fail", "fail", "not_applicable", "not_applicable"]

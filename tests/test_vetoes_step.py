@@ -2,11 +2,12 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from vasco.astrometry.platefit import from_tangent_plane
 from vasco.config import VascoConfig
 from vasco.io import file_sha256
-from vasco.pipeline import apply_vetoes, veto_list_names, veto_list_sources
+from vasco.pipeline import StepError, apply_vetoes, veto_list_names, veto_list_sources
 
 RA0, DEC0 = 200.0, 30.0
 
@@ -56,6 +57,8 @@ def test_each_stage_removes_its_own_and_records_what_it_matched(tmp_path):
     assert det.loc[0, "bright_star_id"] == "1200-0000001" and det.loc[0, "bright_star_mag"] == 11.0
     assert det.loc[2, "asteroid_name"] == "Eros" and det.loc[3, "vsx_name"] == "V1"
     assert det["veto_in_supercosmos"].tolist() == [False, False, False, False, True, False, False]
+    # Only the two still alive were tested: #5 unseen (fail), #6 seen (pass); the rest <NA>.
+    assert det["scos_status"].tolist()[4:6] == ["fail", "pass"] and det["scos_status"].isna().sum() == 5
     assert det.loc[5, "hpm_gaia_id"] == "7" and not det["is_candidate"].any()
     # A detection with a counterpart was never tested: its veto columns are empty.
     assert pd.isna(det.loc[6, "bright_star_id"]) and not det.loc[6, "veto_not_bright_star"]
@@ -85,3 +88,54 @@ def test_where_lists_come_from():
     assert set(veto_list_sources(local, synthetic_tile=False).values()) == {"local"}
     gaia_spikes = VascoConfig.model_validate({"vetoes": {"spikes": {"catalog": "gaia"}}})
     assert "bright" not in veto_list_names(gaia_spikes)
+
+
+def _scos_only():
+    return VascoConfig.model_validate({"vetoes": {s: {"enabled": False} for s in (
+        "spikes", "archives", "asteroids", "variables", "hpm")}})
+
+
+def test_supercosmos_needs_the_poss_i_e_plate_and_does_not_apply_south_of_it(tmp_path):
+    # North (Dec +30): #1 matched only by a row without an R1 (POSS-I E) measurement, #2 by
+    # one with it.  South (Dec -25, no POSS-I E plate in the SSA): #3 unseen, #4 seen.
+    n_ra, n_dec = _pos([0.0, 200.0], [0.0, 0.0])
+    s_ra = np.array([10.0, 10.1])
+    s_dec = np.array([-25.0, -25.0])
+    sel = pd.DataFrame({"NUMBER": [1, 2, 3, 4], "ra": np.r_[n_ra, s_ra], "dec": np.r_[n_dec, s_dec],
+                        "survives_psf": True})
+    selected = _write(tmp_path / "tile" / "work" / "selected.parquet", sel)
+    near = 1.0 / 3600.0
+    scos = pd.DataFrame({"objID": np.arange(3, dtype=np.int64),
+                         "ra": [n_ra[0] + near, n_ra[1] + near, s_ra[1] + near],
+                         "dec": [n_dec[0], n_dec[1], s_dec[1]],
+                         "sCorMagR1": [np.nan, 18.0, 17.0], "objIDR1": [0, 77, 78]})
+    lists = {"scos": _write(tmp_path / "scos.parquet", scos)}
+    res = apply_vetoes(tmp_path / "tile", selected, lists, _scos_only())
+    det = pd.read_parquet(res["outputs"]["detections"]["path"])
+    assert det["scos_status"].tolist() == ["fail", "pass", "not_applicable", "not_applicable"]
+    assert det["veto_in_supercosmos"].tolist() == [True, False, False, False]
+    assert det["is_candidate"].tolist() == [False, True, True, True]
+    assert res["info"]["funnel"] == {"in_supercosmos": 3}
+    assert np.isnan(det.loc[0, "scos_sep_arcsec"]) and det.loc[1, "scos_sep_arcsec"] < 1.5
+
+
+def test_supercosmos_list_without_an_r1_column_fails_the_tile(tmp_path):
+    ra, dec = _pos([0.0], [0.0])
+    sel = pd.DataFrame({"NUMBER": [1], "ra": ra, "dec": dec, "survives_psf": [True]})
+    selected = _write(tmp_path / "tile" / "work" / "selected.parquet", sel)
+    lists = {"scos": _write(tmp_path / "scos.parquet", pd.DataFrame(
+        {"objID": np.array([1], dtype=np.int64), "ra": ra, "dec": dec}))}
+    with pytest.raises(StepError) as exc:
+        apply_vetoes(tmp_path / "tile", selected, lists, _scos_only())
+    assert exc.value.reason == "FAIL_SUPERCOSMOS_COLUMNS" and "R1" in str(exc.value)
+
+
+def test_supercosmos_empty_list_of_a_tile_without_candidates(tmp_path):
+    # The service step writes a bare empty list when no candidate is left to ask about.
+    ra, dec = _pos([0.0], [0.0])
+    sel = pd.DataFrame({"NUMBER": [1], "ra": ra, "dec": dec, "survives_psf": [False]})
+    selected = _write(tmp_path / "tile" / "work" / "selected.parquet", sel)
+    lists = {"scos": _write(tmp_path / "scos.parquet", pd.DataFrame(
+        {"source_id": pd.Series(dtype="string"), "ra": pd.Series(dtype=float), "dec": pd.Series(dtype=float)}))}
+    res = apply_vetoes(tmp_path / "tile", selected, lists, _scos_only())
+    assert res["info"]["funnel"] == {"in_supercosmos": 0}

@@ -285,7 +285,8 @@ class CatalogsConfig(_Section):
         200_000, ge=1, description="Rows asked per VizieR query; a full answer is split, never truncated."
     )
     service_concurrency: int = Field(
-        2, ge=1, le=16, description="Simultaneous calls per service (a strict Prefect global concurrency limit)."
+        2, ge=1, le=16, description="Simultaneous calls per service (a strict Prefect global concurrency limit); "
+        "XMatch is held to 1 and SkyBoT to at most 2 (the service's own limit) whatever this says."
     )
 
     def resolved(self, sky: str) -> str:

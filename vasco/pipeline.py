@@ -871,7 +871,7 @@ def _service_list(
                              "dec": pd.Series(dtype=np.float64)})
     if name == "scos":
         parts = [query_supercosmos(float(a), float(d), vc.supercosmos.radius_arcsec / 3600.0,
-                                   ["objID", "ra", "dec", "sCorMagR1"], config=cfg.sources.supercosmos)
+                                   ["objID", "ra", "dec", "sCorMagR1", "objIDR1"], config=cfg.sources.supercosmos)
                  for a, d in zip(cra, cdec)]
         table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         return table.drop_duplicates("objID").reset_index(drop=True) if "objID" in table else table
@@ -894,13 +894,15 @@ def apply_vetoes(
     :data:`vasco.filters.config.VETO_ORDER` on the detections still alive
     (``survives_psf``): ``not_bright_star`` (list ``bright``), ``no_archive`` (lists
     ``archive_<name>``), ``not_asteroid`` (``skybot``), ``not_variable``
-    (``vsx``), ``in_supercosmos`` (``scos``), ``not_hpm`` (``gaia``).  A stage
+    (``vsx``), ``in_supercosmos`` (``scos``: rows measured on the R1 plate
+    only; ``scos_status`` pass / fail / not_applicable, the last, south of
+    the SSA's POSS-I E plates, removing nothing), ``not_hpm`` (``gaia``).  A stage
     whose list is missing is recorded as skipped (in the step info and
     tile.json), never as "nothing found".  Each stage adds
     ``veto_<stage>`` (True: rejected by it) and what it matched to the
     candidates; ``is_candidate`` is the final flag.
     """
-    from vasco.filters.vetoes import bright_star_veto, counterpart_veto, hpm_veto, presence_veto
+    from vasco.filters.vetoes import bright_star_veto, counterpart_veto, hpm_veto, supercosmos_veto
 
     tile_dir = Path(tile_dir)
     vc = cfg.vetoes
@@ -973,10 +975,18 @@ def apply_vetoes(
                     res = counterpart_veto(ra, dec, ref, vc.variables.radius_arcsec)
                     mark(stage, res, idx, {"match_id": "vsx_name", "match_sep_arcsec": "vsx_sep_arcsec"})
             elif stage == "in_supercosmos":
-                ref = load("scos")
-                if ref is not None:
-                    res = presence_veto(ra, dec, ref, vc.supercosmos.radius_arcsec)
-                    mark(stage, res, idx, {"match_sep_arcsec": "scos_sep_arcsec"})
+                if "scos" in lists:
+                    # Only a detection on the same POSS-I E plate (R1) counts; none south of -17.5.
+                    from vasco.sources.supercosmos import POSS_I_E_DEC_MIN, has_r1_measurement
+
+                    raw = pd.read_parquet(lists["scos"]["path"])
+                    try:
+                        r1 = has_r1_measurement(raw)
+                    except ValueError as exc:
+                        raise StepError("FAIL_SUPERCOSMOS_COLUMNS", f"{lists['scos']['path']}: {exc}") from exc
+                    ref = veto_reference(raw.loc[r1].reset_index(drop=True), "scos")
+                    res = supercosmos_veto(ra, dec, ref, vc.supercosmos.radius_arcsec, POSS_I_E_DEC_MIN)
+                    mark(stage, res, idx, {"match_sep_arcsec": "scos_sep_arcsec", "status": "scos_status"})
             elif stage == "not_hpm":
                 ref = load("gaia")
                 if ref is not None:

@@ -10,25 +10,40 @@ arcsec), ``-objFilter`` (three 0/1 digits: asteroids, planets, comets),
 It serves the objects handed to it (a DataFrame: ``Num`` (int, or None when
 unnumbered), ``Name``, ``ra``/``dec`` in degrees at ``epoch0_jd``,
 ``Class``, ``Mv``, ``ErrPos`` (arcsec), ``dRAcosDec``/``dDEC`` (arcsec/h)),
-each moved linearly to the requested epoch, and answers in SkyBoT's formats:
+each moved linearly to the requested epoch, and answers in SkyBoT's formats
+(the VOTable fields as in IMCCE's answer recorded in astroquery's tests,
+``astroquery/imcce/tests/data/skybot_query.vot``; the text layout as quoted
+in astroquery issue #3119 and lightkurve issues #1396/#1417):
 
 * VOTable: ``vot:``-prefixed VOTable 1.3 as SkyBoT writes it, a TABLE with
   the fields ``Num``, ``Name``, ``RA`` (``hh mm ss.ssss``), ``DEC``
   (``+dd mm ss.sss``), ``Class``, ``Mv``, ``ErrPos``, ``d``, then (not for
   ``-output=object``) ``dRAcosDec``, ``dDEC``, ``Dgeo``, ``Dhelio``, and the
   hidden ``_RAJ2000``/``_DECJ2000`` in degrees (left out with
-  ``hidden_positions=False``).  No object in the field:
-  ``<vot:INFO name="QUERY_STATUS" value="ERROR">No solar system object was
-  found in the requested FOV</vot:INFO>``.  A bad request (no epoch, epoch
-  out of range, no radius) is a ``QUERY_STATUS=ERROR`` with the reason.
-* text: ``# Flag: 1`` (``0``: no object, ``-1``: error), ``# Ticket: ...``,
-  the ``# Num | Name | RA(h) | DE(deg) | ...`` header and `` | ``-separated rows.
+  ``hidden_positions=False``).  A bad request (no epoch, epoch out of
+  range, no radius) is a ``QUERY_STATUS=ERROR`` with the reason.
+* text: ``# Flag: 1`` (``-1``: error), ``# Ticket: ...``, the
+  ``# Num | Name | RA(h) | DE(deg) | ...`` header and `` | ``-separated rows.
+
+No object in the field (``no_object``): ``"empty"`` (the default) answers
+a 200 with an empty body and ``Content-Length: 0``, in either format: what
+the current service does, as the lightkurve maintainers report (PR #1556,
+April 2026, for the text output; for the VOTable output it is not
+verified); ``"legacy"`` the older answers, ``<vot:INFO
+name="QUERY_STATUS" value="ERROR">No solar system object was found in the
+requested FOV</vot:INFO>`` or ``# Flag: 0``; ``"table"`` a VOTable whose
+TABLE has no row (text: as ``"legacy"``).
 
 Scripted answers (``queue``), one per request: ``("status", code, headers)``,
 the delivery faults of :func:`servers.vizier.deliver` (``("html",)``,
 ``("cut",)``, ``("short",)``, ``("empty",)``, ``("slow", seconds)``),
-``("raw", body, content_type)`` (a given body, e.g. a recorded IMCCE answer)
-and ``("error", message)`` (a ``QUERY_STATUS=ERROR`` VOTable).
+``("raw", body, content_type)`` (a given body, e.g. a recorded IMCCE answer),
+``("error", message)`` (a ``QUERY_STATUS=ERROR`` VOTable), and the framings
+of an answer: ``("unframed",)`` (the normal answer with neither
+``Content-Length`` nor chunking, the connection closed after it),
+``("chunked",)`` (sent in chunks, closing chunk included) and
+``("chunked_cut",)`` (the first half in one chunk, then the connection
+closed without the closing chunk).
 """
 
 from __future__ import annotations
@@ -94,14 +109,41 @@ def dms(dec_deg: float) -> str:
     return f"{sign}{int(d):02d} {int(m):02d} {s:06.3f}"
 
 
+def framed(h: Any, how: str, code: int, body: bytes, content_type: str) -> None:
+    """Send an answer without Content-Length: read to the close, or chunked (whole or cut)."""
+    h.send_response(code)
+    h.send_header("Content-Type", content_type)
+    if how != "unframed":
+        h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    if how == "unframed":
+        h.wfile.write(body)
+    elif how == "chunked":
+        for i in range(0, len(body), 512):
+            part = body[i : i + 512]
+            h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        h.wfile.write(b"0\r\n\r\n")
+    else:  # chunked_cut: half the body (nothing if it is empty), no closing chunk
+        half = body[: len(body) // 2]
+        if half:
+            h.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n")
+    h.wfile.flush()
+    h.close_connection = True
+
+
 class SkybotStandIn(StandInServer):
     """``objects`` at ``epoch0_jd``, moved linearly to the epoch asked for."""
 
-    def __init__(self, objects: pd.DataFrame, epoch0_jd: float, hidden_positions: bool = True):
+    def __init__(
+        self, objects: pd.DataFrame, epoch0_jd: float, hidden_positions: bool = True, no_object: str = "empty"
+    ):
         super().__init__()
+        if no_object not in ("empty", "legacy", "table"):
+            raise ValueError(f"no_object={no_object!r}: 'empty', 'legacy' or 'table'")
         self.objects = objects.reset_index(drop=True)
         self.epoch0_jd = float(epoch0_jd)
         self.hidden_positions = hidden_positions
+        self.no_object = no_object
         self.tickets = 0
 
     @property
@@ -125,6 +167,9 @@ class SkybotStandIn(StandInServer):
             self.send(h, 200, self.votable_error(str(action[1]), args), "text/xml")
             return
         code, body, ctype = self.answer(args, seen)
+        if action is not None and action[0] in ("unframed", "chunked", "chunked_cut"):
+            framed(h, action[0], code, body, ctype)
+            return
         deliver(self, h, action, code, body, ctype)
 
     # ------------------------------------------------------------------ the query
@@ -174,9 +219,11 @@ class SkybotStandIn(StandInServer):
             if text:
                 return 200, f"# Flag: -1\n# Ticket: {self.ticket()}\n# {reason}\n".encode(), "text/plain"
             return 200, self.votable_error(reason, args), "text/xml"
+        if len(found) == 0 and self.no_object == "empty":
+            return 200, b"", "text/plain" if text else "text/xml"
         if text:
             return 200, self.text(found, args).encode(), "text/plain"
-        if len(found) == 0:
+        if len(found) == 0 and self.no_object == "legacy":
             return 200, self.votable_error(NO_OBJECT, args), "text/xml"
         return 200, self.votable(found, args).encode(), "text/xml"
 

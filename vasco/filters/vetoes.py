@@ -12,8 +12,13 @@ rejects it and what it matched, as a DataFrame aligned with the candidates.
   USNO-B1.0 R magnitudes).
 * :func:`counterpart_veto` — a counterpart within a radius (other archives,
   known variables, asteroids at the plate epoch).
-* :func:`presence_veto` — the opposite: rejected when the second
-  digitisation (SuperCOSMOS) has *no* detection within the radius.
+* :func:`presence_veto` — the opposite: rejected when a reference list has
+  *no* row within the radius.
+* :func:`supercosmos_veto` — the paper's SuperCOSMOS test: the second
+  digitisation of the same POSS-I E plate must see the source.  Only rows
+  measured on that plate (R1) count; where the SSA has no POSS-I E plate
+  (south of Dec -17.5) the test is not applicable and removes nothing.
+  Each candidate gets ``status`` ``pass``, ``fail`` or ``not_applicable``.
 * :func:`hpm_veto` — a Gaia source without proper motion within a wide radius.
 """
 
@@ -31,6 +36,8 @@ __all__ = [
     "bright_star_veto",
     "counterpart_veto",
     "presence_veto",
+    "supercosmos_veto",
+    "SCOS_STATUSES",
     "hpm_veto",
     "spike_rule",
     "first_failing",
@@ -157,6 +164,46 @@ def presence_veto(ra: ArrayLike, dec: ArrayLike, ref: pd.DataFrame, radius_arcse
     out = counterpart_veto(ra, dec, ref, radius_arcsec)
     out["vetoed"] = ~out["vetoed"].to_numpy()
     return out
+
+
+#: Outcomes of :func:`supercosmos_veto`, per candidate.
+SCOS_STATUSES: tuple[str, ...] = ("pass", "fail", "not_applicable")
+
+
+def supercosmos_veto(
+    ra: ArrayLike, dec: ArrayLike, r1_ref: pd.DataFrame, radius_arcsec: float, dec_min: float = -17.5
+) -> pd.DataFrame:
+    """Does the second digitisation of the POSS-I E plate see each candidate?
+
+    Parameters
+    ----------
+    ra, dec : array_like
+        Candidates (degrees).
+    r1_ref : DataFrame
+        SuperCOSMOS rows *measured on the R1 (POSS-I E) plate*, in the
+        reference schema (see
+        :func:`vasco.sources.supercosmos.has_r1_measurement`).
+    radius_arcsec : float
+        A detection within this sees the candidate.
+    dec_min : float
+        South of this the SSA has no POSS-I E plate: the test does not apply.
+
+    Returns
+    -------
+    DataFrame
+        ``status`` (``pass``: an R1 detection within the radius;
+        ``fail``: none, rejected; ``not_applicable``: Dec < ``dec_min``,
+        kept), ``vetoed`` (``status == 'fail'``), ``match_id``,
+        ``match_sep_arcsec``.
+    """
+    dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    out = counterpart_veto(ra, dec, r1_ref, radius_arcsec)
+    seen = out["vetoed"].to_numpy(bool)
+    applies = dec >= dec_min
+    status = np.where(~applies, "not_applicable", np.where(seen, "pass", "fail"))
+    out["status"] = pd.array(status.astype(object), dtype="string")
+    out["vetoed"] = applies & ~seen
+    return out[["vetoed", "status", "match_id", "match_sep_arcsec"]]
 
 
 def hpm_veto(

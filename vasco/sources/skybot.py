@@ -16,25 +16,47 @@ Retry-After, size cap).
 
 Answers:
 
+* An **empty body** (no byte, or only blanks) in a complete HTTP 200 answer
+  (its end known: ``Content-Length`` given, or a chunked body whose closing
+  chunk arrived) means "no object in the field": an empty result, logged at
+  INFO.  This is what the current service does: the maintainers of
+  lightkurve report that SkyBoT at ``ssp.imcce.fr`` "returns empty content"
+  when a query has no result (lightkurve PR #1556, April 2026, for the
+  text output it asks for; whether ``-mime=votable`` answers the same way
+  is not verified: no public report found).  An empty body whose end cannot be
+  told from a dropped connection (neither header) stays
+  ``FAIL_SKYBOT_EMPTY``; a body cut short is ``FAIL_SKYBOT_TRUNCATED``
+  (:mod:`vasco.sources.http`).
 * VOTable (``-mime=votable``, the default): a TABLE with the fields ``Num``
   (number, ``-`` when unnumbered), ``Name``, ``RA`` (``hh mm ss.ssss``),
   ``DEC`` (``+dd mm ss.sss``), ``Class``, ``Mv``, ``ErrPos`` (arcsec), ``d``
   (arcsec from the centre), ``dRAcosDec`` and ``dDEC`` (arcsec/h), ... and
-  the hidden ``_RAJ2000``/``_DECJ2000`` in degrees (used when present).
-  "No object in the field" is ``<INFO name="QUERY_STATUS" value="ERROR">No
-  solar system object was found in the requested FOV</INFO>``: an **empty
-  result**, not a failure; any other ``QUERY_STATUS=ERROR`` is
-  ``FAIL_SKYBOT_ERROR``.
+  the hidden ``_RAJ2000``/``_DECJ2000`` in degrees (used when present);
+  the fields as in the IMCCE answer astroquery records for its tests
+  (``astroquery/imcce/tests/data/skybot_query.vot``).  A TABLE with no row
+  is an empty result (astroquery's ``SkybotClass._parse_result`` reads a
+  0-row table as "no objects" too).  The older "no object" answer,
+  ``<INFO name="QUERY_STATUS" value="ERROR">No solar system object was
+  found in the requested FOV</INFO>``, is still read as an empty result;
+  any other ``QUERY_STATUS=ERROR`` is ``FAIL_SKYBOT_ERROR``.
 * Text (``-mime=text``): ``# Flag: N`` first (``0``: no object, an empty
   result; ``1``: objects; negative: an error), ``# Ticket: ...``, a header
   ``# Num | Name | RA(h) | DE(deg) | Class | Mv | Err(arcsec) | d(arcsec) |
-  ...`` and one `` | ``-separated line per object.
+  ...`` and one `` | ``-separated line per object (as quoted in astroquery
+  issue #3119 and lightkurve issues #1396/#1417).
+
+Concurrency: the new endpoint limits simultaneous queries (about 2, as the
+lightkurve maintainers found, issue #1555, April 2026).  At most
+:data:`SKYBOT_MAX_CONCURRENCY` calls run at once in one process (a
+semaphore here), and the survey flow's Prefect limit ``vasco-skybot`` is
+set to at most that many whatever ``catalogs.service_concurrency`` says
+(:func:`tasks.tile_tasks.service_limits`).
 
 Failures are :class:`SourceError` with ``FAIL_SKYBOT_*`` tokens: the
-transport ones of :mod:`vasco.sources.http`, ``EMPTY`` (no body), ``HTML``,
-``NOT_VOTABLE``, ``BAD_VOTABLE``, ``ERROR`` (the service's own error),
-``BAD_ANSWER`` (rows that cannot be read).  No answer is never an empty
-list of objects.
+transport ones of :mod:`vasco.sources.http`, ``EMPTY`` (an empty body of
+unknown end), ``HTML``, ``NOT_VOTABLE``, ``BAD_VOTABLE``, ``ERROR`` (the
+service's own error), ``BAD_ANSWER`` (rows that cannot be read).  No
+answer is never an empty list of objects.
 
 URL: the ``base_url`` argument, else ``$VASCO_SKYBOT_URL``, else
 ``SkybotConfig.base_url``.
@@ -44,8 +66,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
+import threading
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -57,6 +82,7 @@ from vasco.sources.vizier import check_cone
 
 __all__ = [
     "SKYBOT_URL_ENV",
+    "SKYBOT_MAX_CONCURRENCY",
     "SKYBOT_COLUMNS",
     "EPOCH_MIN_JD",
     "EPOCH_MAX_JD",
@@ -68,6 +94,10 @@ __all__ = [
 
 SKYBOT_URL_ENV = "VASCO_SKYBOT_URL"
 SERVICE = "SKYBOT"
+#: Most SkyBoT queries at once (the service's limit; also caps the survey's Prefect limit).
+SKYBOT_MAX_CONCURRENCY = 2
+_SLOTS = threading.BoundedSemaphore(SKYBOT_MAX_CONCURRENCY)
+log = logging.getLogger(__name__)
 PALOMAR = "675"
 #: Epochs SkyBoT can compute (its documented limits: 1889-11-13 12h .. 2060-03-21 12h).
 EPOCH_MIN_JD = 2411320.0
@@ -265,17 +295,35 @@ def _parse_text(text: str, url: str) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=names)
 
 
-def parse_skybot_answer(content: bytes, epoch_jd: float, url: str = "SkyBoT") -> pd.DataFrame:
+def _complete(headers: Mapping[str, str] | None) -> bool:
+    """Whether the answer's end was announced (``Content-Length``) or closed (chunked)."""
+    if not headers:
+        return False
+    low = {str(k).lower(): str(v) for k, v in headers.items()}
+    if "chunked" in low.get("transfer-encoding", "").lower():
+        return True
+    return low.get("content-length", "").strip().isdigit()
+
+
+def parse_skybot_answer(
+    content: bytes, epoch_jd: float, url: str = "SkyBoT", *, headers: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Objects of one SkyBoT cone-search answer (VOTable or text), in our columns.
 
     Parameters
     ----------
     content : bytes
-        The answer's body.
+        The answer's body (read whole: a body shorter than its
+        ``Content-Length`` or a chunked body without its closing chunk has
+        already failed in :mod:`vasco.sources.http`).
     epoch_jd : float
         The epoch asked for (copied to ``epoch_jd``).
     url : str
         Named in error messages.
+    headers : mapping, optional
+        The answer's HTTP headers: an empty body is "no object" only when
+        they show the answer complete (``Content-Length``, or
+        ``Transfer-Encoding: chunked``).
 
     Returns
     -------
@@ -289,7 +337,14 @@ def parse_skybot_answer(content: bytes, epoch_jd: float, url: str = "SkyBoT") ->
         ``ERROR``, ``BAD_ANSWER``.
     """
     if not content.strip():
-        raise SourceError(f"FAIL_{SERVICE}_EMPTY", f"{url}: empty answer")
+        if not _complete(headers):
+            raise SourceError(
+                f"FAIL_{SERVICE}_EMPTY",
+                f"{url}: empty answer with neither Content-Length nor chunked framing "
+                "(cannot tell 'no object' from a dropped connection)",
+            )
+        log.info("%s: empty answer (complete, %d bytes): no solar-system object in the field", url, len(content))
+        return _empty(epoch_jd)
     head = content[:2048].lstrip()
     low = head.lower()
     if head.startswith(b"<?xml") or low.startswith(b"<votable") or low.startswith(b"<vot:votable"):
@@ -415,6 +470,7 @@ def query_skybot(
     else:
         client = http.with_service(SERVICE, cfg.http if config is not None else None)
     url = skybot_url(base_url, cfg)
-    answer = client.fetch("GET", url, params=_payload(ra, dec, radius_deg, epoch, code, cfg))
-    return parse_skybot_answer(answer.content, epoch, url)
+    with _SLOTS:  # the service's own limit on simultaneous queries
+        answer = client.fetch("GET", url, params=_payload(ra, dec, radius_deg, epoch, code, cfg))
+    return parse_skybot_answer(answer.content, epoch, url, headers=answer.headers)
 

@@ -2,8 +2,14 @@
 
 The SSA's merged ``Source`` table holds the SuperCOSMOS scans of the
 Schmidt surveys, among them POSS-I E north of Dec -17.5 (its ``R1``
-columns): an independent digitisation of the plates VASCO searches, so a
-POSS-I source that SuperCOSMOS does not see is probably a scan artefact.
+columns; south of it the SSA's R1 is the ESO-R survey, so no POSS-I E
+plate: :data:`POSS_I_E_DEC_MIN`, as this module has always had it, after
+Hambly et al. 2001, MNRAS 326, 1279; not re-checked against the SSA's
+``Survey`` table here): an independent digitisation of the plates VASCO
+searches, so a POSS-I source that SuperCOSMOS does not see on the same
+plate is probably a scan artefact.  :func:`has_r1_measurement` tells the
+rows measured on the R1 plate (``objIDR1`` non-zero: the SSA's schema
+gives 0 as its default; else a real ``sCorMagR1``).
 
 :func:`query_supercosmos` uses the SSA's freeform SQL form (the
 ``SSASQL`` servlet, ``http://ssa.roe.ac.uk:8080/ssa/SSASQL``), a two-step
@@ -11,11 +17,42 @@ exchange:
 
 1. POST the form fields ``action=freeform``, ``server=amachine`` (the full
    SSA), ``sqlstmt=<SQL>``, ``format=CSV``, ``compress=NONE``, ``rows``
-   (rows shown in the HTML summary) and ``emailAddress=`` (empty: the answer
-   comes back in the page).  The answer is an HTML page that links the
-   results file (``href="http://ssa.roe.ac.uk/tmp/....csv"``) or reports
-   ``SQL Error:</b> ...``;
+   (rows shown in the HTML summary, at most 100) and ``emailAddress=``
+   (empty: the answer comes back in the page).  The answer is an HTML page
+   that links the results file (``href="http://ssa.roe.ac.uk/tmp/....csv"``)
+   or reports ``<b>SQL Error:</b> ...``;
 2. GET the linked CSV: a header line of column names, one line per row.
+
+What is verified, and where from (public material read 2026-12):
+
+* The field names and values: a public copy of the SSA's own "SQL Query
+  menu form" JSP (a form posting to ``surveys.roe.ac.uk:8080/ssa/SSASQL``
+  with a hidden ``action=freeform``, a ``server`` select of ``amachine``
+  (full SSA) / ``pmachine`` (personal SSA), a ``sqlstmt`` textarea,
+  ``emailAddress``, ``format`` HTML/CSV/FITS/VOT, ``compress`` NONE/GZIP
+  and ``rows``), and public clients that post the same fields (a 2016
+  ``SSALookup`` posting ``server=amachine`` with ``action=radial``; 2MPZ
+  download scripts posting ``action=freeform``/``server=amachine`` and
+  reading ``SQL Error:</b>`` and a ``href=".../tmp/....csv"`` link, one of
+  them noting that any other ``action`` is answered "must be a select
+  statement").  The WFAU archives' newer servlets (WSA/VSA, astroquery's
+  ``astroquery.wfau.BaseWFAUClass``) use ``formaction`` and ``database``
+  (and ``programmeID``) instead; the SSA's servlet does not.
+* The answer page's row count: not verified for the SSA.  The sibling WSA
+  servlet's recorded answers (astroquery's
+  ``astroquery/ukidss/tests/data/vo_results.html`` and ``error.html``)
+  state it as "(Query returned 9 result rows, ...)" and "(Contains
+  <b>9 rows</b>, 4.9 KB)" next to the file link, end with "QUERY
+  FINISHED:", and report ``<p class="error"><b>SQL Error:</b> ...``.
+
+So the page is read strictly: the row count only from such an explicit
+statement ("Query returned N [result] rows", "Contains N rows"); a page
+with a results link is accepted without one (the well-formed CSV then
+gives the rows), and a stated count must equal the rows of the file
+(``FAIL_SUPERCOSMOS_COUNT_MISMATCH``).  A page with neither a link nor an
+explicit count, with contradictory counts, or that states rows but links
+no file is ``FAIL_SUPERCOSMOS_UNREADABLE``: never "no rows", since the
+SuperCOSMOS veto *removes* a candidate where nothing is found.
 
 The SQL selects the cone with the ``Source`` table's own columns (``dec``
 for the index, then the unit vector ``cx, cy, cz`` against the centre's:
@@ -41,10 +78,11 @@ with an empty field therefore means a damaged file
 break was cut short (``FAIL_SUPERCOSMOS_TRUNCATED``).
 
 Failures are :class:`SourceError` with ``FAIL_SUPERCOSMOS_*`` tokens: the
-transport ones of :mod:`vasco.sources.http`, ``SQL_ERROR``, ``NO_RESULT``
-(a page with neither a results link nor a report of zero rows: a busy or
-error page), ``HTML`` or ``NOT_CSV`` (the results link does not give CSV),
-``EMPTY``, ``BAD_CSV``, ``COLUMNS``, ``TRUNCATED``.
+transport ones of :mod:`vasco.sources.http`, ``SQL_ERROR``, ``UNREADABLE``
+(no results link and no explicit row count: a busy or error page, or one
+this client cannot read), ``COUNT_MISMATCH``, ``HTML`` or ``NOT_CSV`` (the
+results link does not give CSV), ``EMPTY``, ``BAD_CSV``, ``COLUMNS``,
+``TRUNCATED``.
 
 URL: the ``base_url`` argument, else ``$VASCO_SUPERCOSMOS_URL``, else
 ``SupercosmosConfig.base_url``.
@@ -70,6 +108,8 @@ from vasco.sources.vizier import ConeStats, check_cone, cover_disc
 __all__ = [
     "SUPERCOSMOS_URL_ENV",
     "SSA_COLUMNS",
+    "POSS_I_E_DEC_MIN",
+    "has_r1_measurement",
     "supercosmos_url",
     "cone_sql",
     "file_row_limit",
@@ -78,6 +118,8 @@ __all__ = [
 
 SUPERCOSMOS_URL_ENV = "VASCO_SUPERCOSMOS_URL"
 SERVICE = "SUPERCOSMOS"
+#: South of this declination the SSA has no POSS-I E plate (its R1 there is ESO-R).
+POSS_I_E_DEC_MIN = -17.5
 MAX_RADIUS_DEG = 2.0
 #: Columns of the SSA ``Source`` table asked for by default.
 SSA_COLUMNS: tuple[str, ...] = (
@@ -101,7 +143,9 @@ SSA_COLUMNS: tuple[str, ...] = (
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _LINK = re.compile(r"""href\s*=\s*["']([^"']+\.csv(?:\.gz)?)["']""", re.IGNORECASE)
 _SQL_ERROR = re.compile(r"SQL\s+Error\s*:?\s*(?:</b>)?\s*([^<]*)", re.IGNORECASE)
-_NO_ROWS = re.compile(r"\b(?:0|no|zero)\s+(?:rows|records|objects)\b", re.IGNORECASE)
+# Explicit row-count statements (as the WFAU servlets word them; see the module notes).
+_QUERY_COUNT = re.compile(r"Query\s+returned\s+(\d[\d,]*)\s+(?:result\s+)?rows?\b", re.IGNORECASE)
+_FILE_COUNT = re.compile(r"Contains\s*(?:<b>\s*)?(\d[\d,]*)\s+rows?\b", re.IGNORECASE)
 _INT_COLUMNS = {"objid", "objidb", "objidr1", "objidr2", "objidi", "htmid", "nplates", "meanclass"}
 
 
@@ -146,22 +190,70 @@ def _columns(columns: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _results_link(page: bytes, url: str) -> str | None:
-    """The results-file URL of an SSASQL answer page; None when it reports zero rows."""
+def has_r1_measurement(table: pd.DataFrame) -> np.ndarray:
+    """Which SSA ``Source`` rows were measured on the R1 plate (POSS-I E in the north).
+
+    ``objIDR1`` non-zero (the SSA's default for "no R1 detection" is 0) when
+    the column is there; otherwise a real ``sCorMagR1`` (the SSA's missing
+    default, -99.999995, is read as NaN by :func:`query_supercosmos`).
+
+    Raises
+    ------
+    ValueError
+        When a non-empty table has neither column.
+    """
+    if len(table) == 0:  # e.g. the empty list of a tile with no candidate left to ask about
+        return np.zeros(0, dtype=bool)
+    if "objIDR1" in table.columns:
+        ids = pd.to_numeric(table["objIDR1"], errors="coerce").to_numpy(np.float64)
+        return np.isfinite(ids) & (ids != 0)
+    if "sCorMagR1" in table.columns:
+        mag = pd.to_numeric(table["sCorMagR1"], errors="coerce").to_numpy(np.float64)
+        return np.isfinite(mag) & (mag > -99.0)
+    raise ValueError(
+        f"the SuperCOSMOS list has no R1 (POSS-I E) measurement column (objIDR1 or sCorMagR1): {list(table.columns)}"
+    )
+
+
+def _counts(pattern: re.Pattern[str], text: str) -> set[int]:
+    return {int(m.group(1).replace(",", "")) for m in pattern.finditer(text)}
+
+
+def _read_page(page: bytes, url: str) -> tuple[int | None, str | None]:
+    """The explicit row count (None if not stated) and results-file URL (None if none) of an SSASQL page."""
     text = page.decode("utf-8", errors="replace")
     err = _SQL_ERROR.search(text)
     if err:
         message = html.unescape(err.group(1)).strip() or "no message"
         raise SourceError(f"FAIL_{SERVICE}_SQL_ERROR", f"{url}: SSA SQL error: {message}")
-    link = _LINK.search(text)
-    if link:
-        return urllib.parse.urljoin(url, html.unescape(link.group(1)))
-    if _NO_ROWS.search(text):
-        return None
     snippet = " ".join(re.sub(r"<[^>]+>", " ", text).split())[:160]
-    raise SourceError(
-        f"FAIL_{SERVICE}_NO_RESULT", f"{url}: the answer page has no results file and no row count: {snippet!r}"
-    )
+    query_n, file_n = _counts(_QUERY_COUNT, text), _counts(_FILE_COUNT, text)
+    if len(query_n) > 1 or len(file_n) > 1:
+        raise SourceError(
+            f"FAIL_{SERVICE}_UNREADABLE", f"{url}: the page states several row counts {sorted(query_n | file_n)}"
+        )
+    if query_n and file_n and file_n != query_n:
+        if min(file_n) < min(query_n):
+            raise SourceError(
+                f"FAIL_{SERVICE}_TRUNCATED",
+                f"{url}: the query returned {min(query_n)} rows but the file holds {min(file_n)}",
+            )
+        raise SourceError(
+            f"FAIL_{SERVICE}_UNREADABLE", f"{url}: the page states {min(query_n)} and {min(file_n)} rows"
+        )
+    count = min(query_n | file_n) if (query_n or file_n) else None
+    link = _LINK.search(text)
+    href = urllib.parse.urljoin(url, html.unescape(link.group(1))) if link else None
+    if href is None and count is None:
+        raise SourceError(
+            f"FAIL_{SERVICE}_UNREADABLE",
+            f"{url}: the answer page has no results file and no explicit row count: {snippet!r}",
+        )
+    if href is None and count:
+        raise SourceError(
+            f"FAIL_{SERVICE}_UNREADABLE", f"{url}: the page states {count} rows but links no results file"
+        )
+    return count, href
 
 
 def _parse_csv(content: bytes, url: str, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -288,11 +380,16 @@ def query_supercosmos(
         stats.cones.append((c_ra, c_dec, r))
         stats.max_depth = max(stats.max_depth, depth)
         page = client.fetch("POST", url, data=form)
-        link = _results_link(page.content, url)
-        if link is None:
+        count, link = _read_page(page.content, url)
+        if link is None:  # the page says, in so many words, that the query returned 0 rows
             return
         answer = client.fetch("GET", link)
         table = _parse_csv(answer.content, link, cols)
+        if count is not None and len(table) != count:
+            raise SourceError(
+                f"FAIL_{SERVICE}_COUNT_MISMATCH",
+                f"{link}: the page states {count} rows, the results file holds {len(table)}",
+            )
         stats.rows_received += len(table)
         if len(table) > limit:
             stats.truncated_answers += 1

@@ -21,7 +21,10 @@ list          service                     content
 ``skybot``    IMCCE SkyBoT cone search    the plate's asteroids at the plate epoch
 ``scos``      SSA ``Source`` cone         the second digitisation of the plate: real
                                           objects at the plate epoch to R ~ 20.5,
-                                          never the DSS scan's defects
+                                          never the DSS scan's defects; every row
+                                          measured on the R1 (POSS-I E) plate
+                                          (``objIDR1`` non-zero, a real
+                                          ``sCorMagR1``): what the veto needs
 ============  ==========================  =============================================
 """
 
@@ -75,7 +78,8 @@ LIST_COLUMNS: dict[str, dict[str, object]] = {
     "skybot": {"Num": "Int64", "Name": object, "ra": np.float64, "dec": np.float64, "Class": object,
                "Mv": np.float64, "ErrPos": np.float64, "dRAcosDec": np.float64, "dDEC": np.float64,
                "epoch_jd": np.float64},
-    "scos": {"objID": np.int64, "ra": np.float64, "dec": np.float64, "sCorMagR1": np.float64},
+    "scos": {"objID": np.int64, "ra": np.float64, "dec": np.float64, "sCorMagR1": np.float64,
+             "objIDR1": np.int64},
 }
 
 
@@ -582,7 +586,9 @@ def scos_list(
 
     Positions are the objects' plate-epoch positions with
     ``scos_position_sigma_arcsec`` x ``sigma_scale`` noise per axis;
-    ``objID = 2**62 | obj_id``; ``sCorMagR1`` = R with 0.08-0.2 mag errors.
+    ``objID = 2**62 | obj_id``; ``sCorMagR1`` = R with 0.08-0.2 mag errors;
+    ``objIDR1 = 2**61 | obj_id`` (its detection on the R1 plate, POSS-I E:
+    every listed object is measured there).
     Only detected objects (:func:`scos_detected`) are listed.
 
     Parameters
@@ -598,9 +604,10 @@ def scos_list(
     Returns
     -------
     DataFrame
-        ``objID`` (int64), ``ra``, ``dec``, ``sCorMagR1``, sorted by ``objID``.
+        ``objID`` (int64), ``ra``, ``dec``, ``sCorMagR1``, ``objIDR1``
+        (int64), sorted by ``objID``.
     """
-    ids, ras, decs, mags = [], [], [], []
+    ids, ras, decs, mags, r1_ids = [], [], [], [], []
     for oid, ra, dec, rmag, scale in parts:
         det = scos_detected(seed, cfg, oid, rmag)
         e = object_normals(seed, oid, Purpose.SCOS, 3)
@@ -608,11 +615,13 @@ def scos_list(
         r2, d2 = _offset(np.asarray(ra), np.asarray(dec), sig * e[:, 0], sig * e[:, 1])
         m_err = 0.08 + 0.12 * np.clip((np.asarray(rmag) - 17.0) / 3.5, 0.0, 1.0)
         ids.append((np.int64(1) << np.int64(62)) | np.asarray(oid, dtype=np.int64)[det])
+        r1_ids.append((np.int64(1) << np.int64(61)) | np.asarray(oid, dtype=np.int64)[det])
         ras.append(r2[det])
         decs.append(d2[det])
         mags.append((np.asarray(rmag) + m_err * e[:, 2])[det])
     data = {"objID": np.concatenate(ids) if ids else np.zeros(0, np.int64),
             "ra": np.concatenate(ras) if ras else np.zeros(0),
             "dec": np.concatenate(decs) if decs else np.zeros(0),
-            "sCorMagR1": np.concatenate(mags) if mags else np.zeros(0)}
+            "sCorMagR1": np.concatenate(mags) if mags else np.zeros(0),
+            "objIDR1": np.concatenate(r1_ids) if r1_ids else np.zeros(0, np.int64)}
     return _finish("scos", data, "objID")
