@@ -269,3 +269,82 @@ def test_changing_a_trust_threshold_reruns_selection_not_the_fit(tmp_path):
     table = pd.read_parquet(sel["outputs"]["selected"]["path"])
     assert (table["astrometry_trust_reason"] == "median_residual").all()
     assert read_json(Path(ast["outputs"]["astrometry"]["path"]))["summary"]["fit_scatter_arcsec"] > 0
+
+
+# --------------------------------------------------------------------------- survey: summary, astrometry.csv, report
+
+
+def _record(tid: str, trusted: bool | None, candidates: int, reasons: tuple[str, ...] = ()) -> dict:
+    ast = {"solution": "plate", "status": "fit" if trusted else "fallback_shift", "median_residual_arcsec": 0.2}
+    if trusted is not None:
+        ast.update(trusted=trusted, trust_reasons=list(reasons),
+                   trust_reason="; ".join(f"<{r}>" for r in reasons) or None, match_fraction=0.9)
+    return {"tile_id": tid, "centre": {"ra": 1.0, "dec": 2.0}, "plate": {"region": "XE001", "label": "E1",
+            "epoch": 1952.5}, "status": "ok", "reason": None, "funnel": {"detections": 3}, "config_hash": "abc",
+            "counts": {"detections": 3, "candidates": candidates}, "astrometry": ast}
+
+
+def test_summary_counts_untrusted_tiles_and_their_candidates(tmp_path):
+    from vasco.catalogue.publish import build_summary, merge_catalogues, write_tile_record
+
+    recs = [_record("t1", True, 1), _record("t2", False, 2, ("fit_fallback_shift", "match_fraction")),
+            _record("t3", None, 1)]
+    for rec in recs:
+        d = tmp_path / "tiles" / rec["tile_id"]
+        trusted = rec["astrometry"].get("trusted", True)
+        det = pd.DataFrame({"NUMBER": [1, 2, 3], "ra": [10.0, 10.1, 10.2], "dec": [0.0, 0.1, 0.2],
+                            "is_candidate": [True, rec["tile_id"] == "t2", False],
+                            "astrometry_trusted": [trusted] * 3})
+        d.mkdir(parents=True)
+        det.to_parquet(d / "detections.parquet", index=False)
+        write_tile_record(d, rec)
+    counts = merge_catalogues(tmp_path, recs)
+    assert counts["candidates"] == 4 and counts["candidates_untrusted"] == 2
+    trust = build_summary(tmp_path, recs, counts, "abc")["astrometry_trust"]
+    assert trust["tiles_untrusted"] == 1 and trust["tiles_trusted"] == 1 and trust["tiles_unassessed"] == 1
+    assert trust["candidates_untrusted"] == 2 and trust["tile_candidates_untrusted"] == 2
+    assert trust["by_reason"] == {"fit_fallback_shift": 1, "match_fraction": 1}
+    assert trust["untrusted_tiles"] == {"t2": "<fit_fallback_shift>; <match_fraction>"}
+    cands = pd.read_parquet(tmp_path / "candidates.parquet")
+    assert cands.loc[cands["tile_id"] == "t2", "astrometry_trusted"].eq(False).all()
+
+
+def test_astrometry_table_has_the_trust_columns():
+    from vasco.qc.astrometry import astrometry_table, summarize_astrometry
+
+    table = astrometry_table([_record("t1", True, 0), _record("t2", False, 0, ("median_residual",)),
+                              _record("t3", None, 0)])
+    assert table["trusted"].tolist()[:2] == [True, False] and pd.isna(table["trusted"].iloc[2])
+    assert table["trust_reasons"].tolist()[:2] == ["", "median_residual"] and pd.isna(table["trust_reasons"].iloc[2])
+    assert table["match_fraction"].dtype == np.float64
+    assert summarize_astrometry(table)["untrusted_tiles"] == 1
+
+
+def test_report_page_lists_untrusted_tiles_with_their_reasons(tmp_path):
+    import html
+
+    from vasco.report.page import write_index
+
+    hostile = "</td><script>alert(1)</script>"
+    summary = {"tiles": {"planned": 2, "processed": 2}, "detections": 6, "candidates": 3, "funnel": {},
+               "astrometry_trust": {"tiles_untrusted": 1, "candidates_untrusted": 2,
+                                    "untrusted_tiles": {"t002.0000+02.0000": "fit fell back " + hostile}}}
+    page = write_index(tmp_path / "s" / "report" / "index.html", summary=summary, plots={}, tiles=[],
+                       coverage={}, gallery=None, config_hash="x", vasco_version="0", created="now").read_text()
+    assert 'id="untrusted-tiles"' in page and "t002.0000+02.0000" in page and "2 candidate(s)" in page
+    assert html.escape("fit fell back " + hostile) in page and "<script>alert(1)" not in page
+    clean = dict(summary, astrometry_trust={"tiles_untrusted": 0, "candidates_untrusted": 0, "untrusted_tiles": {}})
+    page = write_index(tmp_path / "s" / "report" / "index.html", summary=clean, plots={}, tiles=[], coverage={},
+                       gallery=None, config_hash="x", vasco_version="0", created="now").read_text()
+    assert "Untrusted astrometry" in page and 'id="untrusted-tiles"' not in page
+
+
+def test_gallery_cards_carry_the_mark_and_the_uncertainty():
+    from vasco.report.gallery import _card_data
+
+    cands = pd.DataFrame({"ra": [10.0, 11.0], "dec": [1.0, 2.0], "tile_id": ["t1", "t2"],
+                          "astrometry_trust_reason": pd.array(["", "fit_fallback_shift"], dtype="string"),
+                          "pos_err_arcsec": [0.15, 0.4]})
+    cards = _card_data(cands, [None, None])
+    assert [c["untrusted"] for c in cards] == ["", "fit_fallback_shift"]
+    assert [c["poserr"] for c in cards] == [0.15, 0.4]
