@@ -132,6 +132,28 @@ def test_plate_solution_in_the_flow(distorted):
     assert summary["astrometry"]["median_of_tile_medians_arcsec"] <= 0.15
 
 
+def test_trust_and_position_uncertainty_in_the_flow(distorted):
+    """A well-fitted tile is trusted; SExtractor's own centroid errors give each detection an
+    uncertainty that grows as SNR falls."""
+    import numpy as np
+
+    out, summary = distorted
+    (tile,) = list((out / "tiles").iterdir())
+    ast = read_json(tile / "tile.json")["astrometry"]
+    assert ast["trusted"] is True and ast["trust_reasons"] == [] and ast["match_catalog"] == "gaia"
+    assert ast["match_fraction"] >= 0.8 and ast["match_stars"] > 50
+    assert ast["pixel_scale_arcsec"] == pytest.approx(1.70, abs=0.01) and 0.0 < ast["fit_scatter_arcsec"] < 0.3
+    dets = pd.read_parquet(out / "detections.parquet")
+    cols = ["pos_err_arcsec", "pos_err_centroid_arcsec", "pos_err_fit_arcsec"]
+    assert all(dets[c].dtype == np.float64 for c in cols)
+    assert np.isfinite(dets[cols].to_numpy()).all()
+    assert dets["astrometry_trusted"].all() and (dets["astrometry_trust_reason"] == "").all()
+    bins = [dets.loc[(dets["SNR_WIN"] > lo) & (dets["SNR_WIN"] <= hi), "pos_err_centroid_arcsec"].median()
+            for lo, hi in ((10, 30), (30, 100), (100, np.inf))]
+    assert bins[0] > bins[1] > bins[2] > 0
+    assert summary["astrometry_trust"]["tiles_untrusted"] == 0 and summary["astrometry_trust"]["tiles_trusted"] == 1
+
+
 def test_vetoes_funnel_and_compare_with_the_injected_list(survey, tmp_path):
     """The later vetoes are funnel stages; `vasco compare` finds every recovered transient."""
     import numpy as np
