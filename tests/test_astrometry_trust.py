@@ -348,3 +348,18 @@ def test_gallery_cards_carry_the_mark_and_the_uncertainty():
     cards = _card_data(cands, [None, None])
     assert [c["untrusted"] for c in cards] == ["", "fit_fallback_shift"]
     assert [c["poserr"] for c in cards] == [0.15, 0.4]
+
+
+def test_vasco_status_lists_untrusted_tiles(tmp_path, capsys):
+    from flows.cli import main
+    from vasco.survey_tree import survey_status
+
+    (tmp_path / "positions.csv").write_text("ra,dec\n10,10\n20,20\n")
+    for rec in (_record("t010.0000+10.0000", True, 0),
+                _record("t020.0000+20.0000", False, 1, ("fit_fallback_none", "match_fraction"))):
+        write_json_atomic(tmp_path / "tiles" / rec["tile_id"] / "tile.json", rec)
+    st = survey_status(tmp_path)
+    assert st.untrusted == {"fit_fallback_none": ["t020.0000+20.0000"], "match_fraction": ["t020.0000+20.0000"]}
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "astrometry not trusted: 1 processed tile(s)" in out and "match_fraction: 1  t020.0000+20.0000" in out
