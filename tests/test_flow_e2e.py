@@ -245,3 +245,35 @@ def test_dry_run_orchestrates_without_pixels_and_leaves_tiles_pending(tmp_path, 
     pos = sample_positions(5, 3)
     cfg = VascoConfig.read(out / "config.json")
     assert len(pending_tiles(open_root(out), pos, cfg.science_hash())) == 5
+
+
+def test_a_tile_whose_fit_falls_back_is_marked_through_to_the_report(tmp_path_factory, harness):
+    """A fit forced to fall back to a shift (too few stars for any polynomial): the tile is processed,
+    untrusted, its candidates carry the mark, the summary counts them and the report lists the tile."""
+    import json
+
+    from flows.survey import survey_flow
+
+    out = tmp_path_factory.mktemp("untrusted")
+    cfg = out / "config.in.json"
+    # Denser injected transients than the default, and no bright-star veto (which takes the few
+    # there are here), give this 10' tile candidates.
+    cfg.write_text(json.dumps({"astrometry": {"fit_min_stars_per_term": 100000}, "synthetic": {"n_transients": 300},
+                               "vetoes": {"spikes": {"enabled": False}}}))
+    pos = out / "positions.in.csv"
+    pos.write_text("ra,dec\n132.8250,11.8000\n")
+    summary = survey_flow(out=str(out), tiles=1, seed=1, size_arcmin=10.0, workers=1, positions=str(pos),
+                          config_file=str(cfg))
+    (tile,) = list((out / "tiles").iterdir())
+    rec = read_json(tile / "tile.json")
+    assert rec["status"] == "ok" and rec["astrometry"]["status"] == "fallback_shift"
+    assert rec["astrometry"]["trusted"] is False and "fit_fallback_shift" in rec["astrometry"]["trust_reasons"]
+    cands = pd.read_parquet(out / "candidates.parquet")
+    assert len(cands) == summary["candidates"] > 0
+    assert not cands["astrometry_trusted"].any()
+    assert cands["astrometry_trust_reason"].str.contains("fit_fallback_shift").all()
+    trust = summary["astrometry_trust"]
+    assert trust["tiles_untrusted"] == 1 and trust["candidates_untrusted"] == len(cands)
+    assert trust["by_reason"]["fit_fallback_shift"] == 1 and tile.name in trust["untrusted_tiles"]
+    page = (out / "report" / "index.html").read_text()
+    assert 'id="untrusted-tiles"' in page and tile.name in page and "fell back to a shift" in page
