@@ -376,3 +376,14 @@ def test_funnel_artifact_mentions_untrusted_tiles():
     assert "`fit_fallback_shift` 1" in text
     summary["astrometry_trust"] = {"tiles_untrusted": 0, "candidates_untrusted": 0, "by_reason": {}}
     assert "not trusted" not in _funnel_markdown(summary, [])
+
+
+def test_a_pass2_table_without_windowed_errors_fails_the_step_with_a_reason(tmp_path):
+    from vasco.pipeline import StepError
+
+    tile, measured, cats, plate = _tile(tmp_path)
+    table = pd.read_parquet(measured["path"]).drop(columns=["ERRAWIN_IMAGE"])
+    bad = _write(tile / "work" / "measured.parquet", table)
+    with pytest.raises(StepError, match="ERRAWIN_IMAGE") as err:
+        fit_astrometry(tile, bad, cats, plate, RA0, DEC0, CFG)
+    assert err.value.reason == "FAIL_PASS2"

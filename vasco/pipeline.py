@@ -518,7 +518,7 @@ def fit_astrometry(
         try:
             summary.update(_position_errors(table, x, y, sol, ra0, dec0))
         except ValueError as exc:
-            raise StepError("FAIL_NO_ASTROMETRY", str(exc)) from exc
+            raise StepError("FAIL_PASS2", str(exc)) from exc
         summary["reference"] = acfg.reference if ref_ra is not None else None
         summary["plate_epoch"] = epoch
         record = {"summary": summary, "fit": sol.fit.to_dict() if sol.fit is not None else None}
