@@ -65,7 +65,7 @@ def test_median_residual_threshold_comes_from_the_config():
 def test_match_fraction_threshold_comes_from_the_config():
     d = assess_trust(GOOD, (200, 150, 0.75), AstrometryTrustConfig(), "gaia")
     assert not d.trusted and d.reasons == ["match_fraction"]
-    assert "150 of 200" in d.details[0] and "75%" in d.details[0] and "gaia" in d.details[0]
+    assert "150 of 200" in d.details[0] and "75%" in d.details[0] and "a Gaia counterpart" in d.details[0]
     assert assess_trust(GOOD, (200, 150, 0.75), AstrometryTrustConfig(min_match_fraction=0.7)).trusted
     assert assess_trust(GOOD, (200, 160, 0.8), AstrometryTrustConfig()).trusted
     # No test star at all proves nothing: untrusted.

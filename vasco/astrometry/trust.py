@@ -177,7 +177,7 @@ def assess_trust(
         reasons.append("median_residual")
         details.append(f"median fit residual {float(med):.2f}\" > {cfg.max_median_residual_arcsec:g}\"")
     n, k, frac = match
-    cat = match_catalog or "the reference catalogue"
+    cat = {"gaia": "Gaia", "ps1": "PS1"}.get(str(match_catalog), match_catalog or "the reference catalogue")
     if frac is None:
         reasons.append("match_fraction")
         details.append(f"no SNR_WIN > {cfg.snr_min:g} point-like detection to test against {cat}")
