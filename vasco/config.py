@@ -130,12 +130,14 @@ class AstrometryTrustConfig(_Section):
         description="Untrusted when fewer than this fraction of the tile's test stars have a counterpart in "
         "astrometry.reference (Gaia by default) within matching.radius_arcsec. Test stars: SNR_WIN above snr_min, "
         "FLAGS at most flags_max and, with require_shape_cuts, point-like by the quality cuts' shape tests. They "
-        "are bright on POSS-I (R ~ 18 and brighter at SNR 30), far above Gaia's limit (G ~ 21), so a real star "
-        "among them without a counterpart means the positions are off, not that Gaia is too shallow.",
+        "are bright (on the synthetic sky, calibrated on a real POSS-I tile, 99% of the matched ones have G < 18.7), "
+        "far above Gaia's limit (G ~ 21), so a real star among them without a counterpart means the positions are "
+        "off, not that Gaia is too shallow.",
     )
     snr_min: float = Field(30.0, gt=0, description="Test stars of the match fraction: SNR_WIN above this.")
     flags_max: int = Field(
-        0, ge=0, description="Test stars of the match fraction: FLAGS at most this (no blends, no saturation)."
+        0, ge=0, description="Test stars of the match fraction: FLAGS at most this (0: no neighbours, blends or "
+        "truncated sources, whose centroids are pulled)."
     )
     require_shape_cuts: bool = Field(
         True,
