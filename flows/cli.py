@@ -3,7 +3,7 @@
     vasco survey --sky synthetic --tiles 4 --seed 1 --out DIR      (same as python flows/survey.py)
     vasco tile --fits FILE --catalog gaia=PATH [--catalog ps1=PATH] --out DIR
     vasco compare DIR --published FILE.csv [--match-radius 5]
-    vasco status DIR                      (tiles by status, failed ones by reason, not run yet)
+    vasco status DIR                      (tiles by status, failed ones by reason, not run yet, untrusted astrometry)
     vasco clean DIR [--dry-run]           (remove intermediate files, keep catalogues)
     vasco reset DIR --tile ID [--step S]  (forget a tile, or one step of it)
     vasco report DIR [--force]            (rebuild the QC plots, MOC, gallery and DIR/report/index.html)
@@ -69,7 +69,12 @@ def _tile(argv: list[str]) -> int:
     from flows.tile import tile_flow
 
     rec = tile_flow(out=a.out, fits=str(Path(a.fits).resolve()), config=cfg)
-    print(json.dumps({k: rec[k] for k in ("tile_id", "status", "reason", "plate", "funnel")}, indent=2))
+    shown = {k: rec[k] for k in ("tile_id", "status", "reason", "plate", "funnel")}
+    ast = rec.get("astrometry") or {}
+    if "trusted" in ast:
+        shown["astrometry"] = {k: ast.get(k) for k in ("trusted", "trust_reason", "median_residual_arcsec",
+                                                       "match_fraction")}
+    print(json.dumps(shown, indent=2))
     return 0 if rec["status"] == "ok" else 1
 
 
@@ -131,7 +136,8 @@ def _compare(argv: list[str]) -> int:
 
 def _status(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="vasco status", description="Progress of a survey folder: tiles by "
-                                "status, rejected and failed tiles by reason token, tiles not run yet.")
+                                "status, rejected and failed tiles by reason token, tiles not run yet, processed "
+                                "tiles whose astrometry is not trusted (by reason token).")
     p.add_argument("survey", help="the survey folder (--out of vasco survey)")
     a = p.parse_args(argv)
     from vasco.survey_tree import survey_status

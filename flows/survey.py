@@ -249,6 +249,11 @@ def _funnel_markdown(summary: dict[str, Any], records: list[dict[str, Any]]) -> 
     if summary["failures"]:
         lines += ["", "Rejected or failed tiles by reason: "
                   + ", ".join(f"`{k}` {v}" for k, v in summary["failures"].items())]
+    trust = summary.get("astrometry_trust") or {}
+    if trust.get("tiles_untrusted"):
+        lines += ["", f"Astrometry not trusted on {trust['tiles_untrusted']} processed tile(s), with "
+                  f"{trust['candidates_untrusted']} candidate(s) (marked `astrometry_trusted` false): "
+                  + ", ".join(f"`{k}` {v}" for k, v in trust["by_reason"].items())]
     inj = summary.get("injection")
     if inj:
         comp = "n/a" if inj["completeness"] is None else f"{inj['completeness']:.3f}"

@@ -130,7 +130,7 @@ def run_tile(
         )
         step = "select"
         sel = tt.select_candidates.with_options(**opts)(
-            tile_dir, match["outputs"]["table"], match["info"], cfg
+            tile_dir, match["outputs"]["table"], match["info"], cfg, ast["outputs"]["astrometry"]
         )
         step = "psf_fit"
         spr = tt.spread_model.with_options(**opts)(
@@ -162,7 +162,11 @@ def run_tile(
         **ast["info"]["astrometry"],
         "solutions_in_header": meas["info"].get("solutions"),
         "two_solution_offset_arcsec": meas["info"].get("two_solution_offset_arcsec"),
+        # Decided after the counterpart match: can these positions support a 5" "no counterpart"?
+        **sel["info"]["astrometry_trust"],
     }
+    if not record["astrometry"]["trusted"]:
+        logger.warning("tile %s: astrometry not trusted: %s", tid, record["astrometry"]["trust_reason"])
     try:
         tt.astrometry_plot.with_options(**opts)(
             tile_dir, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], tid

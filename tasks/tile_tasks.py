@@ -195,8 +195,11 @@ def crossmatch(
 
 
 @task(name="select-candidates", cache_policy=_step_cache("select", pipeline.select_candidates), **_COMMON)
-def select_candidates(tile_dir: Path, matched: dict[str, str], match_info: dict[str, Any], cfg: VascoConfig) -> dict[str, Any]:
-    return pipeline.select_candidates(tile_dir, matched, match_info, cfg)
+def select_candidates(
+    tile_dir: Path, matched: dict[str, str], match_info: dict[str, Any], cfg: VascoConfig, astrometry: dict[str, str]
+) -> dict[str, Any]:
+    """Quality cuts, the Gaia/PS1 counterpart tests, and the tile's astrometric trust."""
+    return pipeline.select_candidates(tile_dir, matched, match_info, cfg, astrometry=astrometry)
 
 
 @task(name="spread-model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf_fit", pipeline.fit_psf_model), **_COMMON)

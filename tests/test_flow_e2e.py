@@ -132,6 +132,28 @@ def test_plate_solution_in_the_flow(distorted):
     assert summary["astrometry"]["median_of_tile_medians_arcsec"] <= 0.15
 
 
+def test_trust_and_position_uncertainty_in_the_flow(distorted):
+    """A well-fitted tile is trusted; SExtractor's own centroid errors give each detection an
+    uncertainty that grows as SNR falls."""
+    import numpy as np
+
+    out, summary = distorted
+    (tile,) = list((out / "tiles").iterdir())
+    ast = read_json(tile / "tile.json")["astrometry"]
+    assert ast["trusted"] is True and ast["trust_reasons"] == [] and ast["match_catalog"] == "gaia"
+    assert ast["match_fraction"] >= 0.8 and ast["match_stars"] > 50
+    assert ast["pixel_scale_arcsec"] == pytest.approx(1.70, abs=0.01) and 0.0 < ast["fit_scatter_arcsec"] < 0.3
+    dets = pd.read_parquet(out / "detections.parquet")
+    cols = ["pos_err_arcsec", "pos_err_centroid_arcsec", "pos_err_fit_arcsec"]
+    assert all(dets[c].dtype == np.float64 for c in cols)
+    assert np.isfinite(dets[cols].to_numpy()).all()
+    assert dets["astrometry_trusted"].all() and (dets["astrometry_trust_reason"] == "").all()
+    bins = [dets.loc[(dets["SNR_WIN"] > lo) & (dets["SNR_WIN"] <= hi), "pos_err_centroid_arcsec"].median()
+            for lo, hi in ((10, 30), (30, 100), (100, np.inf))]
+    assert bins[0] > bins[1] > bins[2] > 0
+    assert summary["astrometry_trust"]["tiles_untrusted"] == 0 and summary["astrometry_trust"]["tiles_trusted"] == 1
+
+
 def test_vetoes_funnel_and_compare_with_the_injected_list(survey, tmp_path):
     """The later vetoes are funnel stages; `vasco compare` finds every recovered transient."""
     import numpy as np
@@ -223,3 +245,35 @@ def test_dry_run_orchestrates_without_pixels_and_leaves_tiles_pending(tmp_path, 
     pos = sample_positions(5, 3)
     cfg = VascoConfig.read(out / "config.json")
     assert len(pending_tiles(open_root(out), pos, cfg.science_hash())) == 5
+
+
+def test_a_tile_whose_fit_falls_back_is_marked_through_to_the_report(tmp_path_factory, harness):
+    """A fit forced to fall back to a shift (too few stars for any polynomial): the tile is processed,
+    untrusted, its candidates carry the mark, the summary counts them and the report lists the tile."""
+    import json
+
+    from flows.survey import survey_flow
+
+    out = tmp_path_factory.mktemp("untrusted")
+    cfg = out / "config.in.json"
+    # Denser injected transients than the default, and no bright-star veto (which takes the few
+    # there are here), give this 10' tile candidates.
+    cfg.write_text(json.dumps({"astrometry": {"fit_min_stars_per_term": 100000}, "synthetic": {"n_transients": 300},
+                               "vetoes": {"spikes": {"enabled": False}}}))
+    pos = out / "positions.in.csv"
+    pos.write_text("ra,dec\n132.8250,11.8000\n")
+    summary = survey_flow(out=str(out), tiles=1, seed=1, size_arcmin=10.0, workers=1, positions=str(pos),
+                          config_file=str(cfg))
+    (tile,) = list((out / "tiles").iterdir())
+    rec = read_json(tile / "tile.json")
+    assert rec["status"] == "ok" and rec["astrometry"]["status"] == "fallback_shift"
+    assert rec["astrometry"]["trusted"] is False and "fit_fallback_shift" in rec["astrometry"]["trust_reasons"]
+    cands = pd.read_parquet(out / "candidates.parquet")
+    assert len(cands) == summary["candidates"] > 0
+    assert not cands["astrometry_trusted"].any()
+    assert cands["astrometry_trust_reason"].str.contains("fit_fallback_shift").all()
+    trust = summary["astrometry_trust"]
+    assert trust["tiles_untrusted"] == 1 and trust["candidates_untrusted"] == len(cands)
+    assert trust["by_reason"]["fit_fallback_shift"] == 1 and tile.name in trust["untrusted_tiles"]
+    page = (out / "report" / "index.html").read_text()
+    assert 'id="untrusted-tiles"' in page and tile.name in page and "fell back to a shift" in page

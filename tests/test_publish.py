@@ -44,7 +44,7 @@ def test_merge_and_summary(tmp_path):
     write_tile_record(d, _record("t3", status="rejected", reason="REJECT_NON_POSS", funnel={}))
     records = read_tile_records(tmp_path, ["t1", "t2", "t3", "t4"])
     counts = merge_catalogues(tmp_path, records)
-    assert counts == {"detections": 4, "candidates": 2, "tile_candidates": 2}
+    assert counts == {"detections": 4, "candidates": 2, "tile_candidates": 2, "candidates_untrusted": 0}
     merged = pd.read_parquet(tmp_path / "detections.parquet")
     assert list(merged["tile_id"]) == ["t1", "t1", "t2", "t2"]
     # Measured once each: no dedup group, primary; the survey candidates are the tile candidates.

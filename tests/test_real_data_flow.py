@@ -214,6 +214,14 @@ def test_vasco_tile_on_the_real_m101_cutout(tmp_path, m101_path, harness):
     # Only the Gaia file was given: the HPM veto (which reads Gaia) runs, the other vetoes are skipped.
     assert "no_gaia" in rec["funnel"] and list(rec["funnel"])[-1] == "not_hpm"
     assert "not_bright_star" in rec["vetoes"]["skipped"]
+    # A "Gaia" holding every other star: about half the bright point-like stars lack a counterpart,
+    # so the tile's positions are not trusted, and its detections say so.
+    ast = rec["astrometry"]
+    assert ast["trusted"] is False and "match_fraction" in ast["trust_reasons"]
+    assert 0.3 < ast["match_fraction"] < 0.7 and ast["match_stars"] > 50
+    assert not dets["astrometry_trusted"].any()
+    assert dets["astrometry_trust_reason"].str.contains("match_fraction").all()
+    assert np.isfinite(dets["pos_err_arcsec"]).all() and ast["pixel_scale_arcsec"] == pytest.approx(1.70, abs=0.02)
 
 
 def test_vasco_tile_bad_input_is_named(tmp_path, capsys):

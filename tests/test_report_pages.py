@@ -75,6 +75,9 @@ def _candidates(rows: list[tuple[int, float, float]], *, tile: str = TILE, label
         "centre_dist_mm": 60.0 + k,
         "n_measurements": [1] * n,
         "is_survey_candidate": [True] * n,
+        "pos_err_arcsec": 0.12 + 0.01 * k,
+        # The last candidate's tile has untrusted astrometry.
+        "astrometry_trust_reason": pd.array([""] * max(n - 1, 0) + ["fit_fallback_shift"] * min(n, 1), dtype="string"),
     })
     for col in ("cut_flags", "cut_snr", "cut_fwhm", "cut_elongation", "cut_extent", "cut_mad_clip",
                 "no_gaia", "no_ps1", "cut_spread_model"):
@@ -331,6 +334,7 @@ def test_gallery_dom_in_chromium(site: dict) -> None:
     expected = ["loaded" if s else "missing" for s in site["stamps"]][:EAGER_STAMPS]
     assert states[: len(expected)] == expected
     assert f"{len(site['rows'])} of {len(site['rows'])} candidates shown" in dom
+    assert dom.count("astrometry untrusted: fit_fallback_shift") == 1 and "Position \u00b1" in dom
     assert "<script>alert(1)" not in dom.split('id="vasco-data"')[0]
     assert html.escape("</script><script>alert(1)</script>", quote=False) in dom
 

@@ -108,6 +108,46 @@ class MatchingConfig(_Section):
     )
 
 
+class AstrometryTrustConfig(_Section):
+    """When a tile's positions can support a 5\" "no counterpart" claim.
+
+    A tile is untrusted (``astrometry.trusted`` false in tile.json, and its
+    detections and candidates carry ``astrometry_trusted`` false) when its
+    Gaia-tied fit fell back (a shift, no correction, or no fit), when the fit
+    stars' median residual after the fit exceeds ``max_median_residual_arcsec``,
+    or when fewer than ``min_match_fraction`` of its bright point-like
+    detections have a counterpart in the fit's reference catalogue.  Its
+    candidates stay in the catalogue, marked.
+    """
+
+    max_median_residual_arcsec: float = Field(
+        0.5, gt=0, description="Untrusted when the median residual of the fit stars after the fit exceeds this."
+    )
+    min_match_fraction: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Untrusted when fewer than this fraction of the tile's test stars have a counterpart in "
+        "astrometry.reference (Gaia by default) within matching.radius_arcsec. Test stars: SNR_WIN above snr_min, "
+        "FLAGS at most flags_max and, with require_shape_cuts, point-like by the quality cuts' shape tests. They "
+        "are bright (on the synthetic sky, calibrated on a real POSS-I tile, 99% of the matched ones have G < 18.7), "
+        "far above Gaia's limit (G ~ 21), so a real star among them without a counterpart means the positions are "
+        "off, not that Gaia is too shallow.",
+    )
+    snr_min: float = Field(30.0, gt=0, description="Test stars of the match fraction: SNR_WIN above this.")
+    flags_max: int = Field(
+        0, ge=0, description="Test stars of the match fraction: FLAGS at most this (0: no neighbours, blends or "
+        "truncated sources, whose centroids are pulled)."
+    )
+    require_shape_cuts: bool = Field(
+        True,
+        description="Test stars must also pass the shape tests of the quality cuts (cuts.fwhm_*, "
+        "cuts.elongation_max, the extent test and the per-tile MAD clip of FWHM and ELONGATION): the point-like "
+        "population a candidate is drawn from, without the galaxies, trails and plate flaws that Gaia does "
+        "not list and that would lower the fraction whatever the astrometry.",
+    )
+
+
 class AstrometryConfig(_Section):
     """Header solutions and the per-tile plate solution tied to Gaia."""
 
@@ -152,6 +192,7 @@ class AstrometryConfig(_Section):
         description="Only reference stars with a proper motion (Gaia 5/6-parameter solutions) anchor the fit: "
         "without one their position at the plate epoch is unknown.",
     )
+    trust: AstrometryTrustConfig = AstrometryTrustConfig()
 
 
 class SyntheticConfig(_Section):

@@ -481,7 +481,10 @@ def fit_astrometry(
 
     Writes ``work/positioned.parquet``: the measured table with ``ra``/``dec``
     replaced by the corrected float64 positions, ``ra_header``/``dec_header``
-    keeping those of the header solution used, and ``astrometry_solution``;
+    keeping those of the header solution used, ``astrometry_solution``, and
+    each detection's 1-sigma position uncertainty ``pos_err_arcsec`` with its
+    parts ``pos_err_centroid_arcsec`` and ``pos_err_fit_arcsec``
+    (:func:`vasco.astrometry.trust.position_errors`);
     ``work/astrometry.json`` (the ``astrometry`` block of tile.json and the
     fit's coefficients) and ``work/astrometry_pairs.parquet`` (residual vectors
     of the fit stars, before and after).  Without a reference catalogue, or
@@ -521,6 +524,10 @@ def fit_astrometry(
         table["dec_header"] = hdec
         table["astrometry_solution"] = sol.solution
         summary = sol.summary()
+        try:
+            summary.update(_position_errors(table, x, y, sol, ra0, dec0))
+        except ValueError as exc:
+            raise StepError("FAIL_PASS2", str(exc)) from exc
         summary["reference"] = acfg.reference if ref_ra is not None else None
         summary["plate_epoch"] = epoch
         record = {"summary": summary, "fit": sol.fit.to_dict() if sol.fit is not None else None}
@@ -531,8 +538,31 @@ def fit_astrometry(
         }
         return outs, {"astrometry": summary}
 
-    params = {**acfg.model_dump(mode="json"), "ra0": ra0, "dec0": dec0}
+    # The trust thresholds are applied after the counterpart match (select_candidates), not here.
+    params = {**acfg.model_dump(mode="json", exclude={"trust"}), "ra0": ra0, "dec0": dec0}
     return _run_step(tile_dir, "astrometry", inputs, params, fit_astrometry, body)
+
+
+def _position_errors(table: pd.DataFrame, x: np.ndarray, y: np.ndarray, sol: Any, ra0: float,
+                     dec0: float) -> dict[str, Any]:
+    """Add the per-detection position uncertainty columns to ``table``; return the tile's figures.
+
+    See :func:`vasco.astrometry.trust.position_errors`: the windowed centroid
+    error (ERRAWIN/ERRBWIN_IMAGE) at the tile's pixel scale, in quadrature
+    with the fit's residual scatter.
+    """
+    from vasco.astrometry.trust import fit_scatter_arcsec, pixel_scale_arcsec, position_errors
+
+    missing = [c for c in ("ERRAWIN_IMAGE", "ERRBWIN_IMAGE") if c not in table.columns]
+    if missing:
+        raise ValueError(f"measured table lacks column(s) {missing} (pass 2's windowed centroid errors)")
+    scale = pixel_scale_arcsec(x, y, sol.ra, sol.dec, ra0, dec0)
+    scatter = fit_scatter_arcsec(sol.pairs)
+    errs = position_errors(table["ERRAWIN_IMAGE"].to_numpy(np.float64), table["ERRBWIN_IMAGE"].to_numpy(np.float64),
+                           scale, scatter)
+    for col, values in errs.items():
+        table[col] = values
+    return {"pixel_scale_arcsec": scale if np.isfinite(scale) else None, "fit_scatter_arcsec": scatter}
 
 
 def plot_astrometry(tile_dir: Path, pairs: Output, astrometry: Output, tile_id: str) -> dict[str, Any]:
@@ -622,8 +652,10 @@ def match_catalogs(
 # --------------------------------------------------------------------------- selection
 
 
-def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, Any], cfg: VascoConfig) -> dict[str, Any]:
-    """Quality cuts, then the counterpart vetoes (Gaia, PS1).
+def select_candidates(
+    tile_dir: Path, matched: Output, match_info: Mapping[str, Any], cfg: VascoConfig, *, astrometry: Output
+) -> dict[str, Any]:
+    """Quality cuts, then the counterpart vetoes (Gaia, PS1); and whether the tile's astrometry can be trusted.
 
     Writes ``work/selected.parquet``: every detection with its ``cut_*``
     columns, ``passes_cuts``, ``no_<catalogue>`` and ``no_counterpart``
@@ -632,13 +664,32 @@ def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, 
     :data:`vasco.filters.cuts.CUT_ORDER`, then ``no_<catalogue>`` for each
     catalogue used, in order.  :func:`fit_psf_model` (the SPREAD_MODEL cut)
     and the later vetoes (:func:`apply_vetoes`) take it from there.
+
+    ``astrometry`` is ``work/astrometry.json`` of :func:`fit_astrometry`.
+    With the counterparts known, the tile's trust is decided
+    (:func:`vasco.astrometry.trust.assess_trust`, thresholds
+    ``astrometry.trust``) and every detection gets ``astrometry_trusted``
+    and ``astrometry_trust_reason`` (reason tokens joined by ``;``, "" when
+    trusted); the step info's ``astrometry_trust`` holds the decision.
     """
+    from vasco.astrometry.trust import assess_trust, match_fraction, match_test_stars
+
     tile_dir = Path(tile_dir)
     used = list(match_info.get("catalogs_used", []))
+    tcfg = cfg.astrometry.trust
+    ref = cfg.astrometry.reference
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         table = pd.read_parquet(matched["path"])
         table, funnel = apply_quality_cuts(table, cfg.cuts)
+        summary = read_json(Path(astrometry["path"]))["summary"]
+        if f"{ref}_sep_arcsec" in table.columns:
+            counts = match_fraction(table[f"{ref}_sep_arcsec"].to_numpy(np.float64), match_test_stars(table, tcfg))
+        else:
+            counts = (0, 0, None)  # the reference catalogue was not matched on this tile
+        trust = assess_trust(summary, counts, tcfg, match_catalog=ref)
+        table["astrometry_trusted"] = np.full(len(table), trust.trusted, dtype=bool)
+        table["astrometry_trust_reason"] = pd.array([trust.reason] * len(table), dtype="string")
         alive = table["passes_cuts"].to_numpy().copy()
         for name in used:
             no_cp = ~np.isfinite(table[f"{name}_sep_arcsec"].to_numpy(np.float64))
@@ -647,13 +698,13 @@ def select_candidates(tile_dir: Path, matched: Output, match_info: Mapping[str, 
             funnel[f"no_{name}"] = int(alive.sum())
         table["no_counterpart"] = alive
         sel = write_parquet_atomic(tile_dir / "work" / "selected.parquet", table)
-        return {"selected": sel}, {"funnel": dict(funnel)}
+        return {"selected": sel}, {"funnel": dict(funnel), "astrometry_trust": trust.to_dict()}
 
     return _run_step(
         tile_dir,
         "select",
-        {"matched": matched},
-        {**cfg.cuts.model_dump(mode="json"), "used": used},
+        {"matched": matched, "astrometry": astrometry},
+        {**cfg.cuts.model_dump(mode="json"), "used": used, "trust": tcfg.model_dump(mode="json"), "reference": ref},
         select_candidates,
         body,
     )

@@ -32,6 +32,7 @@ class SurveyStatus:
     not_run: list[str]
     failed: dict[str, list[str]] = field(default_factory=dict)
     candidates: int | None = None
+    untrusted: dict[str, list[str]] = field(default_factory=dict)  # trust reason token -> processed tiles
 
     def lines(self) -> list[str]:
         """The status as text lines, failed tiles by reason."""
@@ -42,6 +43,12 @@ class SurveyStatus:
         for reason, tiles in sorted(self.failed.items()):
             shown = ", ".join(tiles[:8]) + (f" ... (+{len(tiles) - 8})" if len(tiles) > 8 else "")
             out.append(f"  {reason}: {len(tiles)}  {shown}")
+        if self.untrusted:
+            n = len({t for tiles in self.untrusted.values() for t in tiles})
+            out.append(f"astrometry not trusted: {n} processed tile(s)")
+            for reason, tiles in sorted(self.untrusted.items()):
+                shown = ", ".join(tiles[:8]) + (f" ... (+{len(tiles) - 8})" if len(tiles) > 8 else "")
+                out.append(f"  {reason}: {len(tiles)}  {shown}")
         if self.candidates is not None:
             out.append(f"candidates (published): {self.candidates}")
         return out
@@ -70,7 +77,8 @@ def planned_tile_ids(folder: Path) -> list[str]:
 
 
 def survey_status(folder: Path) -> SurveyStatus:
-    """Count a survey folder's tiles by status, list failed and rejected ones by reason, and those not run."""
+    """Count a survey folder's tiles by status, list failed and rejected ones by reason, those not run, and the
+    processed tiles whose astrometry is not trusted (by trust reason token)."""
     folder = _check_survey(folder)
     records: dict[str, dict[str, Any]] = {}
     for path in sorted((folder / "tiles").glob("*/tile.json")):
@@ -82,14 +90,18 @@ def survey_status(folder: Path) -> SurveyStatus:
     planned = planned_tile_ids(folder) or sorted(records)
     status = Counter(str(r.get("status")) for r in records.values())
     failed: dict[str, list[str]] = {}
+    untrusted: dict[str, list[str]] = {}
     for tid, rec in records.items():
         if rec.get("status") != "ok":
             failed.setdefault(str(rec.get("reason")), []).append(tid)
+        elif (rec.get("astrometry") or {}).get("trusted") is False:
+            for reason in rec["astrometry"].get("trust_reasons") or ["unknown"]:
+                untrusted.setdefault(str(reason), []).append(tid)
     candidates = None
     if (folder / "summary.json").is_file():
         candidates = int(read_json(folder / "summary.json").get("candidates", 0))
     return SurveyStatus(planned=len(planned), by_status=dict(status), not_run=[t for t in planned if t not in records],
-                        failed=failed, candidates=candidates)
+                        failed=failed, candidates=candidates, untrusted=untrusted)
 
 
 def _size(path: Path) -> int:

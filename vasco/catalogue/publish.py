@@ -23,6 +23,7 @@ __all__ = [
     "read_tile_records",
     "merge_catalogues",
     "build_summary",
+    "astrometry_trust_summary",
 ]
 
 TILE_STATUSES = ("ok", "rejected", "failed")
@@ -146,11 +147,13 @@ def merge_catalogues(
     ``is_primary`` and ``is_survey_candidate``.  ``detections.parquet`` keeps
     every measurement; ``candidates.parquet`` holds each candidate source once
     (its primary measurement, and only if no measurement of it has a
-    counterpart).  Returns the row counts, and ``tile_candidates`` (the sum of
-    the tiles' own candidates, before deduplication).
+    counterpart).  Returns the row counts, ``tile_candidates`` (the sum of
+    the tiles' own candidates, before deduplication) and
+    ``candidates_untrusted`` (candidates whose tile's astrometry is not
+    trusted, ``astrometry_trusted`` false).
     """
     ok = [r for r in records if r.get("status") == "ok"]
-    counts = {"detections": 0, "candidates": 0, "tile_candidates": 0}
+    counts = {"detections": 0, "candidates": 0, "tile_candidates": 0, "candidates_untrusted": 0}
     by_tile: dict[str, pd.DataFrame] = {}
     if dup is not None and len(dup):
         by_tile = {str(tid): rows for tid, rows in dup.groupby("tile_id", sort=False)}
@@ -176,6 +179,10 @@ def merge_catalogues(
                 counts["detections"] += table.num_rows
                 counts["candidates"] += cand.num_rows
                 counts["tile_candidates"] += int(pa.compute.sum(table.column("is_candidate")).as_py() or 0)
+                if "astrometry_trusted" in cand.column_names:
+                    # Nulls (a tile without the column) are not counted as untrusted.
+                    untrusted = pa.compute.invert(cand.column("astrometry_trusted"))
+                    counts["candidates_untrusted"] += int(pa.compute.sum(untrusted).as_py() or 0)
             if schema is None:
                 # No tile finished: empty files with no columns still mark the merge done.
                 for tmp in (tmp_det, tmp_cand):
@@ -199,7 +206,9 @@ def build_summary(
     ``failed_tiles`` lists the rejected and failed tile ids by reason; ``funnel``
     sums the per-tile funnels of processed tiles, step by step; for the
     synthetic sky ``injection`` scores candidates against the truth
-    (:mod:`vasco.qc.injection`).
+    (:mod:`vasco.qc.injection`); ``astrometry_trust`` counts the tiles whose
+    astrometry is not trusted and the candidates on them
+    (:func:`astrometry_trust_summary`).
     """
     status = Counter(r.get("status") for r in records)
     reasons = Counter(r.get("reason") for r in records if r.get("status") in ("rejected", "failed"))
@@ -231,8 +240,45 @@ def build_summary(
         },
         "config_hash": config_hash,
     }
+    summary["astrometry_trust"] = astrometry_trust_summary(records, counts)
     scores = [r["injection"] for r in records if r.get("status") == "ok" and r.get("injection")]
     if scores:
         summary["injection"] = combine_scores(scores)
     write_json_atomic(Path(out_dir) / "summary.json", summary)
     return summary
+
+
+def astrometry_trust_summary(records: Iterable[Mapping[str, Any]], counts: Mapping[str, int]) -> dict[str, Any]:
+    """Processed tiles whose astrometry cannot support a 5\" "no counterpart" claim, and their candidates.
+
+    ``tiles_untrusted`` (and ``tiles_trusted``, ``tiles_unassessed``: tile
+    records without a trust decision, e.g. written by an older version),
+    ``tile_candidates_untrusted`` (the untrusted tiles' own candidates, before
+    deduplication), ``candidates_untrusted`` (survey candidates, each source
+    once: ``counts['candidates_untrusted']`` of :func:`merge_catalogues`),
+    ``by_reason`` (tiles per reason token; a tile can have several) and
+    ``untrusted_tiles`` (tile id -> the reason in words).
+    """
+    ok = [r for r in records if r.get("status") == "ok" and not r.get("dry_run")]
+    untrusted: dict[str, str] = {}
+    reasons: Counter[str] = Counter()
+    tile_cands = trusted = unassessed = 0
+    for r in ok:
+        ast = r.get("astrometry") or {}
+        if "trusted" not in ast:
+            unassessed += 1
+        elif ast["trusted"]:
+            trusted += 1
+        else:
+            untrusted[str(r["tile_id"])] = str(ast.get("trust_reason") or ";".join(ast.get("trust_reasons") or []))
+            reasons.update(ast.get("trust_reasons") or [])
+            tile_cands += int((r.get("counts") or {}).get("candidates") or 0)
+    return {
+        "tiles_trusted": trusted,
+        "tiles_untrusted": len(untrusted),
+        "tiles_unassessed": unassessed,
+        "tile_candidates_untrusted": tile_cands,
+        "candidates_untrusted": int(counts.get("candidates_untrusted", 0)),
+        "by_reason": dict(sorted(reasons.items())),
+        "untrusted_tiles": dict(sorted(untrusted.items())),
+    }

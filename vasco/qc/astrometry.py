@@ -33,8 +33,16 @@ ASTROMETRY_COLUMNS: tuple[str, ...] = (
     "median_residual_arcsec",
     "p90_residual_arcsec",
     "two_solution_offset_arcsec",
+    "fit_scatter_arcsec",
+    "match_fraction",
+    "trusted",
+    "trust_reasons",
     "plot",
 )
+
+_INT_COLUMNS = ("degree", "n_fit_stars", "n_ref", "n_used")
+_FLOAT_COLUMNS = ("raw_median_residual_arcsec", "median_residual_arcsec", "p90_residual_arcsec",
+                  "two_solution_offset_arcsec", "fit_scatter_arcsec", "match_fraction")
 
 
 def astrometry_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -49,15 +57,19 @@ def astrometry_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             {
                 "tile_id": rec["tile_id"],
                 "plate_id": (rec.get("plate") or {}).get("region"),
-                **{k: ast.get(k) for k in ASTROMETRY_COLUMNS[2:-1]},
+                **{k: ast.get(k) for k in ASTROMETRY_COLUMNS[2:-3]},
+                # None: a record without a trust decision (written before it existed).
+                "trusted": ast.get("trusted"),
+                "trust_reasons": ";".join(ast.get("trust_reasons") or []) if "trusted" in ast else None,
                 "plot": f"tiles/{rec['tile_id']}/{plot}" if plot else None,
             }
         )
     table = pd.DataFrame(rows, columns=list(ASTROMETRY_COLUMNS))
-    for col in ("degree", "n_fit_stars", "n_ref", "n_used"):
+    for col in _INT_COLUMNS:
         table[col] = table[col].astype("Int64")
-    for col in ASTROMETRY_COLUMNS[9:13]:
+    for col in _FLOAT_COLUMNS:
         table[col] = table[col].astype(np.float64)
+    table["trusted"] = table["trusted"].astype("boolean")
     return table
 
 
@@ -82,6 +94,7 @@ def summarize_astrometry(table: pd.DataFrame) -> dict[str, Any]:
         "worst_tile_median_arcsec": float(med.max()) if med.size else None,
         "raw_median_of_tile_medians_arcsec": _q(raw, 50),
         "two_solution_offset_median_arcsec": _q(off, 50),
+        "untrusted_tiles": int((table["trusted"] == False).sum()),  # noqa: E712 - <NA> is not untrusted
     }
 
 

@@ -71,8 +71,10 @@ _NUMERIC = {
     "edge": "edge_dist_px",
     "centre_mm": "centre_dist_mm",
     "n_meas": "n_measurements",
+    "poserr": "pos_err_arcsec",
 }
-_TEXT = {"tile": "tile_id", "plate": "plate_label", "region": "plate_region"}
+_TEXT = {"tile": "tile_id", "plate": "plate_label", "region": "plate_region",
+         "untrusted": "astrometry_trust_reason"}
 
 
 def funnel_stage_columns(columns: list[str] | pd.Index) -> list[str]:
@@ -353,9 +355,15 @@ _JS = r"""
     fact(dl, "Tile x, y", fmt(r.x, 1) + ", " + fmt(r.y, 1));
     fact(dl, "Plate edge", fmt(r.edge, 0) + " px");
     fact(dl, "Plate centre", fmt(r.centre_mm, 1) + " mm");
+    fact(dl, "Position \u00b1", fmt(r.poserr, 2) + "\u2033");
     card.appendChild(dl);
     const chips = el("div", "chips");
     chips.title = "Funnel stages passed, in order";
+    if (r.untrusted) {
+      const c = el("span", "chip fail", "\u26a0 astrometry untrusted: " + r.untrusted);
+      c.title = "The tile's positions cannot support a 5\u2033 no-counterpart claim (summary.json astrometry_trust)";
+      chips.appendChild(c);
+    }
     r.passed.forEach(function (s) { chips.appendChild(el("span", "chip", s)); });
     r.failed.forEach(function (s) { chips.appendChild(el("span", "chip fail", "\u2717 " + s)); });
     card.appendChild(chips);

@@ -2,8 +2,9 @@
 
 One static HTML file that opens from disk: the survey summary (tiles,
 detections, candidates, injection scores on a synthetic sky, failure
-reasons), the funnel, the QC plots, the coverage, a link to the candidate
-gallery and a table of the tiles.  CSS and JavaScript are inline, nothing is
+reasons, the tiles whose astrometry is not trusted), the funnel, the QC
+plots, the coverage, a link to the candidate gallery and a table of the
+tiles.  CSS and JavaScript are inline, nothing is
 fetched from the network, and every text taken from the survey is
 HTML-escaped.  The tiles table is sortable and filterable by status in the
 browser; at most :data:`MAX_TILE_ROWS` rows are written (failed and rejected
@@ -129,6 +130,26 @@ def _failures(failures: Mapping[str, Any], failed_tiles: Mapping[str, Any]) -> s
             f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
+def _untrusted(trust: Any) -> str:
+    """Processed tiles whose astrometry is not trusted, with their reasons (summary.json ``astrometry_trust``)."""
+    if not isinstance(trust, Mapping):
+        return ""
+    tiles = trust.get("untrusted_tiles") or {}
+    counts = (f"{_int(trust.get('tiles_untrusted', len(tiles)))} tile(s), "
+              f"{_int(trust.get('candidates_untrusted', 0))} candidate(s) on them")
+    head = ('<h3 id="untrusted">Untrusted astrometry</h3><p>Tiles whose positions cannot support a 5" '
+            '"no counterpart" claim (their candidates carry <code>astrometry_trusted</code> = false): ')
+    if not tiles:
+        return head + "none.</p>"
+    rows = "".join(f"<tr><td>{_e(tid)}</td><td>{_e(why)}</td></tr>"
+                   for tid, why in list(tiles.items())[:MAX_TILE_ROWS])
+    more = ""
+    if len(tiles) > MAX_TILE_ROWS:
+        more = f'<p class="note">{len(tiles) - MAX_TILE_ROWS:,} more in summary.json.</p>'
+    return (f"{head}{counts}.</p><table class=\"grid\" id=\"untrusted-tiles\"><thead><tr><th>tile</th>"
+            f"<th>reason</th></tr></thead><tbody>{rows}</tbody></table>{more}")
+
+
 def _summary(summary: Mapping[str, Any]) -> str:
     tiles = summary.get("tiles") or {}
     rows = [(f"tiles {label}", _int(tiles.get(key, 0))) for key, label in _TILE_COUNTS]
@@ -146,6 +167,7 @@ def _summary(summary: Mapping[str, Any]) -> str:
         out.append("<div><h3>Astrometry</h3>" + _kv_table(arows) + "</div>")
     out.append("</div>")
     out.append(_failures(summary.get("failures") or {}, summary.get("failed_tiles") or {}))
+    out.append(_untrusted(summary.get("astrometry_trust")))
     out.append("</section>")
     return "".join(out)
 
@@ -410,8 +432,9 @@ def write_index(
         The survey's ``summary.json``: ``tiles`` {planned, processed,
         rejected, failed, not_run}, ``detections``, ``candidates``,
         ``funnel`` {stage: count} (in order), ``failures`` {reason: count},
-        ``failed_tiles`` {reason: [tile id]}, optionally ``injection`` and
-        ``astrometry``.
+        ``failed_tiles`` {reason: [tile id]}, optionally ``injection``,
+        ``astrometry`` and ``astrometry_trust`` (its ``untrusted_tiles``
+        {tile id: reason} are listed).
     plots : dict of str to str
         Caption -> PNG path relative to the page, shown in order as figures;
         captions containing "funnel" are shown in the funnel section.
