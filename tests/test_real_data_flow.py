@@ -128,7 +128,11 @@ def test_survey_with_xmatch_matches_synthetic(tmp_path, monkeypatch, harness):
     cfg_file = _config(tmp_path)
     survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
                 config_file=cfg_file)
-    tables = {f"vizier:{k}": v for k, v in _vizier_tables().items()}
+    viz = _vizier_tables()
+    ps1, ra_col, dec_col = viz["II/389/ps1_dr2"]
+    # XMatch's PS1 is II/349/ps1, whose Epoch is the mean epoch as an MJD (Julian years here -> MJD).
+    ps1 = ps1.assign(Epoch=(2016.0 - 2000.0) * 365.25 + 51544.5 + np.zeros(len(ps1)))
+    tables = {"vizier:I/350/gaiaedr3": viz["I/350/gaiaedr3"], "vizier:II/349/ps1": (ps1, ra_col, dec_col)}
     skybot, scos = _veto_servers()
     with SyntheticDss() as dss, XMatchStandIn(tables, job_delay=0.2) as xm, VizierStandIn(
             _veto_tables(), ids=VETO_IDS) as viz, skybot, scos:

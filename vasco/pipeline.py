@@ -265,11 +265,11 @@ def xmatch_catalogs(tile_dir: Path, measured: Output, tile_dec: float, cfg: Vasc
         "catalogs": list(cfg.matching.catalogs),
         "radius": cfg.catalogs.xmatch_radius_arcsec,
         "tile_dec": tile_dec,
+        "tables": {name: cfg.catalogs.xmatch_tables[name] for name in cfg.matching.catalogs},
     }
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         from vasco.sources.http import SourceError
-        from vasco.sources.vizier import GAIA_EDR3, PS1_DR2
         from vasco.sources.xmatch import xmatch_detections
 
         det = pd.read_parquet(measured["path"], columns=["NUMBER", "ra", "dec"])
@@ -281,10 +281,10 @@ def xmatch_catalogs(tile_dir: Path, measured: Output, tile_dec: float, cfg: Vasc
             if not applies:
                 info[f"{name}_skipped"] = why
                 continue
-            spec = GAIA_EDR3 if name == "gaia" else PS1_DR2
             try:
                 res = xmatch_detections(
-                    upload, "vizier:" + spec.name, cfg.catalogs.xmatch_radius_arcsec, config=cfg.sources.xmatch
+                    upload, cfg.catalogs.xmatch_tables[name], cfg.catalogs.xmatch_radius_arcsec,
+                    config=cfg.sources.xmatch,
                 )
             except SourceError as exc:
                 raise StepError(exc.reason, str(exc)) from exc

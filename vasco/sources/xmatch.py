@@ -23,6 +23,17 @@ this module fetches once per call) and sent, as a multipart POST with
 ``cone_area_max_deg``, the job is restricted to the cone around it
 (``area=cone``), which spares the service a whole-sky pass.
 
+Table names: :func:`check_tables` asks the service's table list once and
+raises ValueError for a name not in it (with the close names it knows), so a
+survey can refuse a wrong table before any tile runs.  The list is asked the
+way astroquery's ``XMatchClass.get_available_tables`` asks it (verified in
+astroquery's ``astroquery/xmatch/core.py``): ``GET <sync url>/tables`` with
+``action=getVizieRTableNames`` and ``RESPONSEFORMAT=txt``; the answer is plain
+text, one name per line, VizieR tables without the ``vizier:`` prefix
+(astroquery compares ``cat2`` minus ``vizier:`` with those lines), ``simbad``
+among them (first line of astroquery's recorded answer,
+``astroquery/xmatch/tests/data/tables.csv``, 13,329 names recorded in 2014).
+
 One job at a time: a process-wide lock serialises the jobs of every thread.
 Across processes the caller must hold a global limit of one (the flow's
 Prefect global concurrency limit).
@@ -35,10 +46,12 @@ URL: the ``url`` argument, else ``$VASCO_XMATCH_URL``, else
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import io
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import astropy.units as u
@@ -50,7 +63,15 @@ from vasco.matching.crossmatch import angular_separation_arcsec
 from vasco.sources.config import XMatchConfig
 from vasco.sources.http import HttpClient, SourceError
 
-__all__ = ["XMATCH_URL_ENV", "XMatchResult", "xmatch_base_url", "xmatch_detections", "MAX_DISTANCE_ARCSEC"]
+__all__ = [
+    "XMATCH_URL_ENV",
+    "XMatchResult",
+    "xmatch_base_url",
+    "xmatch_detections",
+    "available_tables",
+    "check_tables",
+    "MAX_DISTANCE_ARCSEC",
+]
 
 XMATCH_URL_ENV = "VASCO_XMATCH_URL"
 SERVICE = "XMATCH"
@@ -68,6 +89,7 @@ class XMatchResult:
     jobs: int
     catalog: str
     radius_arcsec: float
+    url: str = ""
 
 
 def xmatch_base_url(url: str | None = None, config: XMatchConfig | None = None) -> str:
@@ -101,17 +123,98 @@ def _xmatch_class() -> type:
 
         def get_available_tables(self, *, cache: bool = True) -> list[str]:
             if self._tables is None:
-                from astroquery.utils import url_helpers
-
-                answer = self._client.fetch(
-                    "GET",
-                    url_helpers.urljoin_keep_path(self.URL, "tables"),
-                    params={"action": "getVizieRTableNames", "RESPONSEFORMAT": "txt"},
-                )
-                self._tables = answer.content.decode("utf-8", errors="replace").split()
+                self._tables = available_tables(self.URL, http=self._client)
             return self._tables
 
     return _XMatchAt
+
+
+def available_tables(url: str | None = None, *, config: XMatchConfig | None = None,
+                     http: HttpClient | None = None) -> list[str]:
+    """The table names an XMatch service knows (VizieR ids without ``vizier:``, and ``simbad``).
+
+    Parameters
+    ----------
+    url : str, optional
+        The sync endpoint (see :func:`xmatch_base_url`).
+    config : XMatchConfig, optional
+    http : HttpClient, optional
+        Client to use; service name set to ``XMATCH``.
+
+    Returns
+    -------
+    list of str
+        One name per non-blank line of the answer, in its order.
+
+    Raises
+    ------
+    SourceError
+        ``FAIL_XMATCH_*`` when the list cannot be had, or is empty or HTML.
+    """
+    from astroquery.utils import url_helpers
+
+    cfg = config or XMatchConfig()
+    client = HttpClient(SERVICE, cfg.http) if http is None else http.with_service(SERVICE)
+    endpoint = xmatch_base_url(url, cfg)
+    list_url = url_helpers.urljoin_keep_path(endpoint, "tables")
+    answer = client.fetch("GET", list_url, params={"action": "getVizieRTableNames", "RESPONSEFORMAT": "txt"})
+    text = answer.content.decode("utf-8", errors="replace")
+    if text.lstrip().startswith("<"):
+        raise SourceError(f"FAIL_{SERVICE}_BAD_ANSWER", f"{list_url}: table list is not text: {text[:120]!r}")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise SourceError(f"FAIL_{SERVICE}_EMPTY", f"{list_url}: empty table list")
+    return names
+
+
+def check_tables(
+    url: str | None,
+    tables: Mapping[str, str],
+    *,
+    config: XMatchConfig | None = None,
+    http: HttpClient | None = None,
+) -> list[str]:
+    """Check that XMatch knows every table of ``tables`` (asks its table list once).
+
+    Parameters
+    ----------
+    url : str or None
+        The sync endpoint; None: ``$VASCO_XMATCH_URL``, the configuration, astroquery's.
+    tables : mapping of str to str
+        What each name is for (e.g. ``catalogs.xmatch_tables.ps1``) -> XMatch
+        table name, with or without ``vizier:``.
+    config : XMatchConfig, optional
+    http : HttpClient, optional
+
+    Returns
+    -------
+    list of str
+        The service's table list.
+
+    Raises
+    ------
+    ValueError
+        Naming the first unknown table, what it is for, the service, and the
+        known names closest to it (same VizieR catalogue first).
+    SourceError
+        When the list cannot be had.
+    """
+    names = available_tables(url, config=config, http=http)
+    known = set(names)
+    for what, table in tables.items():
+        bare = table.strip().removeprefix("vizier:")
+        if bare in known:
+            continue
+        catalogue = bare.rsplit("/", 1)[0] + "/" if "/" in bare else bare
+        same = sorted(n for n in known if n.startswith(catalogue))[:5]
+        close = [n for n in difflib.get_close_matches(bare, names, n=5, cutoff=0.6) if n not in same]
+        hint = same + close
+        raise ValueError(
+            f"{what}: XMatch table {table!r} is not in the table list of {xmatch_base_url(url, config)} "
+            f"({len(names)} tables)"
+            + (f"; close names: {', '.join('vizier:' + n for n in hint[:8])}" if hint else "; no close name")
+        )
+    return names
 
 
 def _check_detections(detections: pd.DataFrame) -> pd.DataFrame:
@@ -256,7 +359,7 @@ def xmatch_detections(
 
     matches = _assemble(pieces, det, cat2, id_column, id_is_text)
     unmatched = detections.loc[~detections["our_id"].isin(matches["our_id"])].reset_index(drop=True)
-    return XMatchResult(matches, unmatched, jobs, cat2, radius_arcsec)
+    return XMatchResult(matches, unmatched, jobs, cat2, radius_arcsec, endpoint)
 
 
 def _parse_csv(content: bytes, url: str, id_is_text: bool) -> pd.DataFrame:
