@@ -53,6 +53,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import astropy.units as u
 import numpy as np
@@ -70,6 +71,7 @@ __all__ = [
     "xmatch_detections",
     "available_tables",
     "check_tables",
+    "check_configured_tables",
     "MAX_DISTANCE_ARCSEC",
 ]
 
@@ -215,6 +217,38 @@ def check_tables(
             + (f"; close names: {', '.join('vizier:' + n for n in hint[:8])}" if hint else "; no close name")
         )
     return names
+
+
+def check_configured_tables(cfg: Any, http: HttpClient | None = None) -> list[str] | None:
+    """Check a run's XMatch tables before any work, when its catalogues come from XMatch.
+
+    Parameters
+    ----------
+    cfg : vasco.config.VascoConfig
+        ``catalogs.xmatch_tables`` of the catalogues in ``matching.catalogs``
+        are checked with :func:`check_tables` when ``catalogs.source``
+        resolves to ``'xmatch'``.
+    http : HttpClient, optional
+
+    Returns
+    -------
+    list of str or None
+        The service's table list, or None when the run does not use XMatch.
+
+    Raises
+    ------
+    ValueError
+        An unknown table (see :func:`check_tables`), or a service whose table
+        list cannot be read (no tile could get its catalogues either).
+    """
+    if cfg.catalogs.resolved(cfg.sky) != "xmatch":
+        return None
+    tables = {f"catalogs.xmatch_tables.{name}": cfg.catalogs.xmatch_tables[name] for name in cfg.matching.catalogs}
+    try:
+        return check_tables(None, tables, config=cfg.sources.xmatch, http=http)
+    except SourceError as exc:
+        url = xmatch_base_url(None, cfg.sources.xmatch)
+        raise ValueError(f"catalogs.source 'xmatch': cannot read the table list of {url} ({exc})") from exc
 
 
 def _check_detections(detections: pd.DataFrame) -> pd.DataFrame:
