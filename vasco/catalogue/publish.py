@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from vasco.catalogue.paper import funnel_vs_paper
 from vasco.io import atomic_path, read_json, write_json_atomic
 from vasco.qc.injection import combine_scores
+from vasco.sources.provenance import summarize_provenance
 
 __all__ = [
     "TILE_STATUSES",
@@ -199,7 +200,8 @@ def build_summary(
     ``failed_tiles`` lists the rejected and failed tile ids by reason; ``funnel``
     sums the per-tile funnels of processed tiles, step by step; for the
     synthetic sky ``injection`` scores candidates against the truth
-    (:mod:`vasco.qc.injection`).
+    (:mod:`vasco.qc.injection`); ``provenance`` sums the tiles' provenance
+    blocks (:func:`vasco.sources.provenance.summarize_provenance`).
     """
     status = Counter(r.get("status") for r in records)
     reasons = Counter(r.get("reason") for r in records if r.get("status") in ("rejected", "failed"))
@@ -231,6 +233,8 @@ def build_summary(
         },
         "config_hash": config_hash,
     }
+    # Services asked (URLs, tables, queries, first/last query time) and tool versions, over all tiles.
+    summary["provenance"] = summarize_provenance(records)
     scores = [r["injection"] for r in records if r.get("status") == "ok" and r.get("injection")]
     if scores:
         summary["injection"] = combine_scores(scores)

@@ -13,7 +13,9 @@ are passed as command-line overrides of the shipped configuration files in
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import warnings
 import subprocess
@@ -42,6 +44,7 @@ __all__ = [
     "psf_star_count",
     "ldac_rows",
     "psf_saturation_level",
+    "tool_versions",
 ]
 
 SEXTRACTOR_NAMES = ("source-extractor", "sex")
@@ -72,6 +75,28 @@ def find_tool(names: Sequence[str]) -> str:
         "FAIL_TOOL_MISSING",
         f"none of {', '.join(names)} is on PATH (install the Debian packages source-extractor and psfex)",
     )
+
+
+@functools.cache
+def tool_versions() -> dict[str, str | None]:
+    """Versions of SExtractor and PSFEx on PATH (``--version``), asked once per process.
+
+    Returns ``{"source-extractor": "2.25.0", "psfex": "3.21.1"}``: the word
+    after "version" in the tool's answer (its whole first line when there is
+    none); None for a tool that is missing or does not answer.
+    """
+    out: dict[str, str | None] = {}
+    for key, names in (("source-extractor", SEXTRACTOR_NAMES), ("psfex", PSFEX_NAMES)):
+        try:
+            exe = find_tool(names)
+            proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False)
+        except (ToolError, OSError, subprocess.SubprocessError):
+            out[key] = None
+            continue
+        text = (proc.stdout + "\n" + proc.stderr).strip()
+        m = re.search(r"version\s+(\S+)", text, flags=re.IGNORECASE)
+        out[key] = m.group(1) if m else (text.splitlines()[0].strip() if text else None)
+    return out
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float, tool: str) -> None:
