@@ -4,7 +4,7 @@
 ``dec``) in chunks of ``XMatchConfig.chunk_rows`` rows, one job after the
 other (CDS bans clients that run jobs in parallel, with HTTP 403), against a
 VizieR table known to XMatch (``vizier:I/350/gaiaedr3``,
-``vizier:II/389/ps1_dr2``...) within a radius, and returns:
+``vizier:II/349/ps1``...) within a radius, and returns:
 
 * ``matches``: every pair within the radius, as XMatch gives them: ``our_id``,
   ``catalog_id`` (the catalogue's source id), ``angDist`` (arcsec, float64),
@@ -61,7 +61,7 @@ import pandas as pd
 
 from vasco.matching.catalogs import COLUMN_ALIASES
 from vasco.matching.crossmatch import angular_separation_arcsec
-from vasco.sources.config import XMatchConfig
+from vasco.sources.config import XMATCH_DEFAULT_TABLES, XMatchConfig
 from vasco.sources.http import HttpClient, SourceError
 
 __all__ = [
@@ -299,7 +299,7 @@ def _pick_id_column(columns: list[str], wanted: str | None, catalog: str) -> str
 
 def xmatch_detections(
     detections: pd.DataFrame,
-    catalog: str = "vizier:I/350/gaiaedr3",
+    catalog: str = XMATCH_DEFAULT_TABLES["gaia"],
     radius_arcsec: float = 5.0,
     *,
     chunk_rows: int | None = None,
