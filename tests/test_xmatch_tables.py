@@ -30,8 +30,12 @@ def test_defaults_are_the_public_names() -> None:
     assert cfg.catalogs.xmatch_tables == {"gaia": XMATCH_DEFAULT_TABLES["gaia"], "ps1": "vizier:II/389/ps1_dr2"}
     with pytest.raises(ValueError, match="empty table name"):
         VascoConfig.model_validate({"catalogs": {"xmatch_tables": {"ps1": "vizier:"}}})
-    # The tables are science: another PS1 table is another configuration hash.
-    assert cfg.science_hash() != VascoConfig().science_hash()
+    # The tables are science when XMatch is used: another PS1 table is another configuration hash;
+    # otherwise they change nothing (and the hash of runs without XMatch stays what it was).
+    xm = {"sky": "dss", "catalogs": {"source": "xmatch"}}
+    other = {"sky": "dss", "catalogs": {"source": "xmatch", "xmatch_tables": {"ps1": "II/389/ps1_dr2"}}}
+    assert VascoConfig.model_validate(other).science_hash() != VascoConfig.model_validate(xm).science_hash()
+    assert cfg.science_hash() == VascoConfig().science_hash()
 
 
 def test_check_configured_tables_only_for_xmatch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -398,6 +398,9 @@ class VascoConfig(_Section):
         # What the report draws does not change the tiles.
         payload.pop("report")
         payload["catalogs"].pop("service_concurrency")
+        # The XMatch tables change a tile only when its catalogues come from XMatch.
+        if self.catalogs.resolved(self.sky) != "xmatch":
+            payload["catalogs"].pop("xmatch_tables")
         payload["tile"] = {"seed": seed, "size_arcmin": size}
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
