@@ -33,13 +33,16 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 #: How a catalogue's epoch column counts time, where that column's meaning is documented
 #: (catalogue name as the pipeline names it, column) -> "jyear" (Julian year) or "mjd".
 #: * Gaia: ``ref_epoch`` of the Gaia archive and ``Epoch`` of VizieR I/350/gaiaedr3 are
-#:   the reference epoch as a Julian year, 2016.0 for EDR3 (Gaia EDR3 documentation,
-#:   gaia_source.ref_epoch; VizieR I/350 "Epoch" = 2016.0).
+#:   the reference epoch as a Julian year, 2016.0 for EDR3 (the Gaia data model's
+#:   gaia_source.ref_epoch; that page was not retrieved here: the value 2016.0 in Julian
+#:   years is how this code base and the public clients found use it).
 #: * PS1: ``Epoch`` of VizieR II/349/ps1 is the mean epoch of the detections as an MJD
-#:   (VizieR II/349 column description "Mean epoch (MJD)", unit d, UCD time.epoch; values
-#:   such as 55761.365), the MAST ObjectThin ``epochMean`` it comes from being
-#:   "Modified Julian Date (MJD) of the mean epoch" (STScI PS1 table documentation).
-#:   II/389/ps1_dr2 is the same PS1 object table, so its ``Epoch`` is read the same way.
+#:   (values such as 55761.365).  Evidence found: STScI's PS1 table documentation
+#:   (outerspace.stsci.edu, "PS1 AstrometryCorrection table fields") describes ObjectThin's
+#:   ``epochMean``, which VizieR's ``Epoch`` carries, as the "Modified Julian Date (MJD) of
+#:   the mean epoch"; a public XMatch client declares vizier:II/349/ps1 ``Epoch`` as
+#:   "Mean epoch (MJD)", unit d, UCD time.epoch.  The VizieR ReadMe of II/349 itself was
+#:   not retrieved.  II/389/ps1_dr2 (same PS1 object table, DR2) is read the same way.
 EPOCH_UNITS: dict[tuple[str, str], str] = {
     ("gaia", "ref_epoch"): "jyear",
     ("gaia", "Epoch"): "jyear",
