@@ -275,7 +275,7 @@ class CatalogsConfig(_Section):
     xmatch_tables: dict[Literal["gaia", "ps1"], str] = Field(
         default_factory=lambda: dict(XMATCH_DEFAULT_TABLES),
         description="For source 'xmatch': catalogue name -> XMatch table name ('vizier:' added when missing). "
-        "PS1 defaults to DR1 (vizier:II/349/ps1), the table every public XMatch client asks; a survey checks "
+        "PS1 defaults to DR1 (vizier:II/349/ps1), the table public XMatch clients ask; a survey checks "
         "these names against the service's table list before any tile runs and refuses an unknown one.",
     )
     local: dict[str, str] = Field(

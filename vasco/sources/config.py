@@ -42,9 +42,11 @@ GAIA_EDR3_TABLE = "I/350/gaiaedr3"
 PS1_DR1_TABLE = "II/349/ps1"
 #: Pan-STARRS1 DR2 mean objects, the table the paper names (VizieR cone queries use it).
 PS1_DR2_TABLE = "II/389/ps1_dr2"
-#: The XMatch names asked by default, by catalogue.  Every public XMatch client
-#: found (astroquery users, STILTS scripts) asks PS1 as ``vizier:II/349/ps1``;
-#: no public use of ``vizier:II/389/ps1_dr2`` through XMatch was found, so DR1
+#: The XMatch names asked by default, by catalogue.  The public XMatch clients
+#: found (astroquery scripts, several pipelines) ask PS1 as ``vizier:II/349/ps1``;
+#: the only public mention of II/389/ps1_dr2 with XMatch found is the seed
+#: replication jannefi/vasco setting it as STILTS cdsskymatch's table (an
+#: environment variable; whether the service accepted it is not shown), so DR1
 #: is the default there.  ``catalogs.xmatch_tables`` overrides it, and a survey
 #: checks its names against the service's table list before any tile runs.
 XMATCH_DEFAULT_TABLES: dict[str, str] = {"gaia": "vizier:" + GAIA_EDR3_TABLE, "ps1": "vizier:" + PS1_DR1_TABLE}
