@@ -131,9 +131,27 @@ def test_xmatch_catalogs_step_records_its_queries(tmp_path: Path, monkeypatch: p
 
 @pytest.mark.skipif(shutil.which("psfex") is None, reason="PSFEx is not installed")
 def test_tool_versions_once_per_process() -> None:
-    from vasco.extraction.sextractor import tool_versions
+    from vasco.extraction.sextractor import _tool_version, tool_versions
 
     versions = tool_versions()
     assert set(versions) == {"source-extractor", "psfex"}
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", versions["psfex"] or "")
-    assert tool_versions() is versions  # asked once, then remembered
+    assert tool_versions() == versions
+    assert _tool_version.cache_info().hits >= 2  # each executable asked once per process
+
+
+def test_tool_versions_of_missing_or_silent_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vasco.extraction.sextractor import tool_versions
+
+    fake = tmp_path / "psfex"
+    fake.write_text("#!/bin/sh\necho 'PSFEx version 9.8.7 (2030-01-01)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no SExtractor here
+    assert tool_versions() == {"source-extractor": None, "psfex": "9.8.7"}
+
+
+def test_urls_are_written_without_credentials() -> None:
+    e = query_entry("vizier", "https://user:s3cret@vizier.example:8443/viz-bin?token=abc#x", ["I/350/gaiaedr3"],
+                    utc_now(), 1)
+    assert e["url"] == "https://vizier.example:8443/viz-bin"
+    assert query_entry("local", "/data/gaia.parquet", ["gaia"], utc_now(), 1)["url"] == "/data/gaia.parquet"

@@ -77,26 +77,34 @@ def find_tool(names: Sequence[str]) -> str:
     )
 
 
-@functools.cache
 def tool_versions() -> dict[str, str | None]:
-    """Versions of SExtractor and PSFEx on PATH (``--version``), asked once per process.
+    """Versions of the SExtractor and PSFEx found on PATH (``--version``).
 
     Returns ``{"source-extractor": "2.25.0", "psfex": "3.21.1"}``: the word
     after "version" in the tool's answer (its whole first line when there is
-    none); None for a tool that is missing or does not answer.
+    none); None for a tool that is missing or does not answer within 5 s.
+    Each executable is asked once per process (:func:`_tool_version`).
     """
     out: dict[str, str | None] = {}
     for key, names in (("source-extractor", SEXTRACTOR_NAMES), ("psfex", PSFEX_NAMES)):
         try:
             exe = find_tool(names)
-            proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False)
-        except (ToolError, OSError, subprocess.SubprocessError):
+        except ToolError:
             out[key] = None
             continue
-        text = (proc.stdout + "\n" + proc.stderr).strip()
-        m = re.search(r"version\s+(\S+)", text, flags=re.IGNORECASE)
-        out[key] = m.group(1) if m else (text.splitlines()[0].strip() if text else None)
+        out[key] = _tool_version(os.path.realpath(exe))
     return out
+
+
+@functools.cache
+def _tool_version(exe: str) -> str | None:
+    try:
+        proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (proc.stdout + "\n" + proc.stderr).strip()
+    m = re.search(r"version\s+(\S+)", text, flags=re.IGNORECASE)
+    return m.group(1) if m else (text.splitlines()[0].strip() if text else None)
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float, tool: str) -> None:

@@ -16,13 +16,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["utc_now", "query_entry", "tile_provenance", "summarize_provenance"]
+__all__ = ["utc_now", "public_url", "query_entry", "tile_provenance", "summarize_provenance"]
 
 
 def utc_now() -> str:
     """The current time, UTC, ISO 8601 with milliseconds and a ``Z`` (sorts as text)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def public_url(url: str) -> str:
+    """``url`` without user, password, query or fragment (never write credentials); a path as it is."""
+    url = str(url)
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def query_entry(
@@ -40,7 +54,8 @@ def query_entry(
     service : str
         ``dss``, ``vizier``, ``xmatch``, ``skybot``, ``supercosmos`` or ``local``.
     url : str
-        The service's base URL (the one actually used), or the local file.
+        The service's base URL (the one actually used), or the local file;
+        written without user, password, query or fragment (:func:`public_url`).
     tables : sequence of str
         Tables (or survey, or list) asked.
     query_time : str
@@ -52,7 +67,7 @@ def query_entry(
     """
     entry: dict[str, Any] = {
         "service": str(service),
-        "url": str(url),
+        "url": public_url(url),
         "tables": [str(t) for t in tables],
         "query_time": str(query_time),
         "rows": None if rows is None else int(rows),
