@@ -156,7 +156,7 @@ def available_tables(url: str | None = None, *, config: XMatchConfig | None = No
     from astroquery.utils import url_helpers
 
     cfg = config or XMatchConfig()
-    client = HttpClient(SERVICE, cfg.http) if http is None else http.with_service(SERVICE)
+    client = HttpClient(SERVICE, cfg.http) if http is None else http.with_service(SERVICE, cfg.http if config else None)
     endpoint = xmatch_base_url(url, cfg)
     list_url = url_helpers.urljoin_keep_path(endpoint, "tables")
     answer = client.fetch("GET", list_url, params={"action": "getVizieRTableNames", "RESPONSEFORMAT": "txt"})
