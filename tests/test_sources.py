@@ -548,7 +548,8 @@ def test_xmatch_unknown_catalogue_and_ban(gaia_table: pd.DataFrame) -> None:
         with pytest.raises(SourceError) as exc:
             xmatch_detections(det, "II/999/nothing", url=server.sync_url, http=client(Recorder()))
         assert exc.value.reason == "FAIL_XMATCH_UNKNOWN_CATALOG"
-        server.queue(("pass",), ("status", 403))  # table list as usual, then a ban
+        # The table list is remembered from the first call (XMatchConfig.table_list_max_age_s): the job is banned.
+        server.queue(("status", 403))
         sleep = Recorder()
         with pytest.raises(SourceError) as exc:
             xmatch_detections(det, url=server.sync_url, http=client(sleep))
@@ -591,6 +592,19 @@ def test_check_tables_service_down_is_a_source_error() -> None:
         with pytest.raises(SourceError) as exc:
             check_tables(server.sync_url, {"gaia": "I/350/gaiaedr3"}, http=client(Recorder()))
     assert exc.value.reason.startswith("FAIL_XMATCH_")
+
+
+def test_xmatch_table_list_asked_once_per_process_within_its_age(gaia_table: pd.DataFrame) -> None:
+    det, _ = detections_for(gaia_table, 5, 1, seed=5, text_ids=False)
+    with XMatchStandIn({"vizier:I/350/gaiaedr3": (gaia_table, "RA_ICRS", "DE_ICRS")}) as server:
+        for _ in range(3):
+            xmatch_detections(det, url=server.sync_url, http=client(Recorder()))
+        assert server.table_list_requests == 1 and len(server.jobs) == 3
+        fresh = XMatchConfig(table_list_max_age_s=0)
+        xmatch_detections(det, url=server.sync_url, config=fresh, http=client(Recorder()))
+        assert server.table_list_requests == 2
+        check_tables(server.sync_url, {"gaia": "I/350/gaiaedr3"}, http=client(Recorder()))  # always asks
+        assert server.table_list_requests == 3
 
 
 def test_xmatch_rejects_bad_detections() -> None:

@@ -134,6 +134,12 @@ class XMatchConfig(_Section):
         None, description="The sync endpoint. None: astroquery.xmatch.conf.url."
     )
     chunk_rows: int = Field(50_000, ge=1, le=1_000_000, description="Detections uploaded per job.")
+    table_list_max_age_s: float = Field(
+        3600.0,
+        ge=0,
+        description="A tile's jobs reuse the service's table list (hundreds of kB) asked within this many "
+        "seconds by the same process; 0 asks it for every call. The survey-start check always asks it anew.",
+    )
     cone_area_max_deg: float = Field(
         5.0,
         ge=0,

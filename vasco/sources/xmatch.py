@@ -16,7 +16,8 @@ The request is built by astroquery's :class:`astroquery.xmatch.XMatchClass`
 (``query_async(..., get_query_payload=True)``: ``request=xmatch``,
 ``distMaxArcsec``, ``cat1`` uploaded as CSV with ``colRA1``/``colDec1``,
 ``cat2``; astroquery checks ``cat2`` against the service's table list, which
-this module fetches once per call) and sent, as a multipart POST with
+this module asks at most once per call, and reuses for
+``XMatchConfig.table_list_max_age_s`` within a process) and sent, as a multipart POST with
 ``RESPONSEFORMAT=csv``, through :class:`vasco.sources.http.HttpClient`
 (timeouts, retries on 429/5xx, size cap; tokens ``FAIL_XMATCH_*``; 403 is
 ``FAIL_XMATCH_HTTP_403`` and never retried).  When a chunk lies within
@@ -51,6 +52,7 @@ import functools
 import io
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +74,7 @@ __all__ = [
     "available_tables",
     "check_tables",
     "check_configured_tables",
+    "forget_table_lists",
     "MAX_DISTANCE_ARCSEC",
 ]
 
@@ -80,6 +83,9 @@ SERVICE = "XMATCH"
 MAX_DISTANCE_ARCSEC = 180.0  # the service's limit
 
 _JOB_LOCK = threading.Lock()
+# The table lists asked by this process: sync URL -> (time.monotonic() when asked, names).
+_TABLE_LISTS: dict[str, tuple[float, list[str]]] = {}
+_TABLE_LISTS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -117,22 +123,23 @@ def _xmatch_class() -> type:
     class _XMatchAt(mod.XMatchClass):
         """astroquery's XMatch at a given URL, its table list fetched politely."""
 
-        def __init__(self, url: str, client: HttpClient):
+        def __init__(self, url: str, client: HttpClient, max_age_s: float | None = None):
             super().__init__()
             self.URL = url
             self._client = client
+            self._max_age_s = max_age_s
             self._tables: list[str] | None = None
 
         def get_available_tables(self, *, cache: bool = True) -> list[str]:
             if self._tables is None:
-                self._tables = available_tables(self.URL, http=self._client)
+                self._tables = available_tables(self.URL, http=self._client, max_age_s=self._max_age_s)
             return self._tables
 
     return _XMatchAt
 
 
 def available_tables(url: str | None = None, *, config: XMatchConfig | None = None,
-                     http: HttpClient | None = None) -> list[str]:
+                     http: HttpClient | None = None, max_age_s: float | None = None) -> list[str]:
     """The table names an XMatch service knows (VizieR ids without ``vizier:``, and ``simbad``).
 
     Parameters
@@ -142,6 +149,10 @@ def available_tables(url: str | None = None, *, config: XMatchConfig | None = No
     config : XMatchConfig, optional
     http : HttpClient, optional
         Client to use; service name set to ``XMATCH``.
+    max_age_s : float, optional
+        Return the list this process asked of this URL within that many
+        seconds, if any, instead of asking again.  None: always ask.  Every
+        list asked is remembered.
 
     Returns
     -------
@@ -158,6 +169,11 @@ def available_tables(url: str | None = None, *, config: XMatchConfig | None = No
     cfg = config or XMatchConfig()
     client = HttpClient(SERVICE, cfg.http) if http is None else http.with_service(SERVICE, cfg.http if config else None)
     endpoint = xmatch_base_url(url, cfg)
+    if max_age_s is not None and max_age_s > 0:
+        with _TABLE_LISTS_LOCK:
+            known = _TABLE_LISTS.get(endpoint)
+        if known is not None and time.monotonic() - known[0] <= max_age_s:
+            return list(known[1])
     list_url = url_helpers.urljoin_keep_path(endpoint, "tables")
     answer = client.fetch("GET", list_url, params={"action": "getVizieRTableNames", "RESPONSEFORMAT": "txt"})
     text = answer.content.decode("utf-8", errors="replace")
@@ -166,7 +182,15 @@ def available_tables(url: str | None = None, *, config: XMatchConfig | None = No
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise SourceError(f"FAIL_{SERVICE}_EMPTY", f"{list_url}: empty table list")
+    with _TABLE_LISTS_LOCK:
+        _TABLE_LISTS[endpoint] = (time.monotonic(), list(names))
     return names
+
+
+def forget_table_lists() -> None:
+    """Forget the table lists this process remembers (tests: a port reused by another stand-in)."""
+    with _TABLE_LISTS_LOCK:
+        _TABLE_LISTS.clear()
 
 
 def check_tables(
@@ -356,7 +380,7 @@ def xmatch_detections(
     else:
         client = http.with_service(SERVICE, cfg.http if config is not None else None)
     endpoint = xmatch_base_url(url, cfg)
-    xm = _xmatch_class()(endpoint, client)
+    xm = _xmatch_class()(endpoint, client, cfg.table_list_max_age_s)
     id_is_text = det["our_id"].dtype == object or pd.api.types.is_string_dtype(det["our_id"])
 
     pieces: list[pd.DataFrame] = []
