@@ -443,6 +443,10 @@ def survey_flow(
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     cfg = build_config(sky, tiles, seed, size_arcmin, workers, config_file, catalogs, catalog_files)
+    if not dry_run:
+        from vasco.sources.xmatch import check_configured_tables
+
+        check_configured_tables(cfg)  # before any tile runs: an unknown XMatch table is refused
     tt.ensure_service_limits(cfg)
     store = open_root(out)
     out_dir = local_root(store)
@@ -572,7 +576,11 @@ def main(argv: list[str] | None = None, prog: str = "python flows/survey.py") ->
     try:
         # Validate everything before any work starts.
         files = parse_catalog_files(args.catalog)
-        config_from_args(args)
+        cfg = config_from_args(args)
+        if not args.dry_run:
+            from vasco.sources.xmatch import check_configured_tables
+
+            check_configured_tables(cfg)  # an unknown XMatch table is refused before any work
         if args.positions:
             read_positions(Path(args.positions))
         if args.batch is not None and args.batch < 1:

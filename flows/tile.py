@@ -23,11 +23,13 @@ from flows.roots import LEASE_NAME, TILE_UPLOAD_EXCLUDE, is_finished, lease_owne
 from tasks import tile_tasks as tt
 from vasco import __version__
 from vasco.config import VascoConfig
+from vasco.extraction.sextractor import tool_versions
 from vasco.io import remove_temporaries
 from vasco.pipeline import image_centre, ordered_funnel
 from vasco.qc.injection import score_tile
 from vasco.records import step_timings
 from vasco.sky.sampling import tile_id as make_tile_id
+from vasco.sources.provenance import tile_provenance, utc_now
 
 __all__ = ["tile_flow", "run_tile"]
 
@@ -55,6 +57,8 @@ def run_tile(
     """
     logger = get_run_logger()
     started = time.perf_counter()
+    run_started = utc_now()  # queries made before this are answers reused from an earlier run
+    acq: dict[str, Any] | None = None
     out = Path(out)
     opts = tt.cache_settings(out)
     if fits_path is not None:
@@ -89,6 +93,8 @@ def run_tile(
         record["source_file"] = str(fits_path)
     # Who ran it (a worker sets VASCO_WORKER_ID to tell its tiles apart in a pool).
     record["run_by"] = {"host": socket.gethostname(), "pid": os.getpid(), "worker": os.environ.get("VASCO_WORKER_ID")}
+    cats: dict[str, Any] | None = None
+    veto_infos: list[dict[str, Any]] = []
     step = "acquire"
     try:
         if fits_path is None and cfg.sky == "dss":
@@ -102,6 +108,7 @@ def run_tile(
         record["plate"] = {k: info.get(k) for k in ("region", "label", "epoch", "date_obs")}
         if not info["ok"]:
             record.update(status="rejected", reason=info["reason"])
+            record["provenance"] = _provenance(acq, None, [], run_started)
             logger.warning("tile %s rejected: %s", tid, info["reason"])
             return tt.record_tile(tile_dir, record)
         step = "psf"
@@ -138,13 +145,15 @@ def run_tile(
         )
         step = "veto_lists"
         lists = _veto_lists(tile_dir, acq, catalogs, spr, chk["outputs"]["plate"], ra, dec, cfg,
-                            synthetic_tile=fits_path is None and cfg.sky == "synthetic", opts=opts)
+                            synthetic_tile=fits_path is None and cfg.sky == "synthetic", opts=opts,
+                            infos=veto_infos)
         step = "vetoes"
         vet = tt.later_vetoes.with_options(**opts)(tile_dir, spr["outputs"]["table"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
         reason = getattr(exc, "reason", None) or f"FAIL_{step.upper()}"
         status = "rejected" if reason.startswith("REJECT_") else "failed"
         record.update(status=status, reason=reason, error=f"{type(exc).__name__}: {exc}"[:500])
+        record["provenance"] = _provenance(acq, cats, veto_infos, run_started)
         logger.error("tile %s failed at %s: %s", tid, step, exc)
         return tt.record_tile(tile_dir, record)
 
@@ -183,10 +192,19 @@ def run_tile(
     if truth is not None:
         dets = pd.read_parquet(vet["outputs"]["detections"]["path"])
         record["injection"] = score_tile(dets, pd.read_parquet(truth["path"]))
+    record["provenance"] = _provenance(acq, cats, veto_infos, run_started)
     # Each step's computing time when it ran, and this run's wall time for the tile
     # (which also counts Prefect's bookkeeping and steps found already done).
     record["timings"] = {"steps_s": step_timings(tile_dir), "tile_wall_s": round(time.perf_counter() - started, 4)}
     return tt.record_tile(tile_dir, record)
+
+
+def _provenance(
+    acq: dict[str, Any] | None, cats: dict[str, Any] | None, veto_infos: list[dict[str, Any]], run_started: str
+) -> dict[str, Any]:
+    """tile.json's ``provenance``: the queries of the steps used, and the tool versions."""
+    infos = [acq["info"] if acq else None, cats["info"] if cats else None, *veto_infos]
+    return tile_provenance(infos, run_started, tool_versions())
 
 
 def _veto_lists(
@@ -201,8 +219,9 @@ def _veto_lists(
     *,
     synthetic_tile: bool,
     opts: dict[str, Any],
+    infos: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Manifests of the lists the enabled vetoes read, by list name."""
+    """Manifests of the lists the enabled vetoes read, by list name (``infos`` gets the lists step's info)."""
     from vasco.pipeline import SYNTHETIC_VETO_LISTS, veto_list_sources
 
     lists: dict[str, Any] = {}
@@ -218,6 +237,8 @@ def _veto_lists(
     if any(src in ("local", "service") for src in sources.values()):
         got = tt.veto_lists.with_options(**opts)(tile_dir, spr["outputs"]["table"], plate, ra, dec, cfg)
         lists.update(got["outputs"])
+        if infos is not None:
+            infos.append(got["info"])
     return lists
 
 

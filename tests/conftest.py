@@ -59,3 +59,11 @@ def harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_xmatch_table_lists() -> None:
+    """A stand-in's table list is never taken from an earlier test's server on the same port."""
+    from vasco.sources.xmatch import forget_table_lists
+
+    forget_table_lists()

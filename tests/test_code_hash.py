@@ -45,9 +45,9 @@ def test_select_depends_on_the_cuts_and_the_steps_before_it_do_not():
         assert "vasco.filters.cuts" not in mods, step
         assert "vasco.filters.vetoes" not in mods, step
     assert "vasco.filters.vetoes" in _modules("apply_vetoes")
-    # Per step, not per module: the astrometry fit depends on the plate fit, selection does not.
+    # Per step, not per module: the astrometry fit depends on the plate fit, the PSF model does not.
     assert {"vasco.astrometry.platefit", "vasco.matching.crossmatch"} <= _modules("fit_astrometry")
-    assert "vasco.astrometry.platefit" not in _modules("select_candidates")
+    assert "vasco.astrometry.platefit" not in _modules("build_psf")
     assert "vasco.extraction.sextractor" not in _modules("fit_astrometry")
 
 
@@ -191,9 +191,10 @@ def test_edits_in_a_copy_change_the_steps_that_use_them(tmp_path):
         fh.write("# edited\n")
     assert changed() == {"build_psf", "extract_pass2", "measure_positions", "fit_psf_model"}
     base = _digests(root)
-    # The plate fit: astrometry (and measure, which evaluates header solutions through vasco.astrometry.solve).
+    # The plate fit: astrometry (and measure, which evaluates header solutions through vasco.astrometry.solve,
+    # and select, whose astrometric trust measures the pixel scale with its tangent plane).
     _edit(root / "vasco" / "astrometry" / "platefit.py", '"""Per-tile', '"""Edited. Per-tile')
-    assert changed() == {"measure_positions", "fit_astrometry"}
+    assert changed() == {"measure_positions", "fit_astrometry", "select_candidates"}
 
 
 _RUN_TILE = """

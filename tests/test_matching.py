@@ -92,3 +92,51 @@ def test_normalize_catalog_vizier_names_and_errors():
     assert out.dtypes["ra"] == np.float64 and out["epoch"].iloc[0] == 2016.0 and out["pmdec"].iloc[0] == 4.0
     with pytest.raises(ValueError, match="catalogue 'x': no RA/Dec"):
         normalize_catalog(pd.DataFrame({"a": [1]}), "x", 2016.0)
+
+
+def test_ps1_epoch_is_an_mjd_and_gaia_epoch_a_julian_year():
+    # A PS1 row as VizieR II/349/ps1 (and XMatch) answers it: Epoch is the mean epoch as an MJD.
+    ps1 = pd.DataFrame({"objID": [153451553325862315], "RAJ2000": [155.332573], "DEJ2000": [37.877864],
+                        "Qual": [52], "Epoch": [55761.365], "rmag": [19.37]})
+    out = normalize_catalog(ps1, "ps1", 2012.0)
+    # MJD 55761.365 is 2011-07-19 08:45:36 (astropy: Time(55761.365, format="mjd").jyear = 2011.54514716)
+    assert out["epoch"].iloc[0] == pytest.approx(2000.0 + (55761.365 - 51544.5) / 365.25, abs=1e-12)
+    assert out["epoch"].iloc[0] == pytest.approx(2011.5451471594797, abs=1e-9)
+    # Gaia's Epoch (VizieR I/350) and ref_epoch (archive) are Julian years: kept as they are.
+    viz = pd.DataFrame({"Source": [7], "RA_ICRS": [1.0], "DE_ICRS": [2.0], "Epoch": [2016.0]})
+    assert normalize_catalog(viz, "gaia", 2000.0)["epoch"].iloc[0] == 2016.0
+    arch = pd.DataFrame({"source_id": [7], "ra": [1.0], "dec": [2.0], "ref_epoch": [2016.0]})
+    assert normalize_catalog(arch, "gaia", 2000.0)["epoch"].iloc[0] == 2016.0
+    # A value that contradicts the documented unit is refused, naming catalogue and column.
+    with pytest.raises(ValueError, match="catalogue 'ps1': epoch column 'Epoch' is documented as mjd"):
+        normalize_catalog(ps1.assign(Epoch=2011.5), "ps1", 2012.0)
+    with pytest.raises(ValueError, match="catalogue 'gaia': epoch column 'Epoch' is documented as jyear"):
+        normalize_catalog(viz.assign(Epoch=57388.5), "gaia", 2000.0)
+    # Missing epochs still take the default.
+    assert normalize_catalog(ps1.assign(Epoch=np.nan), "ps1", 2012.0)["epoch"].iloc[0] == 2012.0
+
+
+def test_ps1_mjd_epoch_gives_the_right_position_at_the_plate_epoch():
+    # A fast star listed by PS1 with a proper motion (e.g. a local file with Gaia-like motions)
+    # at MJD 55761.365: read as the year 55761 it would be moved by ~54,000 years of motion.
+    from vasco.matching.propagate import propagate_positions
+
+    mjd = 55761.365
+    year = 2000.0 + (mjd - 51544.5) / 365.25
+    ra_p, dec_p = propagate_positions([150.0], [20.0], [500.0], [0.0], 1953.0, year)
+    ps1 = pd.DataFrame({"objID": [1], "RAJ2000": ra_p, "DEJ2000": dec_p, "pmRA": [500.0], "pmDE": [0.0],
+                        "Epoch": [mjd]})
+    cat = normalize_catalog(ps1, "ps1", 2012.0)
+    res = find_counterparts(np.array([150.0]), np.array([20.0]), cat, 1953.0, 5.0)
+    assert res["id"].iloc[0] == 1 and res["sep_arcsec"].iloc[0] < 0.01
+
+
+def test_undeclared_epoch_columns_rule():
+    from vasco.matching.catalogs import epoch_to_julian_year
+
+    # MAST's epochMean is an MJD; the synthetic sky writes Julian years under that name: both read right.
+    assert epoch_to_julian_year(np.array([57388.5]), "some.parquet", "epochMean")[0] == pytest.approx(2016.0)
+    np.testing.assert_array_equal(epoch_to_julian_year(np.array([2012.3, np.nan]), "ps1", "epochMean"),
+                                  [2012.3, np.nan])
+    # Anything else undeclared is read as Julian years, as before.
+    assert epoch_to_julian_year(np.array([1953.2]), "scos", "epoch")[0] == 1953.2

@@ -4,6 +4,7 @@ stand-ins of STScI DSS and VizieR that serve the synthetic sky."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import threading
 from typing import Any
@@ -128,7 +129,11 @@ def test_survey_with_xmatch_matches_synthetic(tmp_path, monkeypatch, harness):
     cfg_file = _config(tmp_path)
     survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
                 config_file=cfg_file)
-    tables = {f"vizier:{k}": v for k, v in _vizier_tables().items()}
+    viz = _vizier_tables()
+    ps1, ra_col, dec_col = viz["II/389/ps1_dr2"]
+    # XMatch's PS1 is II/349/ps1, whose Epoch is the mean epoch as an MJD (Julian years here -> MJD).
+    ps1 = ps1.assign(Epoch=(2016.0 - 2000.0) * 365.25 + 51544.5 + np.zeros(len(ps1)))
+    tables = {"vizier:I/350/gaiaedr3": viz["I/350/gaiaedr3"], "vizier:II/349/ps1": (ps1, ra_col, dec_col)}
     skybot, scos = _veto_servers()
     with SyntheticDss() as dss, XMatchStandIn(tables, job_delay=0.2) as xm, VizierStandIn(
             _veto_tables(), ids=VETO_IDS) as viz, skybot, scos:
@@ -142,6 +147,18 @@ def test_survey_with_xmatch_matches_synthetic(tmp_path, monkeypatch, harness):
         # CDS bans parallel jobs: never more than one at a time, across tiles too.
         assert xm.max_jobs_running == 1 and len(xm.jobs) >= 4
     assert real["tiles"]["processed"] == 2, real
+    # Provenance: each tile says what it asked of which service; the summary sums them.
+    xm_tables = ["vizier:I/350/gaiaedr3", "vizier:II/349/ps1"]
+    for tile_json in sorted((tmp_path / "xmatch" / "tiles").glob("*/tile.json")):
+        prov = json.loads(tile_json.read_text())["provenance"]
+        asked = [q for q in prov["queries"] if q["service"] == "xmatch"]
+        assert [q["tables"][0] for q in asked] == xm_tables and all(q["url"] == xm.sync_url for q in asked)
+        assert {"dss", "xmatch"} <= set(prov["services"]) and not any(q["cached"] for q in prov["queries"])
+        assert prov["tools"]["psfex"] and prov["tools"]["source-extractor"]
+    sp = real["provenance"]
+    assert sp["tiles"] == 2 and sp["services"]["xmatch"]["tables"] == xm_tables
+    assert sp["services"]["xmatch"]["queries"] == 4 and sp["services"]["xmatch"]["requests"] == len(xm.jobs)
+    assert sp["services"]["dss"]["queries"] == 2
     a = pd.read_parquet(tmp_path / "synthetic" / "candidates.parquet")
     b = pd.read_parquet(tmp_path / "xmatch" / "candidates.parquet")
     key = ["tile_id", "NUMBER", "ra", "dec"]

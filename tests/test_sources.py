@@ -29,7 +29,7 @@ from vasco.sources.healpix import ang2pix_nest, max_pixrad_deg, pix2ang_nest
 from vasco.sources.http import SourceError, parse_retry_after
 from vasco.sources.local import LocalCatalogError, hats_partitions, partitions_in_cone, read_local_cone
 from vasco.sources.vizier import GAIA_EDR3, VIZIER_URL_ENV, ConeStats, cover_disc, query_cone
-from vasco.sources.xmatch import xmatch_detections
+from vasco.sources.xmatch import available_tables, check_tables, xmatch_detections
 
 # Centres of the real cutouts (CRVAL of their explicit WCS, at the image centre).
 M101_CENTRE = (210.80254413455, 54.347395233845)
@@ -548,11 +548,63 @@ def test_xmatch_unknown_catalogue_and_ban(gaia_table: pd.DataFrame) -> None:
         with pytest.raises(SourceError) as exc:
             xmatch_detections(det, "II/999/nothing", url=server.sync_url, http=client(Recorder()))
         assert exc.value.reason == "FAIL_XMATCH_UNKNOWN_CATALOG"
-        server.queue(("pass",), ("status", 403))  # table list as usual, then a ban
+        # The table list is remembered from the first call (XMatchConfig.table_list_max_age_s): the job is banned.
+        server.queue(("status", 403))
         sleep = Recorder()
         with pytest.raises(SourceError) as exc:
             xmatch_detections(det, url=server.sync_url, http=client(sleep))
     assert exc.value.reason == "FAIL_XMATCH_HTTP_403" and sleep.delays == []
+
+
+def test_xmatch_table_list_as_astroquery_asks_it(gaia_table: pd.DataFrame) -> None:
+    extra = ("II/349/ps1", "II/246/out", "II/311/wise")
+    with XMatchStandIn({"vizier:I/350/gaiaedr3": (gaia_table, "RA_ICRS", "DE_ICRS")}, extra_names=extra) as server:
+        names = available_tables(server.sync_url, http=client(Recorder()))
+        seen = server.seen[-1]
+    assert names == ["simbad", "I/350/gaiaedr3", *extra]
+    assert seen.method == "GET" and seen.path.endswith("/xmatch/api/v1/sync/tables")
+    assert seen.query == {"action": ["getVizieRTableNames"], "RESPONSEFORMAT": ["txt"]}
+
+
+def test_check_tables_accepts_known_and_names_close_ones(gaia_table: pd.DataFrame) -> None:
+    extra = ("II/349/ps1", "II/349/ps1c", "II/246/out")
+    with XMatchStandIn({"vizier:I/350/gaiaedr3": (gaia_table, "RA_ICRS", "DE_ICRS")}, extra_names=extra) as server:
+        got = check_tables(server.sync_url, {"gaia": "vizier:I/350/gaiaedr3", "ps1": "II/349/ps1"},
+                           http=client(Recorder()))
+        assert "II/349/ps1" in got
+        with pytest.raises(ValueError) as exc:
+            check_tables(server.sync_url, {"catalogs.xmatch_tables.ps1": "vizier:II/389/ps1_dr2"},
+                         http=client(Recorder()))
+        with pytest.raises(ValueError) as exc2:
+            check_tables(server.sync_url, {"ps1": "vizier:II/349/ps2"}, http=client(Recorder()))
+        with pytest.raises(ValueError, match="no close name"):
+            check_tables(server.sync_url, {"gaia": "J/XYZ/1/t"}, http=client(Recorder()))
+        assert server.table_list_requests == 4 and server.jobs == []  # one list per check, no job
+    msg = str(exc.value)
+    assert "catalogs.xmatch_tables.ps1" in msg and "'vizier:II/389/ps1_dr2'" in msg
+    assert server.sync_url in msg and "(5 tables)" in msg and "close names: vizier:II/349/ps1" in msg
+    assert "close names: vizier:II/349/ps1, vizier:II/349/ps1c" in str(exc2.value)
+
+
+def test_check_tables_service_down_is_a_source_error() -> None:
+    with XMatchStandIn({}) as server:
+        server.queue(("status", 404))
+        with pytest.raises(SourceError) as exc:
+            check_tables(server.sync_url, {"gaia": "I/350/gaiaedr3"}, http=client(Recorder()))
+    assert exc.value.reason.startswith("FAIL_XMATCH_")
+
+
+def test_xmatch_table_list_asked_once_per_process_within_its_age(gaia_table: pd.DataFrame) -> None:
+    det, _ = detections_for(gaia_table, 5, 1, seed=5, text_ids=False)
+    with XMatchStandIn({"vizier:I/350/gaiaedr3": (gaia_table, "RA_ICRS", "DE_ICRS")}) as server:
+        for _ in range(3):
+            xmatch_detections(det, url=server.sync_url, http=client(Recorder()))
+        assert server.table_list_requests == 1 and len(server.jobs) == 3
+        fresh = XMatchConfig(table_list_max_age_s=0)
+        xmatch_detections(det, url=server.sync_url, config=fresh, http=client(Recorder()))
+        assert server.table_list_requests == 2
+        check_tables(server.sync_url, {"gaia": "I/350/gaiaedr3"}, http=client(Recorder()))  # always asks
+        assert server.table_list_requests == 3
 
 
 def test_xmatch_rejects_bad_detections() -> None:

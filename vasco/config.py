@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vasco.filters.config import VetoesConfig
-from vasco.sources.config import SourcesConfig
+from vasco.sources.config import GAIA_EDR3_TABLE, PS1_DR2_TABLE, XMATCH_DEFAULT_TABLES, SourcesConfig
 
 
 class _Section(BaseModel):
@@ -299,8 +299,9 @@ class CatalogsConfig(_Section):
     source: Literal["auto", "synthetic", "vizier", "xmatch", "local"] = Field(
         "auto",
         description="'synthetic': the lists that come with the synthetic sky; 'vizier': one cone "
-        "query per tile and catalogue (Gaia EDR3 I/350/gaiaedr3, PS1 DR2 II/389/ps1_dr2); "
-        "'xmatch': the tile's detections uploaded to CDS XMatch; 'local': the files of `local`; "
+        f"query per tile and catalogue (Gaia EDR3 {GAIA_EDR3_TABLE}, PS1 DR2 {PS1_DR2_TABLE}); "
+        "'xmatch': the tile's detections uploaded to CDS XMatch (tables: `xmatch_tables`); "
+        "'local': the files of `local`; "
         "'auto': synthetic on the synthetic sky, vizier otherwise.",
     )
     xmatch_radius_arcsec: float = Field(
@@ -311,6 +312,12 @@ class CatalogsConfig(_Section):
         "epoch, so it is asked for every catalogue source this close (60\" covers ~1\"/yr over the "
         "60-odd years since the plates); VASCO then propagates those rows and applies "
         "matching.radius_arcsec itself.",
+    )
+    xmatch_tables: dict[Literal["gaia", "ps1"], str] = Field(
+        default_factory=lambda: dict(XMATCH_DEFAULT_TABLES),
+        description="For source 'xmatch': catalogue name -> XMatch table name ('vizier:' added when missing). "
+        "PS1 defaults to DR1 (vizier:II/349/ps1), the table public XMatch clients ask; a survey checks "
+        "these names against the service's table list before any tile runs and refuses an unknown one.",
     )
     local: dict[str, str] = Field(
         default_factory=dict,
@@ -329,6 +336,18 @@ class CatalogsConfig(_Section):
         2, ge=1, le=16, description="Simultaneous calls per service (a strict Prefect global concurrency limit); "
         "XMatch is held to 1 and SkyBoT to at most 2 (the service's own limit) whatever this says."
     )
+
+    @field_validator("xmatch_tables")
+    @classmethod
+    def _xmatch_names(cls, tables: dict[str, str]) -> dict[str, str]:
+        """Defaults for the catalogues not named, and every name as ``vizier:<table>``."""
+        out = dict(XMATCH_DEFAULT_TABLES)
+        for name, table in tables.items():
+            table = table.strip()
+            if not table.removeprefix("vizier:"):
+                raise ValueError(f"catalogs.xmatch_tables.{name}: empty table name")
+            out[name] = table if table.startswith("vizier:") else "vizier:" + table
+        return out
 
     def resolved(self, sky: str) -> str:
         if self.source != "auto":
@@ -421,6 +440,9 @@ class VascoConfig(_Section):
         # What the report draws does not change the tiles.
         payload.pop("report")
         payload["catalogs"].pop("service_concurrency")
+        # The XMatch tables change a tile only when its catalogues come from XMatch.
+        if self.catalogs.resolved(self.sky) != "xmatch":
+            payload["catalogs"].pop("xmatch_tables")
         payload["tile"] = {"seed": seed, "size_arcmin": size}
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -173,12 +173,17 @@ def acquire_dss(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict
     params = {"ra": ra, "dec": dec, "size_arcmin": cfg.survey.size_arcmin}
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        from vasco.sources.dss import dss_base_url
+        from vasco.sources.provenance import query_entry, utc_now
+
         dest = tile_dir / "raw" / "image.fits"
+        asked = utc_now()
         try:
             fetch_dss_tile(ra, dec, cfg.survey.size_arcmin, dest, config=cfg.sources.dss)
         except SourceError as exc:
             raise StepError(exc.reason, str(exc)) from exc
-        return {"image": dest}, {"source": "dss"}
+        query = query_entry("dss", dss_base_url(None, cfg.sources.dss), [cfg.sources.dss.survey], asked, None)
+        return {"image": dest}, {"source": "dss", "queries": [query]}
 
     return _run_step(tile_dir, "acquire", {}, params, acquire_dss, body)
 
@@ -231,24 +236,30 @@ def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) ->
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         from vasco.sources.http import SourceError
         from vasco.sources.local import LocalCatalogError, read_local_cone
-        from vasco.sources.vizier import GAIA_EDR3, PS1_DR2, query_cone
+        from vasco.sources.provenance import query_entry, utc_now
+        from vasco.sources.vizier import GAIA_EDR3, PS1_DR2, ConeStats, query_cone, vizier_base_url
 
         outs: dict[str, Path] = {}
-        info: dict[str, Any] = {"source": source, "radius_deg": radius}
+        info: dict[str, Any] = {"source": source, "radius_deg": radius, "queries": []}
         for name in cfg.matching.catalogs:
             applies, why = _catalog_applies(name, dec, cfg)
             if not applies:
                 info[f"{name}_skipped"] = why
                 continue
+            asked = utc_now()
             try:
                 if source == "local":
                     table = read_local_cone(Path(cfg.catalogs.local[name]), ra, dec, radius)
+                    query = query_entry("local", str(cfg.catalogs.local[name]), [name], asked, len(table))
                 else:
                     spec = GAIA_EDR3 if name == "gaia" else PS1_DR2
+                    stats = ConeStats()
                     table = query_cone(
                         spec.name, ra, dec, radius, row_limit=cfg.catalogs.vizier_row_limit,
-                        config=cfg.sources.vizier,
+                        config=cfg.sources.vizier, stats=stats,
                     )
+                    query = query_entry("vizier", vizier_base_url(None, cfg.sources.vizier), [spec.name], asked,
+                                        len(table), requests=stats.requests)
             except SourceError as exc:
                 # No answer is not "no counterpart": the tile fails, it never yields candidates.
                 raise StepError(exc.reason, str(exc)) from exc
@@ -256,6 +267,7 @@ def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) ->
                 raise StepError("FAIL_LOCAL_CATALOG", str(exc)) from exc
             outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"{name}.parquet", table)
             info[f"n_{name}"] = len(table)
+            info["queries"].append(query)
         return outs, info
 
     return _run_step(tile_dir, "catalogs", {}, params, acquire_catalogs, body)
@@ -274,26 +286,28 @@ def xmatch_catalogs(tile_dir: Path, measured: Output, tile_dec: float, cfg: Vasc
         "catalogs": list(cfg.matching.catalogs),
         "radius": cfg.catalogs.xmatch_radius_arcsec,
         "tile_dec": tile_dec,
+        "tables": {name: cfg.catalogs.xmatch_tables[name] for name in cfg.matching.catalogs},
     }
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         from vasco.sources.http import SourceError
-        from vasco.sources.vizier import GAIA_EDR3, PS1_DR2
+        from vasco.sources.provenance import query_entry, utc_now
         from vasco.sources.xmatch import xmatch_detections
 
         det = pd.read_parquet(measured["path"], columns=["NUMBER", "ra", "dec"])
         upload = pd.DataFrame({"our_id": det["NUMBER"].to_numpy(np.int64), "ra": det["ra"], "dec": det["dec"]})
         outs: dict[str, Path] = {}
-        info: dict[str, Any] = {"source": "xmatch"}
+        info: dict[str, Any] = {"source": "xmatch", "queries": []}
         for name in cfg.matching.catalogs:
             applies, why = _catalog_applies(name, tile_dec, cfg)
             if not applies:
                 info[f"{name}_skipped"] = why
                 continue
-            spec = GAIA_EDR3 if name == "gaia" else PS1_DR2
+            asked = utc_now()
             try:
                 res = xmatch_detections(
-                    upload, "vizier:" + spec.name, cfg.catalogs.xmatch_radius_arcsec, config=cfg.sources.xmatch
+                    upload, cfg.catalogs.xmatch_tables[name], cfg.catalogs.xmatch_radius_arcsec,
+                    config=cfg.sources.xmatch,
                 )
             except SourceError as exc:
                 raise StepError(exc.reason, str(exc)) from exc
@@ -303,6 +317,8 @@ def xmatch_catalogs(tile_dir: Path, measured: Output, tile_dec: float, cfg: Vasc
             outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"{name}.parquet", rows)
             info[f"n_{name}"] = len(rows)
             info[f"jobs_{name}"] = res.jobs
+            info["queries"].append(query_entry("xmatch", res.url, [res.catalog], asked, len(res.matches),
+                                               requests=res.jobs))
         return outs, info
 
     return _run_step(tile_dir, "catalogs", {"measured": measured}, params, xmatch_catalogs, body)
@@ -875,29 +891,54 @@ def acquire_veto_lists(
               "vetoes": vc.model_dump(mode="json")}
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        from vasco.sources.provenance import query_entry, utc_now
+
         outs: dict[str, Path] = {}
-        info: dict[str, Any] = {"local": sorted(local), "service": service}
+        info: dict[str, Any] = {"local": sorted(local), "service": service, "queries": []}
         for name, path in local.items():
+            asked = utc_now()
             try:
                 table = read_local_cone(Path(path), ra, dec, radius)
             except LocalCatalogError as exc:
                 raise StepError("FAIL_LOCAL_CATALOG", str(exc)) from exc
             outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"veto_{name}.parquet", table)
             info[f"n_{name}"] = len(table)
+            info["queries"].append(query_entry("local", str(path), [name], asked, len(table)))
         if service:
             sel = pd.read_parquet(selected["path"], columns=["ra", "dec", "survives_psf"])
             alive = sel.loc[sel["survives_psf"].to_numpy(bool)]
             epoch = float(read_json(Path(plate["path"]))["epoch"])
             try:
                 for name in service:
+                    asked = utc_now()
                     table = _service_list(name, alive, ra, dec, radius, epoch, cfg)
                     outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"veto_{name}.parquet", table)
                     info[f"n_{name}"] = len(table)
+                    svc, url, tables = _service_list_origin(name, cfg)
+                    info["queries"].append(query_entry(svc, url, tables, asked, len(table)))
             except SourceError as exc:
                 raise StepError(exc.reason, str(exc)) from exc
         return outs, info
 
     return _run_step(tile_dir, "veto_lists", {"selected": selected, "plate": plate}, params, acquire_veto_lists, body)
+
+
+def _service_list_origin(name: str, cfg: VascoConfig) -> tuple[str, str, list[str]]:
+    """(service, base URL, tables) a veto list is asked of (see :func:`_service_list`)."""
+    if name == "skybot":
+        from vasco.sources.skybot import skybot_url
+
+        return "skybot", skybot_url(None, cfg.sources.skybot), ["skybot"]
+    if name == "scos":
+        from vasco.sources.supercosmos import supercosmos_url
+
+        return "supercosmos", supercosmos_url(None, cfg.sources.supercosmos), ["Source"]
+    from vasco.sources.vizier import USNO_B1, vizier_base_url
+
+    table = {"bright": USNO_B1.name, "vsx": "B/vsx/vsx"}.get(name)
+    if table is None:
+        table = ARCHIVE_TABLES.get(name.removeprefix("archive_"), name.removeprefix("archive_"))
+    return "vizier", vizier_base_url(None, cfg.sources.vizier), [table]
 
 
 def _service_list(

@@ -1,7 +1,24 @@
 """A stand-in for the CDS XMatch sync API, as astroquery calls it.
 
 * ``GET <url>/tables?action=getVizieRTableNames&RESPONSEFORMAT=txt``: the
-  names of the test's tables, one a line (without ``vizier:``).
+  table list as plain text, one name a line: ``simbad``, then the test's
+  tables (without ``vizier:``), then ``extra_names`` (names listed but with no
+  data, like the thousands of VizieR tables a test does not query).  Other
+  ``action`` values answer 400.
+
+Verified, and where from: the path ``<sync url>/tables``, the GET and its two
+parameters are what astroquery's ``XMatchClass.get_available_tables`` sends
+(``astroquery/xmatch/core.py``, astroquery main as of 2026-08); the answer
+format (text, one name per line, VizieR ids without ``vizier:``, ``simbad``
+listed) is astroquery's recorded answer ``astroquery/xmatch/tests/data/tables.csv``
+and how astroquery reads it (``response.text.splitlines()``, then
+``cat2`` minus ``vizier:`` looked up in it); the default endpoint
+``https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync`` is
+``astroquery.xmatch.conf.url``.  The job request (``request=xmatch``,
+``distMaxArcsec``, ``cat1`` upload with ``colRA1``/``colDec1``, ``cat2``,
+``area``) is what astroquery's ``query_async`` builds.  Not verified: the
+service's exact error text for an unknown ``cat2`` and for a parallel job
+(the stand-in's wording is its own).
 * ``POST <url>`` (multipart): ``request=xmatch``, ``distMaxArcsec``,
   ``RESPONSEFORMAT=csv``, ``cat1`` an uploaded CSV file with ``colRA1`` and
   ``colDec1``, ``cat2=vizier:<table>``, ``area=allsky`` or ``area=cone`` with
@@ -46,9 +63,16 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dic
 class XMatchStandIn(StandInServer):
     """``tables`` maps ``vizier:<table>`` to (DataFrame, ra column, dec column)."""
 
-    def __init__(self, tables: dict[str, tuple[pd.DataFrame, str, str]], job_delay: float = 0.0):
+    def __init__(
+        self,
+        tables: dict[str, tuple[pd.DataFrame, str, str]],
+        job_delay: float = 0.0,
+        extra_names: tuple[str, ...] = (),
+    ):
         super().__init__()
         self.tables = tables
+        self.extra_names = tuple(extra_names)
+        self.table_list_requests = 0
         self.job_delay = job_delay
         self.jobs_running = 0
         self.max_jobs_running = 0
@@ -63,8 +87,13 @@ class XMatchStandIn(StandInServer):
         if action is not None and self.answer_status(h, action):
             return
         if seen.method == "GET" and seen.path == PATH + "/tables":
-            names = "\n".join(k.removeprefix("vizier:") for k in self.tables) + "\n"
-            self.send(h, 200, names.encode(), "text/plain")
+            with self.lock:
+                self.table_list_requests += 1
+            if seen.query.get("action") != ["getVizieRTableNames"] or seen.query.get("RESPONSEFORMAT") != ["txt"]:
+                self.send(h, 400, b"unsupported action", "text/plain")
+                return
+            listed = ["simbad", *(k.removeprefix("vizier:") for k in self.tables), *self.extra_names]
+            self.send(h, 200, ("\n".join(listed) + "\n").encode(), "text/plain")
             return
         if seen.method != "POST" or seen.path != PATH:
             self.send(h, 404, b"not found", "text/plain")

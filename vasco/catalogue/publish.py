@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from vasco.catalogue.paper import funnel_vs_paper
 from vasco.io import atomic_path, read_json, write_json_atomic
 from vasco.qc.injection import combine_scores
+from vasco.sources.provenance import summarize_provenance
 
 __all__ = [
     "TILE_STATUSES",
@@ -208,7 +209,8 @@ def build_summary(
     synthetic sky ``injection`` scores candidates against the truth
     (:mod:`vasco.qc.injection`); ``astrometry_trust`` counts the tiles whose
     astrometry is not trusted and the candidates on them
-    (:func:`astrometry_trust_summary`).
+    (:func:`astrometry_trust_summary`); ``provenance`` sums the tiles'
+    provenance blocks (:func:`vasco.sources.provenance.summarize_provenance`).
     """
     status = Counter(r.get("status") for r in records)
     reasons = Counter(r.get("reason") for r in records if r.get("status") in ("rejected", "failed"))
@@ -241,6 +243,8 @@ def build_summary(
         "config_hash": config_hash,
     }
     summary["astrometry_trust"] = astrometry_trust_summary(records, counts)
+    # Services asked (URLs, tables, queries, first/last query time) and tool versions, over all tiles.
+    summary["provenance"] = summarize_provenance(records)
     scores = [r["injection"] for r in records if r.get("status") == "ok" and r.get("injection")]
     if scores:
         summary["injection"] = combine_scores(scores)

@@ -8,7 +8,8 @@ import pandas as pd
 from vasco.matching.crossmatch import nearest_within
 from vasco.matching.propagate import propagate_positions
 
-__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "normalize_catalog", "find_counterparts"]
+__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "EPOCH_UNITS", "epoch_to_julian_year", "normalize_catalog",
+           "find_counterparts"]
 
 #: The schema every reference catalogue is turned into.
 REF_COLUMNS = ("source_id", "ra", "dec", "pmra", "pmdec", "epoch", "mag")
@@ -29,6 +30,69 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: How a catalogue's epoch column counts time, where that column's meaning is documented
+#: (catalogue name as the pipeline names it, column) -> "jyear" (Julian year) or "mjd".
+#: * Gaia: ``ref_epoch`` of the Gaia archive and ``Epoch`` of VizieR I/350/gaiaedr3 are
+#:   the reference epoch as a Julian year, 2016.0 for EDR3 (the Gaia data model's
+#:   gaia_source.ref_epoch; that page was not retrieved here: the value 2016.0 in Julian
+#:   years is how this code base and the public clients found use it).
+#: * PS1: ``Epoch`` of VizieR II/349/ps1 is the mean epoch of the detections as an MJD
+#:   (values such as 55761.365).  Evidence found: STScI's PS1 table documentation
+#:   (outerspace.stsci.edu, "PS1 AstrometryCorrection table fields") describes ObjectThin's
+#:   ``epochMean``, which VizieR's ``Epoch`` carries, as the "Modified Julian Date (MJD) of
+#:   the mean epoch"; a public XMatch client declares vizier:II/349/ps1 ``Epoch`` as
+#:   "Mean epoch (MJD)", unit d, UCD time.epoch.  The VizieR ReadMe of II/349 itself was
+#:   not retrieved.  II/389/ps1_dr2 (same PS1 object table, DR2) is read the same way.
+EPOCH_UNITS: dict[tuple[str, str], str] = {
+    ("gaia", "ref_epoch"): "jyear",
+    ("gaia", "Epoch"): "jyear",
+    ("ps1", "Epoch"): "mjd",
+}
+# A column whose unit is not declared above (a local file, MAST's epochMean, which the
+# synthetic sky writes as Julian years, the veto lists) is read as Julian years, as
+# before, unless every finite value lies in [15000, 100000]: those are MJDs (MJD 15000
+# is 1899-12-22, 100000 is 2132-09-01) and no Julian-year epoch of a catalogue can be
+# there, so that rule never misreads a real epoch in either unit.
+_JYEAR_RANGE = (1000.0, 3000.0)
+_MJD_RANGE = (15000.0, 100000.0)
+_MJD_J2000 = 51544.5  # MJD of J2000.0 (JD 2451545.0)
+_DAYS_PER_JULIAN_YEAR = 365.25
+
+
+def epoch_to_julian_year(values: np.ndarray, catalog: str, column: str) -> np.ndarray:
+    """A catalogue's epoch column as Julian years (float64, NaN kept).
+
+    The unit comes from :data:`EPOCH_UNITS` when the (catalogue, column) pair
+    is listed there; else the column is an MJD only if every finite value is
+    in [15000, 100000], and Julian years otherwise.  MJD -> Julian year:
+    ``2000 + (MJD - 51544.5) / 365.25``.
+
+    Raises
+    ------
+    ValueError
+        Naming the catalogue and column, when the values do not fit their
+        declared unit (Julian years in [1000, 3000], MJDs in [15000, 100000]).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    in_years = bool(finite.size) and bool(((finite >= _JYEAR_RANGE[0]) & (finite <= _JYEAR_RANGE[1])).all())
+    in_mjd = bool(finite.size) and bool(((finite >= _MJD_RANGE[0]) & (finite <= _MJD_RANGE[1])).all())
+    unit = EPOCH_UNITS.get((catalog, column))
+    if not finite.size:
+        return v
+    if unit is None:
+        unit = "mjd" if in_mjd else "jyear"
+    elif (unit == "jyear" and not in_years) or (unit == "mjd" and not in_mjd):
+        want = _JYEAR_RANGE if unit == "jyear" else _MJD_RANGE
+        raise ValueError(
+            f"catalogue {catalog!r}: epoch column {column!r} is documented as {unit} but has values "
+            f"{finite.min():g}..{finite.max():g} outside {want}"
+        )
+    if unit == "mjd":
+        return 2000.0 + (v - _MJD_J2000) / _DAYS_PER_JULIAN_YEAR
+    return v
+
+
 def _pick(table: pd.DataFrame, key: str) -> str | None:
     for name in COLUMN_ALIASES[key]:
         if name in table.columns:
@@ -40,8 +104,10 @@ def normalize_catalog(table: pd.DataFrame, name: str, default_epoch: float) -> p
     """Return ``table`` in the :data:`REF_COLUMNS` schema (float64 coordinates).
 
     Missing proper motions become NaN (the position is then used as it is);
-    a missing epoch column takes ``default_epoch``.  Raises ValueError naming
-    the catalogue when it has no recognisable RA/Dec columns.
+    a missing epoch column takes ``default_epoch``.  The epoch is in Julian
+    years, converted from an MJD where the column is one (PS1's ``Epoch``;
+    see :func:`epoch_to_julian_year`).  Raises ValueError naming the catalogue
+    when it has no recognisable RA/Dec columns, or an epoch column in no known unit.
     """
     cols = {key: _pick(table, key) for key in COLUMN_ALIASES}
     if cols["ra"] is None or cols["dec"] is None:
@@ -54,7 +120,11 @@ def normalize_catalog(table: pd.DataFrame, name: str, default_epoch: float) -> p
             "dec": table[cols["dec"]].to_numpy(np.float64),
             "pmra": table[cols["pmra"]].to_numpy(np.float64) if cols["pmra"] else np.full(n, np.nan),
             "pmdec": table[cols["pmdec"]].to_numpy(np.float64) if cols["pmdec"] else np.full(n, np.nan),
-            "epoch": table[cols["epoch"]].to_numpy(np.float64) if cols["epoch"] else np.full(n, default_epoch),
+            "epoch": (
+                epoch_to_julian_year(table[cols["epoch"]].to_numpy(np.float64), name, cols["epoch"])
+                if cols["epoch"]
+                else np.full(n, default_epoch)
+            ),
             "mag": table[cols["mag"]].to_numpy(np.float64) if cols["mag"] else np.full(n, np.nan),
         }
     )

@@ -19,6 +19,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "GAIA_EDR3_TABLE",
+    "PS1_DR1_TABLE",
+    "PS1_DR2_TABLE",
+    "XMATCH_DEFAULT_TABLES",
     "HttpConfig",
     "DssConfig",
     "VizierConfig",
@@ -29,6 +33,23 @@ __all__ = [
 ]
 
 MiB = 1 << 20
+
+# The VizieR tables of the reference catalogues: the one place their ids are written
+# (vasco.sources.vizier's catalogue specs, the XMatch defaults and the configuration use these).
+#: Gaia EDR3 (Gaia Collaboration 2020), positions at epoch J2016.0.
+GAIA_EDR3_TABLE = "I/350/gaiaedr3"
+#: Pan-STARRS1 DR1 mean objects (Chambers+ 2016); ``Epoch`` is an MJD.
+PS1_DR1_TABLE = "II/349/ps1"
+#: Pan-STARRS1 DR2 mean objects, the table the paper names (VizieR cone queries use it).
+PS1_DR2_TABLE = "II/389/ps1_dr2"
+#: The XMatch names asked by default, by catalogue.  The public XMatch clients
+#: found (astroquery scripts, several pipelines) ask PS1 as ``vizier:II/349/ps1``;
+#: the only public mention of II/389/ps1_dr2 with XMatch found is the seed
+#: replication jannefi/vasco setting it as STILTS cdsskymatch's table (an
+#: environment variable; whether the service accepted it is not shown), so DR1
+#: is the default there.  ``catalogs.xmatch_tables`` overrides it, and a survey
+#: checks its names against the service's table list before any tile runs.
+XMATCH_DEFAULT_TABLES: dict[str, str] = {"gaia": "vizier:" + GAIA_EDR3_TABLE, "ps1": "vizier:" + PS1_DR1_TABLE}
 
 
 class _Section(BaseModel):
@@ -113,6 +134,12 @@ class XMatchConfig(_Section):
         None, description="The sync endpoint. None: astroquery.xmatch.conf.url."
     )
     chunk_rows: int = Field(50_000, ge=1, le=1_000_000, description="Detections uploaded per job.")
+    table_list_max_age_s: float = Field(
+        3600.0,
+        ge=0,
+        description="A tile's jobs reuse the service's table list (hundreds of kB) asked within this many "
+        "seconds by the same process; 0 asks it for every call. The survey-start check always asks it anew.",
+    )
     cone_area_max_deg: float = Field(
         5.0,
         ge=0,

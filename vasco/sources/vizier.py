@@ -67,7 +67,7 @@ from astropy.io import votable
 from numpy.typing import ArrayLike, NDArray
 
 from vasco.matching.crossmatch import angular_separation_arcsec
-from vasco.sources.config import VizierConfig
+from vasco.sources.config import GAIA_EDR3_TABLE, PS1_DR1_TABLE, PS1_DR2_TABLE, VizierConfig
 from vasco.sources.http import HttpClient, SourceError
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "VizierCatalog",
     "GAIA_EDR3",
     "PS1_DR2",
+    "PS1_DR1",
     "USNO_B1",
     "ALLWISE",
     "TWOMASS_PSC",
@@ -109,7 +110,7 @@ class VizierCatalog:
 
 #: Gaia EDR3 (positions at epoch 2016.0, with proper motions).
 GAIA_EDR3 = VizierCatalog(
-    "I/350/gaiaedr3",
+    GAIA_EDR3_TABLE,
     ("RA_ICRS", "DE_ICRS", "pmRA", "pmDE", "Plx", "Gmag", "Source", "Epoch"),
     "RA_ICRS",
     "DE_ICRS",
@@ -117,8 +118,16 @@ GAIA_EDR3 = VizierCatalog(
 )
 #: Pan-STARRS1 DR2 mean objects (no proper motions; Dec >= -30 only).
 PS1_DR2 = VizierCatalog(
-    "II/389/ps1_dr2",
+    PS1_DR2_TABLE,
     ("RAJ2000", "DEJ2000", "objID", "Qual", "gmag", "rmag", "imag"),
+    "RAJ2000",
+    "DEJ2000",
+    "objID",
+)
+#: Pan-STARRS1 DR1 mean objects (the table XMatch users ask; ``Epoch`` is the mean epoch as an MJD).
+PS1_DR1 = VizierCatalog(
+    PS1_DR1_TABLE,
+    ("RAJ2000", "DEJ2000", "objID", "Qual", "Epoch", "gmag", "rmag", "imag"),
     "RAJ2000",
     "DEJ2000",
     "objID",
@@ -164,7 +173,7 @@ VSX = VizierCatalog(
     "Name",
 )
 KNOWN_CATALOGS: dict[str, VizierCatalog] = {
-    c.name: c for c in (GAIA_EDR3, PS1_DR2, USNO_B1, ALLWISE, TWOMASS_PSC, CATWISE2020, VSX)
+    c.name: c for c in (GAIA_EDR3, PS1_DR2, PS1_DR1, USNO_B1, ALLWISE, TWOMASS_PSC, CATWISE2020, VSX)
 }
 
 #: Columns asked of a table VASCO has no spec for: its default ones and VizieR's J2000 position.

@@ -4,7 +4,7 @@
 ``dec``) in chunks of ``XMatchConfig.chunk_rows`` rows, one job after the
 other (CDS bans clients that run jobs in parallel, with HTTP 403), against a
 VizieR table known to XMatch (``vizier:I/350/gaiaedr3``,
-``vizier:II/389/ps1_dr2``...) within a radius, and returns:
+``vizier:II/349/ps1``...) within a radius, and returns:
 
 * ``matches``: every pair within the radius, as XMatch gives them: ``our_id``,
   ``catalog_id`` (the catalogue's source id), ``angDist`` (arcsec, float64),
@@ -16,12 +16,24 @@ The request is built by astroquery's :class:`astroquery.xmatch.XMatchClass`
 (``query_async(..., get_query_payload=True)``: ``request=xmatch``,
 ``distMaxArcsec``, ``cat1`` uploaded as CSV with ``colRA1``/``colDec1``,
 ``cat2``; astroquery checks ``cat2`` against the service's table list, which
-this module fetches once per call) and sent, as a multipart POST with
+this module asks at most once per call, and reuses for
+``XMatchConfig.table_list_max_age_s`` within a process) and sent, as a multipart POST with
 ``RESPONSEFORMAT=csv``, through :class:`vasco.sources.http.HttpClient`
 (timeouts, retries on 429/5xx, size cap; tokens ``FAIL_XMATCH_*``; 403 is
 ``FAIL_XMATCH_HTTP_403`` and never retried).  When a chunk lies within
 ``cone_area_max_deg``, the job is restricted to the cone around it
 (``area=cone``), which spares the service a whole-sky pass.
+
+Table names: :func:`check_tables` asks the service's table list once and
+raises ValueError for a name not in it (with the close names it knows), so a
+survey can refuse a wrong table before any tile runs.  The list is asked the
+way astroquery's ``XMatchClass.get_available_tables`` asks it (verified in
+astroquery's ``astroquery/xmatch/core.py``): ``GET <sync url>/tables`` with
+``action=getVizieRTableNames`` and ``RESPONSEFORMAT=txt``; the answer is plain
+text, one name per line, VizieR tables without the ``vizier:`` prefix
+(astroquery compares ``cat2`` minus ``vizier:`` with those lines), ``simbad``
+among them (first line of astroquery's recorded answer,
+``astroquery/xmatch/tests/data/tables.csv``, 13,329 names recorded in 2014).
 
 One job at a time: a process-wide lock serialises the jobs of every thread.
 Across processes the caller must hold a global limit of one (the flow's
@@ -35,11 +47,15 @@ URL: the ``url`` argument, else ``$VASCO_XMATCH_URL``, else
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import io
 import os
 import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import astropy.units as u
 import numpy as np
@@ -47,16 +63,29 @@ import pandas as pd
 
 from vasco.matching.catalogs import COLUMN_ALIASES
 from vasco.matching.crossmatch import angular_separation_arcsec
-from vasco.sources.config import XMatchConfig
+from vasco.sources.config import XMATCH_DEFAULT_TABLES, XMatchConfig
 from vasco.sources.http import HttpClient, SourceError
 
-__all__ = ["XMATCH_URL_ENV", "XMatchResult", "xmatch_base_url", "xmatch_detections", "MAX_DISTANCE_ARCSEC"]
+__all__ = [
+    "XMATCH_URL_ENV",
+    "XMatchResult",
+    "xmatch_base_url",
+    "xmatch_detections",
+    "available_tables",
+    "check_tables",
+    "check_configured_tables",
+    "forget_table_lists",
+    "MAX_DISTANCE_ARCSEC",
+]
 
 XMATCH_URL_ENV = "VASCO_XMATCH_URL"
 SERVICE = "XMATCH"
 MAX_DISTANCE_ARCSEC = 180.0  # the service's limit
 
 _JOB_LOCK = threading.Lock()
+# The table lists asked by this process: sync URL -> (time.monotonic() when asked, names).
+_TABLE_LISTS: dict[str, tuple[float, list[str]]] = {}
+_TABLE_LISTS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,7 @@ class XMatchResult:
     jobs: int
     catalog: str
     radius_arcsec: float
+    url: str = ""
 
 
 def xmatch_base_url(url: str | None = None, config: XMatchConfig | None = None) -> str:
@@ -93,25 +123,156 @@ def _xmatch_class() -> type:
     class _XMatchAt(mod.XMatchClass):
         """astroquery's XMatch at a given URL, its table list fetched politely."""
 
-        def __init__(self, url: str, client: HttpClient):
+        def __init__(self, url: str, client: HttpClient, max_age_s: float | None = None):
             super().__init__()
             self.URL = url
             self._client = client
+            self._max_age_s = max_age_s
             self._tables: list[str] | None = None
 
         def get_available_tables(self, *, cache: bool = True) -> list[str]:
             if self._tables is None:
-                from astroquery.utils import url_helpers
-
-                answer = self._client.fetch(
-                    "GET",
-                    url_helpers.urljoin_keep_path(self.URL, "tables"),
-                    params={"action": "getVizieRTableNames", "RESPONSEFORMAT": "txt"},
-                )
-                self._tables = answer.content.decode("utf-8", errors="replace").split()
+                self._tables = available_tables(self.URL, http=self._client, max_age_s=self._max_age_s)
             return self._tables
 
     return _XMatchAt
+
+
+def available_tables(url: str | None = None, *, config: XMatchConfig | None = None,
+                     http: HttpClient | None = None, max_age_s: float | None = None) -> list[str]:
+    """The table names an XMatch service knows (VizieR ids without ``vizier:``, and ``simbad``).
+
+    Parameters
+    ----------
+    url : str, optional
+        The sync endpoint (see :func:`xmatch_base_url`).
+    config : XMatchConfig, optional
+    http : HttpClient, optional
+        Client to use; service name set to ``XMATCH``.
+    max_age_s : float, optional
+        Return the list this process asked of this URL within that many
+        seconds, if any, instead of asking again.  None: always ask.  Every
+        list asked is remembered.
+
+    Returns
+    -------
+    list of str
+        One name per non-blank line of the answer, in its order.
+
+    Raises
+    ------
+    SourceError
+        ``FAIL_XMATCH_*`` when the list cannot be had, or is empty or HTML.
+    """
+    from astroquery.utils import url_helpers
+
+    cfg = config or XMatchConfig()
+    client = HttpClient(SERVICE, cfg.http) if http is None else http.with_service(SERVICE, cfg.http if config else None)
+    endpoint = xmatch_base_url(url, cfg)
+    if max_age_s is not None and max_age_s > 0:
+        with _TABLE_LISTS_LOCK:
+            known = _TABLE_LISTS.get(endpoint)
+        if known is not None and time.monotonic() - known[0] <= max_age_s:
+            return list(known[1])
+    list_url = url_helpers.urljoin_keep_path(endpoint, "tables")
+    answer = client.fetch("GET", list_url, params={"action": "getVizieRTableNames", "RESPONSEFORMAT": "txt"})
+    text = answer.content.decode("utf-8", errors="replace")
+    if text.lstrip().startswith("<"):
+        raise SourceError(f"FAIL_{SERVICE}_BAD_ANSWER", f"{list_url}: table list is not text: {text[:120]!r}")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise SourceError(f"FAIL_{SERVICE}_EMPTY", f"{list_url}: empty table list")
+    with _TABLE_LISTS_LOCK:
+        _TABLE_LISTS[endpoint] = (time.monotonic(), list(names))
+    return names
+
+
+def forget_table_lists() -> None:
+    """Forget the table lists this process remembers (tests: a port reused by another stand-in)."""
+    with _TABLE_LISTS_LOCK:
+        _TABLE_LISTS.clear()
+
+
+def check_tables(
+    url: str | None,
+    tables: Mapping[str, str],
+    *,
+    config: XMatchConfig | None = None,
+    http: HttpClient | None = None,
+) -> list[str]:
+    """Check that XMatch knows every table of ``tables`` (asks its table list once).
+
+    Parameters
+    ----------
+    url : str or None
+        The sync endpoint; None: ``$VASCO_XMATCH_URL``, the configuration, astroquery's.
+    tables : mapping of str to str
+        What each name is for (e.g. ``catalogs.xmatch_tables.ps1``) -> XMatch
+        table name, with or without ``vizier:``.
+    config : XMatchConfig, optional
+    http : HttpClient, optional
+
+    Returns
+    -------
+    list of str
+        The service's table list.
+
+    Raises
+    ------
+    ValueError
+        Naming the first unknown table, what it is for, the service, and the
+        known names closest to it (same VizieR catalogue first).
+    SourceError
+        When the list cannot be had.
+    """
+    names = available_tables(url, config=config, http=http)
+    known = set(names)
+    for what, table in tables.items():
+        bare = table.strip().removeprefix("vizier:")
+        if bare in known:
+            continue
+        catalogue = bare.rsplit("/", 1)[0] + "/" if "/" in bare else bare
+        same = sorted(n for n in known if n.startswith(catalogue))[:5]
+        close = [n for n in difflib.get_close_matches(bare, names, n=5, cutoff=0.6) if n not in same]
+        hint = same + close
+        raise ValueError(
+            f"{what}: XMatch table {table!r} is not in the table list of {xmatch_base_url(url, config)} "
+            f"({len(names)} tables)"
+            + (f"; close names: {', '.join('vizier:' + n for n in hint[:8])}" if hint else "; no close name")
+        )
+    return names
+
+
+def check_configured_tables(cfg: Any, http: HttpClient | None = None) -> list[str] | None:
+    """Check a run's XMatch tables before any work, when its catalogues come from XMatch.
+
+    Parameters
+    ----------
+    cfg : vasco.config.VascoConfig
+        ``catalogs.xmatch_tables`` of the catalogues in ``matching.catalogs``
+        are checked with :func:`check_tables` when ``catalogs.source``
+        resolves to ``'xmatch'``.
+    http : HttpClient, optional
+
+    Returns
+    -------
+    list of str or None
+        The service's table list, or None when the run does not use XMatch.
+
+    Raises
+    ------
+    ValueError
+        An unknown table (see :func:`check_tables`), or a service whose table
+        list cannot be read (no tile could get its catalogues either).
+    """
+    if cfg.catalogs.resolved(cfg.sky) != "xmatch":
+        return None
+    tables = {f"catalogs.xmatch_tables.{name}": cfg.catalogs.xmatch_tables[name] for name in cfg.matching.catalogs}
+    try:
+        return check_tables(None, tables, config=cfg.sources.xmatch, http=http)
+    except SourceError as exc:
+        url = xmatch_base_url(None, cfg.sources.xmatch)
+        raise ValueError(f"catalogs.source 'xmatch': cannot read the table list of {url} ({exc})") from exc
 
 
 def _check_detections(detections: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +323,7 @@ def _pick_id_column(columns: list[str], wanted: str | None, catalog: str) -> str
 
 def xmatch_detections(
     detections: pd.DataFrame,
-    catalog: str = "vizier:I/350/gaiaedr3",
+    catalog: str = XMATCH_DEFAULT_TABLES["gaia"],
     radius_arcsec: float = 5.0,
     *,
     chunk_rows: int | None = None,
@@ -219,7 +380,7 @@ def xmatch_detections(
     else:
         client = http.with_service(SERVICE, cfg.http if config is not None else None)
     endpoint = xmatch_base_url(url, cfg)
-    xm = _xmatch_class()(endpoint, client)
+    xm = _xmatch_class()(endpoint, client, cfg.table_list_max_age_s)
     id_is_text = det["our_id"].dtype == object or pd.api.types.is_string_dtype(det["our_id"])
 
     pieces: list[pd.DataFrame] = []
@@ -256,7 +417,7 @@ def xmatch_detections(
 
     matches = _assemble(pieces, det, cat2, id_column, id_is_text)
     unmatched = detections.loc[~detections["our_id"].isin(matches["our_id"])].reset_index(drop=True)
-    return XMatchResult(matches, unmatched, jobs, cat2, radius_arcsec)
+    return XMatchResult(matches, unmatched, jobs, cat2, radius_arcsec, endpoint)
 
 
 def _parse_csv(content: bytes, url: str, id_is_text: bool) -> pd.DataFrame:
