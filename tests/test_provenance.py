@@ -131,13 +131,14 @@ def test_xmatch_catalogs_step_records_its_queries(tmp_path: Path, monkeypatch: p
 
 @pytest.mark.skipif(shutil.which("psfex") is None, reason="PSFEx is not installed")
 def test_tool_versions_once_per_process() -> None:
-    from vasco.extraction.sextractor import _tool_version, tool_versions
+    from vasco.extraction.sextractor import tool_versions
+    from vasco.tools import tool_version
 
     versions = tool_versions()
     assert set(versions) == {"source-extractor", "psfex"}
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", versions["psfex"] or "")
     assert tool_versions() == versions
-    assert _tool_version.cache_info().hits >= 2  # each executable asked once per process
+    assert tool_version.cache_info().hits >= 2  # each executable asked once per process
 
 
 def test_tool_versions_of_missing_or_silent_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

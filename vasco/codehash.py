@@ -40,13 +40,15 @@ import ast
 import hashlib
 import inspect
 import json
+import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from vasco.tools import tool_version
 
 __all__ = [
     "CodeFingerprint",
@@ -305,14 +307,9 @@ def _data_files(modules: Iterable[str], root: Path = PACKAGE_ROOT) -> dict[str, 
     return out
 
 
-@cache
 def _version_of(executable: str) -> str:
-    try:
-        proc = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"unknown: {type(exc).__name__}"
-    lines = (proc.stdout or proc.stderr).strip().splitlines()
-    return lines[0].strip() if lines else f"unknown: no output (status {proc.returncode})"
+    version = tool_version(os.path.realpath(executable))
+    return version if version is not None else "unknown: no answer to --version"
 
 
 def tool_versions(tools: dict[str, tuple[str, ...]]) -> dict[str, str]:

@@ -13,9 +13,7 @@ are passed as command-line overrides of the shipped configuration files in
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import shutil
 import warnings
 import subprocess
@@ -30,6 +28,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 
 from vasco.config import ExtractionConfig
+from vasco.tools import tool_version
 
 __all__ = [
     "ToolError",
@@ -83,7 +82,7 @@ def tool_versions() -> dict[str, str | None]:
     Returns ``{"source-extractor": "2.25.0", "psfex": "3.21.1"}``: the word
     after "version" in the tool's answer (its whole first line when there is
     none); None for a tool that is missing or does not answer within 5 s.
-    Each executable is asked once per process (:func:`_tool_version`).
+    Each executable is asked once per process (:func:`vasco.tools.tool_version`).
     """
     out: dict[str, str | None] = {}
     for key, names in (("source-extractor", SEXTRACTOR_NAMES), ("psfex", PSFEX_NAMES)):
@@ -92,19 +91,8 @@ def tool_versions() -> dict[str, str | None]:
         except ToolError:
             out[key] = None
             continue
-        out[key] = _tool_version(os.path.realpath(exe))
+        out[key] = tool_version(os.path.realpath(exe))
     return out
-
-
-@functools.cache
-def _tool_version(exe: str) -> str | None:
-    try:
-        proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    text = (proc.stdout + "\n" + proc.stderr).strip()
-    m = re.search(r"version\s+(\S+)", text, flags=re.IGNORECASE)
-    return m.group(1) if m else (text.splitlines()[0].strip() if text else None)
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float, tool: str) -> None:
