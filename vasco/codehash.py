@@ -18,9 +18,9 @@ function covers, found statically (with :mod:`ast`, nothing is imported):
   :mod:`vasco.extraction`, the plate table when it holds
   :mod:`vasco.plates.table`;
 * the versions of the external tools when the closure holds
-  :mod:`vasco.extraction`: the first line of ``source-extractor --version``
-  and ``psfex --version`` (``"missing"`` when the tool is not on PATH,
-  ``"unknown: ..."`` when it does not answer).
+  :mod:`vasco.extraction`: the version ``source-extractor --version`` and
+  ``psfex --version`` state (:func:`vasco.tools.tool_version`; ``"missing"``
+  when the tool is not on PATH, ``"unknown: ..."`` when it does not answer).
 
 So a step depends on the modules its own work uses, not on everything its
 module imports: a change to :mod:`vasco.filters.cuts` re-runs the selection
@@ -313,7 +313,7 @@ def _version_of(executable: str) -> str:
 
 
 def tool_versions(tools: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    """Version line of each external tool (first executable found on PATH), ``"missing"`` if none is.
+    """Version of each external tool (first executable found on PATH), ``"missing"`` if none is.
 
     The executable is looked up on every call; its version is asked once per
     process and executable path.
