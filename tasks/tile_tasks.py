@@ -137,9 +137,12 @@ def xmatch_catalogs(tile_dir: Path, measured: dict[str, str], tile_dec: float, c
 
 
 @task(name="check-plate", cache_policy=_step_cache("check_plate", pipeline.check_plate), **_COMMON)
-def check_tile(tile_dir: Path, image: dict[str, str]) -> dict[str, Any]:
-    """Is the cutout POSS-I E? Which plate and epoch?"""
-    return pipeline.check_plate(tile_dir, image)
+def check_tile(
+    tile_dir: Path, image: dict[str, str], cfg: VascoConfig | None = None,
+    verdicts: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Is the cutout POSS-I E? Which plate, which of its dates, which epoch?"""
+    return pipeline.check_plate(tile_dir, image, cfg, verdicts)
 
 
 @task(name="psf-model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf", pipeline.build_psf), **_COMMON)
