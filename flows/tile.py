@@ -232,6 +232,10 @@ def _veto_lists(
         key = SYNTHETIC_VETO_LISTS.get(name)
         if src == "synthetic" and key in acq["outputs"]:
             lists[name] = acq["outputs"][key]
+            if name == "skybot":
+                # The synthetic SkyBoT answers at the date the tile uses, as the real one would.
+                lists[name] = tt.synthetic_skybot.with_options(**opts)(tile_dir, acq["outputs"][key], plate)[
+                    "outputs"]["skybot"]
     if any(src in ("local", "service") for src in sources.values()):
         got = tt.veto_lists.with_options(**opts)(tile_dir, spr["outputs"]["table"], plate, ra, dec, cfg)
         lists.update(got["outputs"])

@@ -49,6 +49,7 @@ __all__ = [
     "select_candidates",
     "spread_model",
     "veto_lists",
+    "synthetic_skybot",
     "later_vetoes",
     "record_tile",
     "cache_settings",
@@ -214,6 +215,12 @@ def veto_lists(
     at most ``catalogs.service_concurrency`` tiles asking the services at once."""
     with _politely("vizier" if _vetoes_ask_services(cfg) else None):
         return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
+
+
+@task(name="synthetic-skybot", cache_policy=_step_cache("skybot_epoch", pipeline.synthetic_skybot), **_COMMON)
+def synthetic_skybot(tile_dir: Path, skybot: dict[str, str], plate: dict[str, str]) -> dict[str, Any]:
+    """The synthetic SkyBoT list at the tile's plate epoch."""
+    return pipeline.synthetic_skybot(tile_dir, skybot, plate)
 
 
 @task(name="later-vetoes", cache_policy=_step_cache("vetoes", pipeline.apply_vetoes), **_COMMON)

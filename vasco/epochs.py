@@ -258,29 +258,22 @@ def decide(counts: Sequence[Mapping[str, Any]], cfg: EpochsConfig) -> dict[str, 
 def synthetic_skybot(tile: TileInfo, jd: float) -> pd.DataFrame:
     """The synthetic sky's SkyBoT: the tile's asteroid list moved to ``jd``.
 
-    The synthetic sky's asteroids move in straight lines at their listed
-    rates (``dRAcosDec``, ``dDEC``, arcsec/h), so the list the survey got
-    (``catalogs/skybot.parquet``, at the true mid-exposure ``epoch_jd``)
-    answers for any other date by moving each object by its rate.
+    The list the survey got (``catalogs/skybot.parquet``, at the true
+    mid-exposure) answers for any other date through
+    :func:`vasco.synthetic.archives.skybot_at` (the synthetic asteroids move
+    in straight lines at their listed rates).
 
     Raises
     ------
     ValueError
         Naming the tile when it has no synthetic SkyBoT list.
     """
+    from vasco.synthetic.archives import skybot_at
+
     path = tile.folder / "catalogs" / "skybot.parquet"
     if not path.is_file():
         raise ValueError(f"tile {tile.tile_id}: no synthetic SkyBoT list ({path}); is it a synthetic-sky survey?")
-    t = pd.read_parquet(path)
-    if not len(t):
-        return t
-    dt_h = (float(jd) - t["epoch_jd"].to_numpy(np.float64)) * 24.0
-    dec = t["dec"].to_numpy(np.float64) + np.nan_to_num(t["dDEC"].to_numpy(np.float64)) * dt_h / 3600.0
-    cosd = np.cos(np.radians(t["dec"].to_numpy(np.float64)))
-    ra = t["ra"].to_numpy(np.float64) + np.nan_to_num(t["dRAcosDec"].to_numpy(np.float64)) * dt_h / 3600.0 / cosd
-    out = t.copy()
-    out["ra"], out["dec"], out["epoch_jd"] = ra % 360.0, dec, float(jd)
-    return out
+    return skybot_at(pd.read_parquet(path), jd)
 
 
 def service_skybot(cfg: VascoConfig) -> SkybotFn:

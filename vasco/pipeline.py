@@ -69,6 +69,7 @@ __all__ = [
     "fit_psf_model",
     "apply_vetoes",
     "acquire_veto_lists",
+    "synthetic_skybot",
     "veto_list_names",
     "veto_list_sources",
     "ARCHIVE_TABLES",
@@ -800,6 +801,29 @@ ARCHIVE_TABLES = {"allwise": "II/328/allwise", "catwise": "II/365/catwise", "2ma
 def _epoch_jd(epoch: float) -> float:
     """Julian date of a Julian-year epoch."""
     return 2451545.0 + (float(epoch) - 2000.0) * 365.25
+
+
+def synthetic_skybot(tile_dir: Path, skybot: Output, plate: Output) -> dict[str, Any]:
+    """The synthetic SkyBoT asked at the tile's plate epoch (mid-exposure of the date the tile uses).
+
+    The synthetic sky writes its SkyBoT list at the plate's true date;
+    asked at another date (a header a day off, ``plates.date_source``), the
+    synthetic service answers with the asteroids where they are then
+    (:func:`vasco.synthetic.archives.skybot_at`), as the real one would, so
+    a wrong date misses them on the synthetic sky too.  Writes
+    ``catalogs/skybot_at_epoch.parquet``.
+    """
+    from vasco.synthetic.archives import julian_date, skybot_at
+
+    tile_dir = Path(tile_dir)
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        epoch_jd = julian_date(plate_epoch_mid(plate))
+        table = skybot_at(pd.read_parquet(skybot["path"]), epoch_jd)
+        path = write_parquet_atomic(tile_dir / "catalogs" / "skybot_at_epoch.parquet", table)
+        return {"skybot": path}, {"epoch_jd": epoch_jd, "n_skybot": len(table)}
+
+    return _run_step(tile_dir, "skybot_epoch", {"skybot": skybot, "plate": plate}, {}, synthetic_skybot, body)
 
 
 def acquire_veto_lists(
