@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,106 @@ def test_write_and_read_verdicts(tmp_path):
     (tmp_path / "epochs.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="epochs.json"):
         read_verdicts(tmp_path)
+
+
+def _m101_survey(root: Path, true_date: str, n_ast: int = 8, seed: int = 3):
+    """A one-tile survey folder around the real M101 cutout (XE133), with asteroids detected where
+    they are at mid-exposure of ``true_date``; returns the SkyBoT objects (at that instant) and its JD."""
+    import shutil
+
+    from vasco.astrometry.positions import pixel_to_sky
+    from vasco.epochs import iso_to_jd
+    from vasco.io import write_json_atomic, write_parquet_atomic
+
+    tile = root / "tiles" / "tM101"
+    (tile / "raw").mkdir(parents=True)
+    shutil.copyfile(M101, tile / "raw" / "image.fits")
+    header = read_fits_header(M101)
+    (ra_c,), (dec_c,) = pixel_to_sky(header, np.array([265.5]), np.array([265.5]))
+    write_json_atomic(tile / "tile.json", {"tile_id": "tM101", "centre": {"ra": float(ra_c), "dec": float(dec_c)},
+                                           "status": "ok", "size_arcmin": 15.0})
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(60, 470, n_ast), rng.uniform(60, 470, n_ast)
+    a_ra, a_dec = pixel_to_sky(header, x, y)
+    bx, by = rng.uniform(1, 530, 300), rng.uniform(1, 530, 300)
+    b_ra, b_dec = pixel_to_sky(header, bx, by)
+    # detections: the asteroids (0.7" off) and 300 other sources, none with a counterpart
+    off = 0.7 / 3600.0
+    det = pd.DataFrame({"ra": np.concatenate([a_ra + off / np.cos(np.radians(a_dec)), b_ra]),
+                        "dec": np.concatenate([a_dec, b_dec]),
+                        "counterpart_sep_arcsec": np.full(n_ast + 300, np.nan)})
+    write_parquet_atomic(tile / "detections.parquet", det)
+    VascoConfig(sky="dss").write(root / "config.json")
+    objects = pd.DataFrame({
+        "Num": list(range(1000, 1000 + n_ast)), "Name": [f"A{i}" for i in range(n_ast)],
+        "ra": a_ra, "dec": a_dec, "Class": ["MB>Middle"] * n_ast, "Mv": rng.uniform(16.0, 19.5, n_ast),
+        "ErrPos": rng.uniform(0.1, 2.0, n_ast),
+        # 0.1-0.3 deg a day, as main-belt asteroids away from their stationary points
+        "dRAcosDec": rng.choice([-1, 1], n_ast) * rng.uniform(15.0, 45.0, n_ast), "dDEC": rng.uniform(-10, 10, n_ast),
+    })
+    return objects, iso_to_jd(true_date) + 25.0 / 1440.0
+
+
+@pytest.mark.parametrize("truth", ["header", "table"])
+def test_vasco_epochs_with_the_skybot_service_on_the_real_m101_tile(tmp_path, monkeypatch, capsys, truth):
+    """`vasco epochs` asks SkyBoT (stand-in server) at each candidate date and names the date the
+    asteroids were detected at, whichever of the two it is."""
+    from servers.skybot import SkybotStandIn
+
+    from flows.cli import main
+    from vasco.epochs import iso_to_jd
+
+    true_date = "1955-04-24T06:58:00" if truth == "header" else "1955-04-23T07:37:00"
+    objects, jd_true = _m101_survey(tmp_path, true_date)
+    with SkybotStandIn(objects, jd_true) as server:
+        monkeypatch.setenv("VASCO_SKYBOT_URL", server.base_url)
+        assert main(["epochs", str(tmp_path)]) == 0  # a dss survey: SkyBoT the service
+        seen = [s.extra["args"] for s in server.seen]
+    table = pd.read_csv(tmp_path / "epochs.csv")
+    row = table.iloc[0]
+    assert row["region"] == "XE133" and row["date_conflict_hours"] == pytest.approx(23.35, abs=1e-3)
+    assert row["verdict"] == truth and row["decided"]
+    assert row["date_obs"].startswith(true_date)
+    hits_true, hits_other = (row["hits_header"], row["hits_table"]) if truth == "header" else (
+        row["hits_table"], row["hits_header"])
+    assert hits_true == 8 and hits_other <= 1
+    # one request per candidate (table=header-1d, header, header+1d), at mid-exposure, from Palomar
+    assert len(seen) == 3 and {a["-loc"] for a in seen} == {"675"}
+    asked = sorted(float(a["-ep"]) for a in seen)
+    want = sorted(iso_to_jd(d) + 25.0 / 1440.0 for d in
+                  ("1955-04-23T07:37:00", "1955-04-24T06:58:00", "1955-04-25T06:58:00"))
+    assert asked == pytest.approx(want, abs=1e-6)
+    out = capsys.readouterr().out
+    assert "XE133" in out and "epochs.csv" in out
+    # the verdict, used by a survey with plates.date_source = 'epochs'
+    verdict = read_verdicts(tmp_path)["XE133"]
+    header = read_fits_header(M101)
+    used = plate_dates(header, "XE133", "epochs", verdict)
+    assert used.date_obs.startswith(true_date) and used.date_rule.startswith("epochs")
+
+
+def test_vasco_epochs_service_failure_leaves_the_plate_undecided(tmp_path, monkeypatch):
+    from servers.skybot import SkybotStandIn
+
+    from flows.cli import main
+
+    objects, jd = _m101_survey(tmp_path, "1955-04-24T06:58:00")
+    cfg = VascoConfig.model_validate({"sky": "dss", "sources": {"skybot": {"http": {"max_attempts": 1}}}})
+    cfg.write(tmp_path / "config.json")
+    with SkybotStandIn(objects, jd) as server:
+        server.queue(*[("status", 500, {})] * 5)
+        monkeypatch.setenv("VASCO_SKYBOT_URL", server.base_url)
+        assert main(["epochs", str(tmp_path)]) == 0
+    res = pd.read_csv(tmp_path / "epochs.csv").iloc[0]
+    assert res["verdict"] == "undecided" and not res["decided"]
+    assert "FAIL_SKYBOT" in json.loads((tmp_path / "epochs.json").read_text())["plates"]["XE133"]["error"]
+
+
+def test_vasco_epochs_bad_folder(tmp_path, capsys):
+    from flows.cli import main
+
+    assert main(["epochs", str(tmp_path / "nope")]) == 2
+    assert "no tiles/ folder" in capsys.readouterr().err
+    (tmp_path / "tiles").mkdir()
+    assert main(["epochs", str(tmp_path)]) == 2
+    assert "no processed" in capsys.readouterr().err
