@@ -244,3 +244,31 @@ def test_vasco_epochs_bad_folder(tmp_path, capsys):
     (tmp_path / "tiles").mkdir()
     assert main(["epochs", str(tmp_path)]) == 2
     assert "no processed" in capsys.readouterr().err
+
+
+def test_synthetic_header_date_offset_moves_only_the_header():
+    """The knob writes a header DATE-OBS a day off on the chosen plate; the sky stays at the true date."""
+    from vasco.config import SyntheticConfig
+    from vasco.synthetic.archives import skybot_at
+    from vasco.synthetic.tile import make_synthetic_tile
+
+    base = SyntheticConfig(n_asteroids_per_deg2=600.0)
+    off = SyntheticConfig(n_asteroids_per_deg2=600.0, header_date_offset_days={"XE133": 1.0})
+    other = SyntheticConfig(n_asteroids_per_deg2=600.0, header_date_offset_days={"XE132": 1.0})
+    t0 = make_synthetic_tile(210.2, 53.3, 6.0, 1, base)
+    t1 = make_synthetic_tile(210.2, 53.3, 6.0, 1, off)
+    t2 = make_synthetic_tile(210.2, 53.3, 6.0, 1, other)
+    assert t0.plate.region == "XE133" and t0.header["DATE-OBS"] == "1955-04-23T07:37:00"
+    assert t1.header["DATE-OBS"] == "1955-04-24T07:37:00" and t1.header["SYNDATOF"] == 1.0
+    assert t2.header["DATE-OBS"] == "1955-04-23T07:37:00" and "SYNDATOF" not in t2.header
+    np.testing.assert_array_equal(t0.image, t1.image)
+    pd.testing.assert_frame_equal(t0.skybot, t1.skybot)
+    pd.testing.assert_frame_equal(t0.truth, t1.truth)
+    d = plate_dates(t1.header, "XE133", "header")
+    assert d.date_conflict_hours == pytest.approx(24.0) and d.date_obs.startswith("1955-04-24T07:37")
+    # the synthetic SkyBoT asked a day later: every asteroid moved by 24 h of its rate
+    sb = t0.skybot
+    assert len(sb) > 3
+    later = skybot_at(sb, float(sb.epoch_jd.iloc[0]) + 1.0)
+    np.testing.assert_allclose((later.dec - sb.dec).to_numpy() * 3600.0, sb.dDEC.to_numpy() * 24.0, atol=1e-6)
+    assert (later.epoch_jd == sb.epoch_jd.iloc[0] + 1.0).all() and later.Name.tolist() == sb.Name.tolist()
