@@ -260,6 +260,7 @@ def test_synthetic_header_date_offset_moves_only_the_header():
     t2 = make_synthetic_tile(210.2, 53.3, 6.0, 1, other)
     assert t0.plate.region == "XE133" and t0.header["DATE-OBS"] == "1955-04-23T07:37:00"
     assert t1.header["DATE-OBS"] == "1955-04-24T07:37:00" and t1.header["SYNDATOF"] == 1.0
+    t1.header.tostring()  # every card fits (warnings are errors in tests)
     assert t2.header["DATE-OBS"] == "1955-04-23T07:37:00" and "SYNDATOF" not in t2.header
     np.testing.assert_array_equal(t0.image, t1.image)
     pd.testing.assert_frame_equal(t0.skybot, t1.skybot)

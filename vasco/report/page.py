@@ -218,9 +218,9 @@ def _epochs(epochs: Sequence[Mapping[str, Any]] | None, conflicts: int | None) -
         return ""
     out = ['<section id="epochs"><h2>Plate dates</h2>']
     if conflicts is not None:
-        out.append(f"<p>{_int(conflicts)} processed tiles have a cutout-header date more than the tolerance "
-                   "(<code>plates.conflict_hours</code>) away from the plate table's "
-                   "(<code>plate.date_conflict</code> in their <code>tile.json</code>).</p>")
+        out.append("<p>Processed tiles whose cutout-header date differs from the plate table's by more than "
+                   f"<code>plates.conflict_hours</code>: {_int(conflicts)} (<code>plate.date_conflict</code> in "
+                   "their <code>tile.json</code>).</p>")
     if epochs is None:
         out.append("<p>No <code>epochs.csv</code>: run <code>vasco epochs DIR</code> to let the asteroids on "
                    "each plate decide its date.</p>")

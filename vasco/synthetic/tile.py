@@ -454,7 +454,7 @@ def make_synthetic_tile(
     if offset_days:
         # An old cutout's header a day off: the header lies, the sky (asteroids) is at the true date.
         hdr["DATE-OBS"] = header_date(plate.date_obs, float(offset_days))
-        hdr["SYNDATOF"] = (float(offset_days), "Synthetic: DATE-OBS offset from the true date (days)")
+        hdr["SYNDATOF"] = (float(offset_days), "Synthetic: DATE-OBS - true date (days)")
 
     l_c, b_c = pop.galactic_lb(ra, dec)
     info = {
