@@ -7,6 +7,7 @@
     vasco clean DIR [--dry-run]           (remove intermediate files, keep catalogues)
     vasco reset DIR --tile ID [--step S]  (forget a tile, or one step of it)
     vasco report DIR [--force]            (rebuild the QC plots, MOC, gallery and DIR/report/index.html)
+    vasco epochs DIR [--skybot auto|synthetic|service]  (which plate dates the asteroids confirm)
     vasco config show [--config FILE]     (the effective configuration, defaults included)
     vasco config reference                (every parameter: default and meaning, as docs/configuration.md)
 """
@@ -211,6 +212,59 @@ def _report(argv: list[str]) -> int:
     return 0
 
 
+def _epochs(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="vasco epochs",
+        description="Decide each plate's date with the sky: for every plate of a finished survey, ask SkyBoT "
+        "for the known minor planets over the plate's processed tiles at mid-exposure of each candidate "
+        "date (the plate table's, the cutout header's, and the header's shifted by "
+        "plates.epochs.day_offsets days) and count the predicted positions that land on a detection "
+        "(within plates.epochs.radius_arcsec). The date with clearly most hits wins. Writes DIR/epochs.csv "
+        "(one row per plate) and DIR/epochs.json (counts per candidate and tile); a survey run with "
+        "plates.date_source = 'epochs' then uses each plate's chosen date.",
+    )
+    p.add_argument("survey", help="the survey folder (--out of vasco survey)")
+    p.add_argument("--config", dest="config_file",
+                   help="configuration file (default: the survey's own DIR/config.json); plates.* is used")
+    p.add_argument("--skybot", choices=["auto", "synthetic", "service"], default="auto",
+                   help="where predictions come from: the synthetic sky's SkyBoT (the survey's), or the "
+                   "SkyBoT service (VASCO_SKYBOT_URL or sources.skybot.base_url); auto: synthetic for a "
+                   "synthetic-sky survey (default)")
+    a = p.parse_args(argv)
+    from vasco.config import VascoConfig
+    from vasco.epochs import epochs_table, service_skybot, survey_epochs, synthetic_skybot, write_epochs
+
+    root = Path(a.survey)
+    try:
+        if not (root / "tiles").is_dir():
+            raise ValueError(f"{root}: no tiles/ folder (is this a survey folder?)")
+        if a.config_file:
+            cfg = VascoConfig.read(Path(a.config_file))
+        elif (root / "config.json").is_file():
+            cfg = VascoConfig.read(root / "config.json")
+        else:
+            cfg = VascoConfig()
+        kind = a.skybot if a.skybot != "auto" else ("synthetic" if cfg.sky == "synthetic" else "service")
+        ask = synthetic_skybot if kind == "synthetic" else service_skybot(cfg)
+        result = survey_epochs(root, cfg, ask, kind, log=print)
+    except ValueError as exc:
+        return usage_error(exc)
+    js, csv = write_epochs(root, result)
+    table = epochs_table(result)
+    cols = ["region", "n_tiles", "date_obs_header", "date_obs_table", "candidates", "verdict", "date_obs"]
+    print(table[cols].to_string(index=False))
+    print(f"written: {csv}, {js}")
+    if (root / "report" / "index.html").is_file():
+        from vasco.report.build import build_report
+
+        try:
+            man = build_report(root)
+            print(f"report: {root / man['index']} (with the plate-dates table)")
+        except ValueError as exc:
+            print(f"warning: the report was not rebuilt: {exc}", file=sys.stderr)
+    return 0
+
+
 def _config(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="vasco config", description="Configuration: `vasco config show` prints "
                                 "the effective configuration (a file's values over the defaults) as JSON; "
@@ -242,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "clean": "remove a survey's intermediate files, keep its catalogues",
         "reset": "forget a tile or one of its steps",
         "report": "rebuild a survey's QC plots, coverage map, candidate gallery and report page",
+        "epochs": "decide each plate's date by the asteroids on it (DIR/epochs.csv)",
         "config": "show the effective configuration, or the reference of every parameter",
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
@@ -254,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return survey_main(argv[1:], prog="vasco survey")
     handlers = {"compare": _compare, "status": _status, "clean": _clean, "reset": _reset, "config": _config,
-                "tile": _tile, "report": _report}
+                "tile": _tile, "report": _report, "epochs": _epochs}
     return handlers[argv[0]](argv[1:])
 
 

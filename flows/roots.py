@@ -34,15 +34,24 @@ def open_root(out: str | os.PathLike[str]) -> Storage:
     return Storage.from_url(str(out))
 
 
-def is_finished(rec: object, config_hash: str) -> bool:
+def is_finished(rec: object, config_hash: str, verdicts: dict[str, dict[str, object]] | None = None) -> bool:
     """Is this ``tile.json`` a finished tile (ok or rejected) of this configuration and VASCO version?
 
-    Such a tile is never run again; failed and unfinished tiles (and dry runs) are.
+    Such a tile is never run again; failed and unfinished tiles (and dry runs) are.  With
+    ``verdicts`` (the plate dates of ``vasco epochs``, used by ``plates.date_source = 'epochs'``)
+    an ok tile whose plate date is not the one its plate's verdict now gives is not finished.
     """
     from vasco import __version__
 
-    return (isinstance(rec, dict) and rec.get("status") in ("ok", "rejected") and not rec.get("dry_run")
+    done = (isinstance(rec, dict) and rec.get("status") in ("ok", "rejected") and not rec.get("dry_run")
             and rec.get("config_hash") == config_hash and rec.get("vasco_version") == __version__)
+    if done and verdicts is not None and isinstance(rec, dict) and rec.get("status") == "ok":
+        from vasco.epochs import verdict_date
+
+        plate = rec.get("plate") or {}
+        want = verdict_date(verdicts.get(str(plate.get("region"))), plate)
+        return want is None or want == plate.get("date_obs")
+    return done
 
 
 def check_writable(out: str | os.PathLike[str], option: str = "--out") -> None:

@@ -305,12 +305,15 @@ def _write_positions(out: Path, positions: list[TilePosition]) -> None:
         table.to_csv(tmp, index=False, float_format="%.10f")
 
 
-def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str) -> list[TilePosition]:
+def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str,
+                  verdicts: dict[str, dict[str, Any]] | None = None) -> list[TilePosition]:
     """The positions whose tile is not finished with this configuration and code version.
 
     A tile is finished when its ``tile.json`` says ``ok`` or ``rejected`` for
     the same configuration hash and VASCO version; failed and unfinished tiles
-    are pending, so a new run (or the next scheduled one) picks them up.
+    are pending, so a new run (or the next scheduled one) picks them up.  With
+    ``verdicts`` (``plates.date_source = 'epochs'``), so are ok tiles whose
+    plate date is not the one ``vasco epochs`` now gives their plate.
     """
 
     todo = []
@@ -320,7 +323,7 @@ def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str) -
         except (OSError, ValueError):
             todo.append(p)
             continue
-        if not is_finished(rec, config_hash):
+        if not is_finished(rec, config_hash, verdicts):
             todo.append(p)
     return todo
 
@@ -470,7 +473,9 @@ def survey_flow(
         # Partial files of a survey-level write by a process that was killed.
         for path in remove_dead_temporaries(out_dir):
             logger.info("removed %s, left by a killed run", path.name)
-    todo = pending_tiles(store, pos, cfg.science_hash())
+    from flows.tile import epochs_verdicts
+
+    todo = pending_tiles(store, pos, cfg.science_hash(), epochs_verdicts(store, cfg))
     n_done = len(pos) - len(todo)
     if retry_failed:
         todo = [p for p in todo if tile_status(store, p) == "failed"]

@@ -37,8 +37,23 @@ __all__ = ["tile_flow", "run_tile"]
 LEASE_TTL_S = 6 * 3600.0
 
 
+#: The keys of tile.json's ``plate`` block (see :func:`vasco.plates.header.plate_dates`).
+PLATE_KEYS = ("region", "label", "epoch", "date_obs", "date_obs_header", "date_obs_table", "date_rule",
+              "date_conflict_hours", "date_conflict", "exposure_min", "epoch_mid")
+
+
 def _empty_plate() -> dict[str, Any]:
-    return {"region": None, "label": None, "epoch": None, "date_obs": None}
+    return {k: None for k in PLATE_KEYS}
+
+
+def epochs_verdicts(store: Any, cfg: VascoConfig) -> dict[str, dict[str, Any]] | None:
+    """The per-plate verdicts of ``vasco epochs`` (``epochs.json`` in the survey root), with
+    ``plates.date_source = 'epochs'``; None otherwise or when the file is absent."""
+    if cfg.plates.date_source != "epochs":
+        return None
+    from vasco.epochs import read_verdicts
+
+    return read_verdicts(store)
 
 
 def run_tile(
@@ -48,12 +63,14 @@ def run_tile(
     cfg: VascoConfig,
     fits_path: Path | None = None,
     tile_dir: Path | None = None,
+    verdicts: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run one tile's tasks in order and write its tile.json (inside a flow run).
 
     The tile is ``out/tiles/<tile_id>`` for a sampled position, or
     ``tile_dir`` itself for a user's FITS file (``fits_path``), whose centre
-    is read from its header.
+    is read from its header.  ``verdicts``: the plate dates ``vasco epochs``
+    chose (used with ``plates.date_source = 'epochs'``).
     """
     logger = get_run_logger()
     started = time.perf_counter()
@@ -103,9 +120,13 @@ def run_tile(
             acq = tt.acquire_tile.with_options(**opts)(tile_dir, ra, dec, cfg)
         image = acq["outputs"]["image"]
         step = "check_plate"
-        chk = tt.check_tile.with_options(**opts)(tile_dir, image)
+        chk = tt.check_tile.with_options(**opts)(tile_dir, image, cfg, verdicts)
         info = chk["info"]
-        record["plate"] = {k: info.get(k) for k in ("region", "label", "epoch", "date_obs")}
+        record["plate"] = {k: info.get(k) for k in PLATE_KEYS}
+        if info.get("date_conflict"):
+            logger.warning("tile %s: plate %s header date %s and plate-table date %s differ by %.2f h; using %s",
+                           tid, info.get("region"), info.get("date_obs_header"), info.get("date_obs_table"),
+                           info.get("date_conflict_hours"), info.get("date_rule"))
         if not info["ok"]:
             record.update(status="rejected", reason=info["reason"])
             record["provenance"] = _provenance(acq, None, [], run_started)
@@ -234,6 +255,10 @@ def _veto_lists(
         key = SYNTHETIC_VETO_LISTS.get(name)
         if src == "synthetic" and key in acq["outputs"]:
             lists[name] = acq["outputs"][key]
+            if name == "skybot":
+                # The synthetic SkyBoT answers at the date the tile uses, as the real one would.
+                lists[name] = tt.synthetic_skybot.with_options(**opts)(tile_dir, acq["outputs"][key], plate)[
+                    "outputs"]["skybot"]
     if any(src in ("local", "service") for src in sources.values()):
         got = tt.veto_lists.with_options(**opts)(tile_dir, spr["outputs"]["table"], plate, ra, dec, cfg)
         lists.update(got["outputs"])
@@ -242,13 +267,14 @@ def _veto_lists(
     return lists
 
 
-def _finished_record(store: Any, tid: str, cfg: VascoConfig) -> dict[str, Any] | None:
+def _finished_record(store: Any, tid: str, cfg: VascoConfig,
+                     verdicts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """The tile's tile.json if it is finished (:func:`flows.roots.is_finished`), else None."""
     try:
         rec = store.read_json(f"tiles/{tid}/tile.json")
     except (OSError, ValueError):
         return None
-    return rec if is_finished(rec, cfg.science_hash()) else None
+    return rec if is_finished(rec, cfg.science_hash(), verdicts) else None
 
 
 def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[str, Any]:
@@ -294,7 +320,8 @@ def tile_flow(
     if fits is None and (ra is None or dec is None):
         raise ValueError("tile_flow needs ra and dec, or fits")
     if fits is not None:
-        return run_tile(None, None, Path(out), cfg, fits_path=Path(fits), tile_dir=Path(out))
+        verdicts = epochs_verdicts(open_root(out), cfg)
+        return run_tile(None, None, Path(out), cfg, fits_path=Path(fits), tile_dir=Path(out), verdicts=verdicts)
     assert ra is not None and dec is not None
     store = open_root(out)
     root = local_root(store)
@@ -305,7 +332,8 @@ def tile_flow(
         get_run_logger().warning("tile %s is being processed by another worker; skipped here", tid)
         return {"tile_id": tid, "status": "busy"}
     try:
-        done = _finished_record(store, tid, cfg)
+        verdicts = epochs_verdicts(store, cfg)
+        done = _finished_record(store, tid, cfg, verdicts)
         if done is not None and not dry_run:
             # Another worker finished it after this one was handed the tile.
             get_run_logger().info("tile %s is already done (%s); not run again", tid, done["status"])
@@ -313,7 +341,7 @@ def tile_flow(
         # Under the lease nobody else writes here: partial files are a killed run's.
         for path in remove_temporaries(root / "tiles" / tid):
             get_run_logger().info("tile %s: removed %s, left by a killed run", tid, path.name)
-        record = _dry_run_tile(ra, dec, root, cfg) if dry_run else run_tile(ra, dec, root, cfg)
+        record = _dry_run_tile(ra, dec, root, cfg) if dry_run else run_tile(ra, dec, root, cfg, verdicts=verdicts)
         if not store.is_local:
             # tile.json goes last: it commits the tile in the shared root.
             store.put_tree(root / "tiles" / tid, f"tiles/{tid}", exclude=TILE_UPLOAD_EXCLUDE)

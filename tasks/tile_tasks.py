@@ -53,6 +53,7 @@ __all__ = [
     "select_candidates",
     "spread_model",
     "veto_lists",
+    "synthetic_skybot",
     "later_vetoes",
     "record_tile",
     "cache_settings",
@@ -141,9 +142,12 @@ def xmatch_catalogs(tile_dir: Path, measured: dict[str, str], tile_dec: float, c
 
 
 @task(name="check-plate", cache_policy=_step_cache("check_plate", pipeline.check_plate), **_COMMON)
-def check_tile(tile_dir: Path, image: dict[str, str]) -> dict[str, Any]:
-    """Is the cutout POSS-I E? Which plate and epoch?"""
-    return pipeline.check_plate(tile_dir, image)
+def check_tile(
+    tile_dir: Path, image: dict[str, str], cfg: VascoConfig | None = None,
+    verdicts: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Is the cutout POSS-I E? Which plate, which of its dates, which epoch?"""
+    return pipeline.check_plate(tile_dir, image, cfg, verdicts)
 
 
 @task(name="psf-model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf", pipeline.build_psf), **_COMMON)
@@ -221,6 +225,12 @@ def veto_lists(
         "skybot" if _skybot_asked(cfg) else None
     ):
         return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
+
+
+@task(name="synthetic-skybot", cache_policy=_step_cache("skybot_epoch", pipeline.synthetic_skybot), **_COMMON)
+def synthetic_skybot(tile_dir: Path, skybot: dict[str, str], plate: dict[str, str]) -> dict[str, Any]:
+    """The synthetic SkyBoT list at the tile's plate epoch."""
+    return pipeline.synthetic_skybot(tile_dir, skybot, plate)
 
 
 @task(name="later-vetoes", cache_policy=_step_cache("vetoes", pipeline.apply_vetoes), **_COMMON)

@@ -223,6 +223,13 @@ def test_vasco_tile_on_the_real_m101_cutout(tmp_path, m101_path, harness):
     rec = read_json(out / "tile.json")
     assert rec["status"] == "ok" and rec["plate"]["region"] == "XE133"
     assert int(rec["plate"]["epoch"]) == 1955
+    # The old header's 24/04/55 06:58 is a day after the full-plate header's date: both recorded,
+    # the plate table's used (plates.date_source = 'table'), the conflict flagged.
+    plate = rec["plate"]
+    assert plate["date_obs_header"].startswith("1955-04-24T06:58")
+    assert plate["date_obs"] == plate["date_obs_table"] and plate["date_obs"].startswith("1955-04-23T07:37")
+    assert plate["date_conflict"] and abs(plate["date_conflict_hours"] - 23.35) < 1e-3
+    assert plate["exposure_min"] == 50.0 and plate["epoch_mid"] > plate["epoch"]
     dets = pd.read_parquet(out / "detections.parquet")
     assert (out / "candidates.parquet").exists()
     assert (dets["ra"] != 0).all() and (dets["dec"] != 0).all()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -257,6 +258,13 @@ class SyntheticConfig(_Section):
         description="Asteroids (near their stationary point: point-like) per deg^2, per plate: rendered on "
         "the plate, listed by the synthetic SkyBoT answer at the plate epoch (a quarter too faint to be seen).",
     )
+    header_date_offset_days: dict[str, float] = Field(
+        default_factory=dict,
+        description="Plate region -> days: the cutout header of that plate gets a DATE-OBS this far from the "
+        "plate's true date (e.g. {\"XE133\": 1.0}), as old cutout headers are a day off, while the sky "
+        "(asteroids) is rendered at the true date, the plate table's. For testing plate dates and "
+        "`vasco epochs`.",
+    )
     n_ir_sources_per_deg2: float = Field(
         20.0,
         ge=0,
@@ -291,6 +299,15 @@ class SyntheticConfig(_Section):
     scos_position_sigma_arcsec: float = Field(
         0.3, ge=0, description="Position noise (per axis) of the synthetic SuperCOSMOS list."
     )
+
+    @model_validator(mode="after")
+    def _check_date_offsets(self) -> "SyntheticConfig":
+        for region, days in self.header_date_offset_days.items():
+            if not re.fullmatch(r"XE\d{3}", region):
+                raise ValueError(f"header_date_offset_days: {region!r} is not a POSS-I E plate region like 'XE133'")
+            if not (abs(days) <= 366.0):
+                raise ValueError(f"header_date_offset_days[{region!r}] = {days!r}: must be within +-366 days")
+        return self
 
 
 class CatalogsConfig(_Section):
@@ -389,6 +406,50 @@ class ReportConfig(_Section):
     )
 
 
+class EpochsConfig(_Section):
+    """``vasco epochs``: which plate date the asteroids on the plate confirm."""
+
+    radius_arcsec: float = Field(
+        5.0, gt=0, le=60, description="A predicted minor planet is a hit when a detection lies within this "
+        "(arcsec, after the Gaia-tied fit) of its SkyBoT position at mid-exposure of the candidate date.")
+    mag_max: float = Field(
+        21.0, description="Only minor planets SkyBoT predicts at V <= this count (POSS-I E reaches R ~ 20; "
+        "asteroids have V - R ~ 0.45).")
+    errpos_max_arcsec: float = Field(
+        10.0, gt=0, description="Minor planets whose ephemeris uncertainty (SkyBoT ErrPos) exceeds this "
+        "are not counted.")
+    day_offsets: tuple[float, ...] = Field(
+        (-1.0, 1.0), description="Further candidate dates: the header date shifted by these many days "
+        "(the common error is one day). Candidates within plates.conflict_hours of one another are one "
+        "candidate.")
+    min_hits: int = Field(3, ge=1, description="A date is chosen only with at least this many hits.")
+    min_ratio: float = Field(
+        2.0, ge=1, description="...and at least this many times the hits of the best other candidate "
+        "(every candidate farther than plates.conflict_hours from it).")
+    exclude_counterparts: bool = Field(
+        True, description="Count only detections without a Gaia/PS1 counterpart (a minor planet has none): "
+        "fewer chance hits on stars.")
+    edge_margin_px: float = Field(
+        10.0, ge=0, description="Predictions closer than this to a tile's edge are not counted.")
+
+
+class PlatesConfig(_Section):
+    """Plate dates: which date of a plate a tile uses."""
+
+    date_source: Literal["table", "header", "epochs"] = Field(
+        "table",
+        description="Which plate date tiles use. 'table': the date of the shipped plate table (the "
+        "archive's full-plate header; one value per plate, the same for every cutout), the header's when "
+        "the plate has none. 'header': the cutout header's DATE-OBS (old GetImage cutouts can be a day off "
+        "the full-plate header). 'epochs': the date `vasco epochs DIR` found the plate's asteroids at "
+        "(DIR/epochs.json), else as 'table'. Every tile records both dates, the one used and why.",
+    )
+    conflict_hours: float = Field(
+        1.0, gt=0, description="A tile whose header and table dates differ by more than this (hours) is "
+        "flagged (plate.date_conflict).")
+    epochs: EpochsConfig = EpochsConfig()
+
+
 class VascoConfig(_Section):
     """Every parameter of a VASCO run."""
 
@@ -407,6 +468,7 @@ class VascoConfig(_Section):
     catalogs: CatalogsConfig = CatalogsConfig()
     sources: SourcesConfig = SourcesConfig()
     report: ReportConfig = ReportConfig()
+    plates: PlatesConfig = PlatesConfig()
 
     @model_validator(mode="after")
     def _check_catalogs(self) -> "VascoConfig":

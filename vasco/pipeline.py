@@ -59,6 +59,7 @@ __all__ = [
     "xmatch_catalogs",
     "image_centre",
     "check_plate",
+    "plate_epoch_mid",
     "build_psf",
     "extract_pass2",
     "measure_positions",
@@ -69,6 +70,7 @@ __all__ = [
     "fit_psf_model",
     "apply_vetoes",
     "acquire_veto_lists",
+    "synthetic_skybot",
     "veto_list_names",
     "veto_list_sources",
     "ARCHIVE_TABLES",
@@ -327,29 +329,53 @@ def xmatch_catalogs(tile_dir: Path, measured: Output, tile_dec: float, cfg: Vasc
 # --------------------------------------------------------------------------- check
 
 
-def check_plate(tile_dir: Path, image: Output) -> dict[str, Any]:
-    """Check the cutout is POSS-I E; record plate region, label and epoch.
+def check_plate(
+    tile_dir: Path,
+    image: Output,
+    cfg: VascoConfig | None = None,
+    verdicts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Check the cutout is POSS-I E; record the plate, both its dates, the one used, and its epochs.
 
     A rejection is a result, not an error: ``info['ok']`` is False and
-    ``info['reason']`` holds the token (e.g. ``REJECT_NON_POSS``).
+    ``info['reason']`` holds the token (e.g. ``REJECT_NON_POSS``).  An
+    accepted plate gets the keys of :meth:`vasco.plates.header.PlateDates.as_dict`
+    (``date_obs_header``, ``date_obs_table``, ``date_obs`` and ``date_rule``
+    by ``plates.date_source``, ``date_conflict_hours``, ``exposure_min``,
+    ``epoch`` and ``epoch_mid``).  The later steps take the plate epoch
+    (proper motions, SkyBoT) from ``epoch_mid``.  ``verdicts`` (region ->
+    entry of ``epochs.json``) is used with ``plates.date_source = 'epochs'``.
     """
+    from vasco.plates.header import plate_dates
+
     tile_dir = Path(tile_dir)
+    pc = (cfg or VascoConfig()).plates
+    use = {k: dict(v) for k, v in sorted((verdicts or {}).items())} if pc.date_source == "epochs" else None
+    params = {"date_source": pc.date_source, "conflict_hours": pc.conflict_hours, "verdicts": use}
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         header = read_header(Path(image["path"]))
         res = check_poss1e(header)
-        plate = {
-            "ok": res.ok,
-            "reason": res.reason,
-            "region": res.region,
-            "label": res.label,
-            "date_obs": res.date_obs,
-            "epoch": res.epoch,
-        }
+        plate: dict[str, Any] = {"ok": res.ok, "reason": res.reason, "region": res.region, "label": res.label,
+                                 "date_obs": res.date_obs, "epoch": res.epoch}
+        if res.ok:
+            try:
+                dates = plate_dates(header, res.region, pc.date_source,
+                                    (use or {}).get(str(res.region)), pc.conflict_hours)
+            except ValueError as exc:
+                raise StepError("FAIL_BAD_IMAGE", f"{Path(image['path']).name}: {exc}") from exc
+            plate.update(dates.as_dict())
         path = write_json_atomic(tile_dir / "work" / "plate.json", plate)
         return {"plate": path}, plate
 
-    return _run_step(tile_dir, "check_plate", {"image": image}, {}, check_plate, body)
+    return _run_step(tile_dir, "check_plate", {"image": image}, params, check_plate, body)
+
+
+def plate_epoch_mid(plate: Output) -> float:
+    """The mid-exposure epoch (decimal Julian year) of a tile's ``plate.json`` (its ``epoch`` if older)."""
+    rec = read_json(Path(plate["path"]))
+    value = rec.get("epoch_mid")
+    return float(value if value is not None else rec["epoch"])
 
 
 # --------------------------------------------------------------------------- extraction
@@ -516,7 +542,7 @@ def fit_astrometry(
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         table = pd.read_parquet(measured["path"])
-        epoch = float(read_json(Path(plate["path"]))["epoch"])
+        epoch = plate_epoch_mid(plate)
         positions = {
             s: (table[f"ra_{s}"].to_numpy(np.float64), table[f"dec_{s}"].to_numpy(np.float64))
             for s in SOLUTIONS
@@ -629,7 +655,7 @@ def match_catalogs(
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         table = pd.read_parquet(measured["path"])
-        epoch = float(read_json(Path(plate["path"]))["epoch"])
+        epoch = plate_epoch_mid(plate)
         used, skipped = [], {}
         best_sep = np.full(len(table), np.nan)
         best_cat = np.full(len(table), "", dtype=object)
@@ -853,6 +879,29 @@ def _epoch_jd(epoch: float) -> float:
     return 2451545.0 + (float(epoch) - 2000.0) * 365.25
 
 
+def synthetic_skybot(tile_dir: Path, skybot: Output, plate: Output) -> dict[str, Any]:
+    """The synthetic SkyBoT asked at the tile's plate epoch (mid-exposure of the date the tile uses).
+
+    The synthetic sky writes its SkyBoT list at the plate's true date;
+    asked at another date (a header a day off, ``plates.date_source``), the
+    synthetic service answers with the asteroids where they are then
+    (:func:`vasco.synthetic.archives.skybot_at`), as the real one would, so
+    a wrong date misses them on the synthetic sky too.  Writes
+    ``catalogs/skybot_at_epoch.parquet``.
+    """
+    from vasco.synthetic.archives import julian_date, skybot_at
+
+    tile_dir = Path(tile_dir)
+
+    def body() -> tuple[dict[str, Path], dict[str, Any]]:
+        epoch_jd = julian_date(plate_epoch_mid(plate))
+        table = skybot_at(pd.read_parquet(skybot["path"]), epoch_jd)
+        path = write_parquet_atomic(tile_dir / "catalogs" / "skybot_at_epoch.parquet", table)
+        return {"skybot": path}, {"epoch_jd": epoch_jd, "n_skybot": len(table)}
+
+    return _run_step(tile_dir, "skybot_epoch", {"skybot": skybot, "plate": plate}, {}, synthetic_skybot, body)
+
+
 def acquire_veto_lists(
     tile_dir: Path,
     selected: Output,
@@ -907,7 +956,7 @@ def acquire_veto_lists(
         if service:
             sel = pd.read_parquet(selected["path"], columns=["ra", "dec", "survives_psf"])
             alive = sel.loc[sel["survives_psf"].to_numpy(bool)]
-            epoch = float(read_json(Path(plate["path"]))["epoch"])
+            epoch = plate_epoch_mid(plate)
             try:
                 for name in service:
                     asked = utc_now()

@@ -193,12 +193,16 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     timings["gallery_s"] = time.perf_counter() - t
 
     n_ok = sum(1 for r in records if r.get("status") == "ok")
+    epochs_csv = root / "epochs.csv"
+    epochs = (pd.read_csv(epochs_csv).astype(object).where(lambda d: d.notna(), None).to_dict(orient="records")
+              if epochs_csv.is_file() else None)
+    conflicts = sum(1 for r in records if r.get("status") == "ok" and (r.get("plate") or {}).get("date_conflict"))
     coverage = {"moc": "moc.fits", "sky": "sky.png", "area_deg2": area, "tiles": n_ok}
     write_index(report / "index.html", summary=summary,
                 plots={caption: str(Path(p).relative_to(report)) for caption, p in plots.items()},
                 tiles=_tile_rows(root, records, cands, plotted), coverage=coverage,
                 gallery="gallery.html", config_hash=str(summary.get("config_hash", cfg.science_hash())),
-                vasco_version=__version__, created=created)
+                vasco_version=__version__, created=created, epochs=epochs, date_conflicts=conflicts)
     timings["total_s"] = time.perf_counter() - t0
     manifest = {
         "created": created,

@@ -3,8 +3,10 @@
 One static HTML file that opens from disk: the survey summary (tiles,
 detections, candidates, injection scores on a synthetic sky, failure
 reasons, the tiles whose astrometry is not trusted), the funnel, the QC
-plots, the coverage, a link to the candidate gallery and a table of the
-tiles.  CSS and JavaScript are inline, nothing is
+plots, the coverage, a link to the candidate gallery, the plate dates
+(tiles whose header and plate-table dates disagree, and the per-plate
+verdicts of ``vasco epochs`` when ``DIR/epochs.csv`` exists) and a table of
+the tiles.  CSS and JavaScript are inline, nothing is
 fetched from the network, and every text taken from the survey is
 HTML-escaped.  The tiles table is sortable and filterable by status in the
 browser; at most :data:`MAX_TILE_ROWS` rows are written (failed and rejected
@@ -226,6 +228,44 @@ def _gallery(gallery: str | None, n: Any) -> str:
     return f'<section id="candidates"><h2>Candidates</h2>{body}</section>'
 
 
+_EPOCH_COLUMNS = (("region", "plate"), ("label", "label"), ("n_tiles", "tiles"),
+                  ("date_obs_header", "header date"), ("date_obs_table", "plate-table date"),
+                  ("date_conflict_hours", "difference (h)"), ("candidates", "hits / predicted per candidate"),
+                  ("verdict", "verdict"), ("date_obs", "date chosen"))
+
+
+def _epochs(epochs: Sequence[Mapping[str, Any]] | None, conflicts: int | None) -> str:
+    """Plate dates: how many tiles' dates disagree, and the table of ``vasco epochs`` (``epochs.csv``)."""
+    if epochs is None and not conflicts:
+        return ""
+    out = ['<section id="epochs"><h2>Plate dates</h2>']
+    if conflicts is not None:
+        out.append("<p>Processed tiles whose cutout-header date differs from the plate table's by more than "
+                   f"<code>plates.conflict_hours</code>: {_int(conflicts)} (<code>plate.date_conflict</code> in "
+                   "their <code>tile.json</code>).</p>")
+    if epochs is None:
+        out.append("<p>No <code>epochs.csv</code>: run <code>vasco epochs DIR</code> to let the asteroids on "
+                   "each plate decide its date.</p>")
+    else:
+        out.append("<p>From <code>epochs.csv</code> (<code>vasco epochs</code>): for each plate, how many of the "
+                   "minor planets SkyBoT predicts on its processed tiles at each candidate date land on a "
+                   "detection; the date with clearly most hits is chosen.</p>")
+        head = "".join(f"<th>{_e(label)}</th>" for _, label in _EPOCH_COLUMNS)
+        body = []
+        for row in epochs:
+            cells = []
+            for key, _ in _EPOCH_COLUMNS:
+                v = row.get(key)
+                missing = v is None or (isinstance(v, float) and math.isnan(v))
+                text = chr(0x2014) if missing else (_float(v, 2) if isinstance(v, float) else _e(v))
+                cells.append(f"<td>{text}</td>")
+            body.append(f'<tr data-verdict="{_e(row.get("verdict"))}">{"".join(cells)}</tr>')
+        out.append(f'<table class="grid" id="epochs-table"><thead><tr>{head}</tr></thead>'
+                   f"<tbody>{''.join(body)}</tbody></table>")
+    out.append("</section>\n")
+    return "".join(out)
+
+
 def _tile_priority(t: Mapping[str, Any]) -> tuple[int, int, str]:
     status = str(t.get("status"))
     try:
@@ -388,6 +428,8 @@ def index_html(
     config_hash: str,
     vasco_version: str,
     created: str,
+    epochs: Sequence[Mapping[str, Any]] | None = None,
+    date_conflicts: int | None = None,
 ) -> str:
     """The report page as text (see :func:`write_index`)."""
     title = f"VASCO survey report: {folder}"
@@ -404,6 +446,7 @@ def index_html(
         f"{_plots(plots)}\n"
         f"{_coverage(coverage)}\n"
         f"{_gallery(gallery, summary.get('candidates', 0))}\n"
+        f"{_epochs(epochs, date_conflicts)}"
         f"{_tiles(tiles)}\n"
         f"<script>{_JS}</script>\n</body>\n</html>\n"
     )
@@ -420,6 +463,8 @@ def write_index(
     config_hash: str,
     vasco_version: str,
     created: str,
+    epochs: list[dict] | None = None,
+    date_conflicts: int | None = None,
 ) -> Path:
     """Write the survey report page (atomically) and return its path.
 
@@ -451,6 +496,11 @@ def write_index(
         Relative path of the gallery page, or None.
     config_hash, vasco_version, created : str
         Shown in the header (``created`` is the only time on the page).
+    epochs : list of dict, optional
+        The rows of ``DIR/epochs.csv`` (``vasco epochs``), shown as the
+        plate-dates table; None when there is none.
+    date_conflicts : int, optional
+        How many processed tiles have ``plate.date_conflict``.
 
     Returns
     -------
@@ -462,5 +512,6 @@ def write_index(
     path = Path(path)
     folder = path.resolve().parent.parent.name
     text = index_html(folder=folder, summary=summary, plots=plots, tiles=tiles, coverage=coverage,
-                      gallery=gallery, config_hash=config_hash, vasco_version=vasco_version, created=created)
+                      gallery=gallery, config_hash=config_hash, vasco_version=vasco_version, created=created,
+                      epochs=epochs, date_conflicts=date_conflicts)
     return write_text_atomic(path, text)

@@ -50,6 +50,7 @@ __all__ = [
     "allwise_list",
     "vsx_list",
     "skybot_list",
+    "skybot_at",
     "scos_list",
     "allwise_designation",
     "usnob_numbering",
@@ -556,6 +557,40 @@ def skybot_list(seed: int, inj: pd.DataFrame, epoch: float) -> pd.DataFrame:
     }
     out = _finish("skybot", data, "Name")
     out.attrs["epoch_jd"] = julian_date(epoch)
+    return out
+
+
+def skybot_at(listing: pd.DataFrame, epoch_jd: float) -> pd.DataFrame:
+    """The synthetic SkyBoT's answer at another epoch: each asteroid of ``listing`` moved by its rate.
+
+    The synthetic asteroids move in straight lines at their listed rates
+    (``dRAcosDec``, ``dDEC``, arcsec/h) from where :func:`skybot_list`
+    puts them at its ``epoch_jd``, so the list answers for any date (a day
+    away, ~0-70"), as an ephemeris service would.
+
+    Parameters
+    ----------
+    listing : DataFrame
+        A :func:`skybot_list` answer.
+    epoch_jd : float
+        The Julian date asked for.
+
+    Returns
+    -------
+    DataFrame
+        The same rows and columns, ``ra``/``dec`` and ``epoch_jd`` at ``epoch_jd``.
+    """
+    out = listing.copy()
+    out.attrs["epoch_jd"] = float(epoch_jd)
+    if not len(out):
+        return out
+    dt_h = (float(epoch_jd) - out["epoch_jd"].to_numpy(np.float64)) * 24.0
+    dec0 = out["dec"].to_numpy(np.float64)
+    dec = dec0 + np.nan_to_num(out["dDEC"].to_numpy(np.float64)) * dt_h / 3600.0
+    ra = (out["ra"].to_numpy(np.float64)
+          + np.nan_to_num(out["dRAcosDec"].to_numpy(np.float64)) * dt_h / 3600.0 / np.cos(np.radians(dec0)))
+    out["ra"], out["dec"] = ra % 360.0, dec
+    out["epoch_jd"] = np.full(len(out), float(epoch_jd))
     return out
 
 

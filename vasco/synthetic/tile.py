@@ -40,6 +40,13 @@ TAN ``CRVAL`` can be moved away from the polynomial (``SYNTANOF`` arcsec at
 ``SYNTANPA`` deg east of north).  The truth's ``x``/``y`` are always where an
 object was rendered, its ``ra``/``dec`` the true position at the plate epoch.
 
+Plate dates.  The sky is rendered at the plate's true date, the plate
+table's; asteroids where they are at mid-exposure (``DATE-OBS`` + half of
+``EXPOSURE``), which is the epoch of the synthetic SkyBoT answer.
+``cfg.header_date_offset_days`` (region -> days) writes a header
+``DATE-OBS`` off by that much on the chosen plates (card ``SYNDATOF``), as
+old cutout headers can be a day off, without moving anything in the sky.
+
 Catalogue answers
 -----------------
 ``gaia``, ``ps1`` and the lists of the later vetoes, ``usnob``, ``allwise``,
@@ -238,6 +245,23 @@ def _choose_plate(ra: float, dec: float, size_arcmin: float) -> tuple[PlateRecor
     )
 
 
+def _exposure_min(plate: PlateRecord) -> float:
+    """The plate's exposure in minutes (full-plate ``EXPOSURE``; 0 when missing)."""
+    try:
+        value = float(plate.header().get("EXPOSURE", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+    return value if np.isfinite(value) and value > 0 else 0.0
+
+
+def header_date(date_obs: str, offset_days: float) -> str:
+    """``date_obs`` (ISO) shifted by ``offset_days``, as the ISO ``DATE-OBS`` of a cutout header."""
+    from astropy.time import Time, TimeDelta
+
+    t = Time(date_obs, format="isot", scale="tt") + TimeDelta(float(offset_days), format="jd")
+    return str(t.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
 def plate_code(plate: PlateRecord) -> int:
     """A small integer (< 1024) naming a plate in seeds and ids: the number of its region ``XEnnn``."""
     reg = plate.region.strip().upper()
@@ -361,7 +385,10 @@ def make_synthetic_tile(
     usnob, s_in_usnob = arc.usnob_list(seed, stars, region)
     allwise, s_in_wise = arc.allwise_list(seed, stars, s_list, inj)
     vsx, s_in_vsx = arc.vsx_list(seed, cfg, stars, s_list, inj)
-    skybot = arc.skybot_list(seed, inj, epoch)
+    # Asteroids are rendered where they are at mid-exposure (where a trail is centred): SkyBoT's answer
+    # is for that instant of the true date, the plate table's.
+    epoch_mid = epoch + _exposure_min(plate) / 2.0 / (365.25 * 1440.0)
+    skybot = arc.skybot_list(seed, inj, epoch_mid)
     oid = stars.obj_id.to_numpy()
     goid = gals.obj_id.to_numpy()
     scos = arc.scos_list(seed, cfg, [
@@ -423,6 +450,11 @@ def make_synthetic_tile(
         hdr["SYNTANPA"] = (round(tan_pa, 6), "Synthetic: PA of that offset (deg E of N)")
     if cfg.distortion_arcsec > 0:
         hdr["SYNDIST"] = (float(cfg.distortion_arcsec), "Synthetic: RMS distortion (arcsec)")
+    offset_days = cfg.header_date_offset_days.get(plate.region)
+    if offset_days:
+        # An old cutout's header a day off: the header lies, the sky (asteroids) is at the true date.
+        hdr["DATE-OBS"] = header_date(plate.date_obs, float(offset_days))
+        hdr["SYNDATOF"] = (float(offset_days), "Synthetic: DATE-OBS - true date (days)")
 
     l_c, b_c = pop.galactic_lb(ra, dec)
     info = {
@@ -436,6 +468,8 @@ def make_synthetic_tile(
         "pixscale": pixscale,
         "epoch": epoch,
         "epoch_jd": arc.julian_date(epoch),
+        "epoch_mid": epoch_mid,
+        "header_date_offset_days": float(offset_days or 0.0),
         "plate_code": pcode,
         "sky_order": SKY_ORDER,
         "injected_density_per_deg2": sky.injected_density_per_deg2(cfg),
