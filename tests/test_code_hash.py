@@ -221,7 +221,8 @@ catalogs = {k: acq["outputs"][k] for k in ("gaia", "ps1") if k in acq["outputs"]
 ast = p.fit_astrometry(tile, meas["outputs"]["table"], catalogs, chk["outputs"]["plate"], ra, dec, cfg)
 p.plot_astrometry(tile, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], "t")
 match = p.match_catalogs(tile, ast["outputs"]["table"], catalogs, chk["outputs"]["plate"], dec, cfg)
-sel = p.select_candidates(tile, match["outputs"]["table"], match["info"], cfg)
+sel = p.select_candidates(tile, match["outputs"]["table"], match["info"], cfg,
+                         astrometry=ast["outputs"]["astrometry"])
 spr = p.fit_psf_model(tile, sel["outputs"]["selected"], image, psf["outputs"]["psf"], cfg)
 lists = {"gaia": catalogs["gaia"]}
 for name, src in p.veto_list_sources(cfg, True).items():

@@ -105,6 +105,19 @@ def _api(env: dict, path: str, body: dict | None = None) -> dict | list:
         return json.loads(r.read())
 
 
+def _final_state(env: dict, deployment: str, timeout: float) -> str | None:
+    """The state type of the deployment's (first) flow run once it has ended, or the last one seen."""
+    t0 = time.monotonic()
+    state = None
+    while time.monotonic() - t0 < timeout:
+        runs = _api(env, "/flow_runs/filter", {"deployments": {"name": {"any_": [deployment]}}})
+        state = runs[0]["state"]["type"] if runs else None
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(2)
+    return state
+
+
 def test_deployments_fan_tiles_out_over_two_workers(server, tmp_path):
     env, home = server
     deps = _api(env, "/deployments/filter", {})
@@ -124,14 +137,7 @@ def test_deployments_fan_tiles_out_over_two_workers(server, tmp_path):
         [PREFECT, "deployment", "run", "vasco-survey/survey-fanout", "--params", json.dumps(params)],
         env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    t0 = time.monotonic()
-    state = None
-    while time.monotonic() - t0 < 900:
-        runs = _api(env, "/flow_runs/filter", {"deployments": {"name": {"any_": ["survey-fanout"]}}})
-        state = runs[0]["state"]["type"] if runs else None
-        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            break
-        time.sleep(2)
+    state = _final_state(env, "survey-fanout", 900)
     logs = "".join((home / f).read_text(errors="replace")[-2000:] for f in ("w1.log", "w2.log"))
     assert state == "COMPLETED", logs
     summary = json.loads((out / "summary.json").read_text())
@@ -168,14 +174,7 @@ def test_deployment_run_with_a_config_file_keeps_its_values(server, tmp_path):
         [PREFECT, "deployment", "run", "vasco-survey/survey-on-demand", "--params", json.dumps(params)],
         env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    t0 = time.monotonic()
-    state = None
-    while time.monotonic() - t0 < 600:
-        runs = _api(env, "/flow_runs/filter", {"deployments": {"name": {"any_": ["survey-on-demand"]}}})
-        state = runs[0]["state"]["type"] if runs else None
-        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            break
-        time.sleep(2)
+    state = _final_state(env, "survey-on-demand", 600)
     assert state == "COMPLETED", "".join((home / f).read_text(errors="replace")[-2000:] for f in ("w1.log", "w2.log"))
     written = json.loads((out / "config.json").read_text())
     assert written["survey"]["tiles"] == 3 and written["survey"]["seed"] == 5
