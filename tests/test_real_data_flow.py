@@ -204,22 +204,10 @@ def test_survey_against_standins_matches_synthetic(tmp_path, monkeypatch, harnes
 
 
 def test_vasco_tile_on_the_real_m101_cutout(tmp_path, m101_path, harness):
-    from flows.cli import main
-    from vasco.astrometry.positions import pixel_to_sky
-    from vasco.config import ExtractionConfig
-    from vasco.extraction import sextractor as sx
-    from vasco.plates.header import read_fits_header
+    import goldens
 
-    # A Gaia-like file for this field: every other star the plate shows.
-    p1 = sx.run_pass1(m101_path, tmp_path / "p1.ldac", ExtractionConfig())
-    t = sx.read_ldac(p1)
-    ra, dec = pixel_to_sky(read_fits_header(m101_path), t["X_IMAGE"], t["Y_IMAGE"])
-    cat = pd.DataFrame({"RA_ICRS": ra, "DE_ICRS": dec, "pmRA": 0.0, "pmDE": 0.0, "Gmag": 16.0,
-                        "Source": np.arange(len(t), dtype=np.int64)}).iloc[::2]
-    cat.to_csv(tmp_path / "gaia.csv", index=False)
-    out = tmp_path / "tile"
-    assert main(["tile", "--fits", str(m101_path), "--catalog", f"gaia={tmp_path / 'gaia.csv'}",
-                 "--out", str(out)]) == 0
+    # A Gaia-like file for this field: every other star the plate shows (the golden files' own).
+    out = goldens.run_m101(m101_path, tmp_path)
     rec = read_json(out / "tile.json")
     assert rec["status"] == "ok" and rec["plate"]["region"] == "XE133"
     assert int(rec["plate"]["epoch"]) == 1955
