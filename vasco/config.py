@@ -356,7 +356,7 @@ class CatalogsConfig(_Section):
 
     @field_validator("xmatch_tables")
     @classmethod
-    def _xmatch_names(cls, tables: dict[str, str]) -> dict[str, str]:
+    def _xmatch_names(cls, tables: dict[Literal["gaia", "ps1"], str]) -> dict[Literal["gaia", "ps1"], str]:
         """Defaults for the catalogues not named, and every name as ``vizier:<table>``."""
         out = dict(XMATCH_DEFAULT_TABLES)
         for name, table in tables.items():

@@ -116,7 +116,7 @@ def save_record(
         digest = file_sha256(path)
         stored[name] = {"path": str(path.relative_to(tile_dir)), "sha256": digest}
         absolute[name] = {"path": str(path), "sha256": digest}
-    rec = {"step": step, "key": key, "outputs": stored, "info": dict(info or {})}
+    rec: dict[str, Any] = {"step": step, "key": key, "outputs": stored, "info": dict(info or {})}
     if elapsed_s is not None:
         rec["elapsed_s"] = round(float(elapsed_s), 4)
     if code is not None:

@@ -13,6 +13,7 @@ shift (>= ``min_stars_shift``) or to no correction at all.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -154,9 +155,9 @@ def fit_plate(
                               np.asarray(ref_dec, dtype=np.float64)[idx[ok]], ra0, dec0)
     n = int(ok.sum())
     raw = float(np.median(sep[ok])) if n else None
-    base = dict(ra0=float(ra0), dec0=float(dec0), n_ref=n, raw_median_residual_arcsec=raw)
+    fit = partial(PlateFit, ra0=float(ra0), dec0=float(dec0), n_ref=n, raw_median_residual_arcsec=raw)
     if n < min_stars_shift:
-        return PlateFit(degree=-1, status="fallback_none", n_used=0, **base)
+        return fit(degree=-1, status="fallback_none", n_used=0)
     scale = float(max(np.max(np.abs(np.r_[xi, eta])), 1.0))
     best: tuple[float, int, NDArray, NDArray, NDArray] | None = None
     for degree in range(1, max_degree + 1):
@@ -178,9 +179,8 @@ def fit_plate(
         status = "fit"
     a = _design(xi, eta, degree, scale)
     res = np.hypot(xi + a @ cx - rxi, eta + a @ cy - reta)[keep]
-    return PlateFit(
+    return fit(
         degree=degree, status=status, n_used=int(keep.sum()), scale=scale,
         coef_xi=[float(c) for c in cx], coef_eta=[float(c) for c in cy],
         median_residual_arcsec=float(np.median(res)), p90_residual_arcsec=float(np.percentile(res, 90)),
-        **base,
     )

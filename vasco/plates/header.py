@@ -301,8 +301,9 @@ def check_poss1e(header: Mapping[str, Any] | Any) -> HeaderCheck:
         detail = f"no SURVEY; plate {region}/{label} is in the POSS-I E table"
     date_raw = _text(header, "DATE-OBS")
     if date_raw is not None:
-        date_obs: str | None = parse_date_obs(date_raw, _text(header, "UT") or _text(header, "TIME-OBS"))
-        epoch = iso_to_jyear(date_obs)
+        parsed = parse_date_obs(date_raw, _text(header, "UT") or _text(header, "TIME-OBS"))
+        date_obs: str | None = parsed
+        epoch = iso_to_jyear(parsed)
     else:
         epoch = parse_plate_epoch(header)
         plate = find_plate(region) if region is not None else None
@@ -456,6 +457,7 @@ def plate_dates(
         return None, f"none (plates.date_source={date_source}; neither header nor table has a date)"
 
     if date_source == "epochs":
+        used: str | None
         if verdict and verdict.get("decided") and verdict.get("date_obs"):
             used = str(Time(str(verdict["date_obs"]), format="isot", scale="tt").isot)
             rule = (f"epochs (plates.date_source=epochs: the sky chose {verdict.get('winner')}, "

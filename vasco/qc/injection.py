@@ -31,6 +31,8 @@ Definitions (the contract of ``summary.json``'s ``injection`` block):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -134,7 +136,7 @@ def combine_scores(scores: list[dict]) -> dict:
     """Sum tile scores and derive completeness and purity."""
     keys = ("injected", "detected", "recoverable", "recovered", "model_recoverable", "model_recovered",
             "recovered_any", "candidates", "true_candidates")
-    total = {k: int(sum(s[k] for s in scores)) for k in keys}
+    total: dict[str, Any] = {k: int(sum(s[k] for s in scores)) for k in keys}
     total["false_by_class"] = {c: int(sum(s["false_by_class"][c] for s in scores)) for c in FALSE_CLASSES}
     lost: dict[str, int] = {}
     for s in scores:

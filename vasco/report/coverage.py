@@ -272,6 +272,7 @@ def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "",
     from matplotlib.image import AxesImage
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
+    from matplotlib.projections.geo import GeoAxes
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
     cra, cdec = _candidate_positions(candidates)
@@ -279,6 +280,8 @@ def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "",
     dpi = 100
     fig = Figure(figsize=(12.0, 7.2), dpi=dpi)
     ax = fig.add_axes((0.04, 0.15, 0.92, 0.75), projection="mollweide")
+    if not isinstance(ax, GeoAxes):
+        raise TypeError(f"matplotlib's mollweide projection gave {type(ax).__name__}, not GeoAxes")
     ax.apply_aspect()
     pos = ax.get_position()
     nx = max(int(round(pos.width * fig.get_figwidth() * dpi)), 2)
@@ -291,7 +294,7 @@ def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "",
     im.set_clip_path(ax.patch)
     ax.add_image(im)
 
-    handles: list[Any] = [Patch(color=np.array(_COVER_RGBA[:3]) / 255.0,
+    handles: list[Any] = [Patch(color="#{:02x}{:02x}{:02x}".format(*_COVER_RGBA[:3]),
                                 label=f"processed tiles (MOC): {area:,.2f} deg\N{SUPERSCRIPT TWO}")]
     if not moc.empty():
         cells = moc.degrade_to_order(_MARKER_ORDER).flatten()

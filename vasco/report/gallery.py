@@ -184,7 +184,8 @@ def _stages(row: dict[str, Any], columns: list[str]) -> tuple[list[str], list[st
     ``cut_*`` and ``no_*`` are True when the source passes; ``veto_*`` are
     True when the veto *rejects* it.
     """
-    passed, failed = [], []
+    passed: list[str] = []
+    failed: list[str] = []
     for col in columns:
         v = row.get(col)
         if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):

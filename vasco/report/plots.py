@@ -89,7 +89,7 @@ _SURVEY_FILES = {
 _GREY = "0.55"
 _PASS = "tab:blue"
 _CAND = "tab:red"
-_CUT = dict(color="k", ls="--", lw=1.1)
+_CUT: dict[str, Any] = {"color": "k", "ls": "--", "lw": 1.1}
 _MAG_SENTINEL = 90.0  # SExtractor writes 99 for magnitudes of non-positive fluxes
 
 

@@ -127,7 +127,7 @@ def _save_png(scaled: np.ndarray, final: Path) -> None:
             vmax=1.0,
             origin="lower",
             format="png",
-            metadata={"Software": None},
+            metadata={"Software": None},  # type: ignore[dict-item]  # None drops the key (Axes.imsave docs)
         )
 
 

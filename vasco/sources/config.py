@@ -49,7 +49,7 @@ PS1_DR2_TABLE = "II/389/ps1_dr2"
 #: environment variable; whether the service accepted it is not shown), so DR1
 #: is the default there.  ``catalogs.xmatch_tables`` overrides it, and a survey
 #: checks its names against the service's table list before any tile runs.
-XMATCH_DEFAULT_TABLES: dict[str, str] = {"gaia": "vizier:" + GAIA_EDR3_TABLE, "ps1": "vizier:" + PS1_DR1_TABLE}
+XMATCH_DEFAULT_TABLES: dict[Literal["gaia", "ps1"], str] = {"gaia": "vizier:" + GAIA_EDR3_TABLE, "ps1": "vizier:" + PS1_DR1_TABLE}
 
 
 class _Section(BaseModel):

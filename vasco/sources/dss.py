@@ -52,7 +52,9 @@ import os
 import re
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -277,8 +279,8 @@ def _fits_structure(path: Path, size: int) -> None:
 def _check_astrometry(header: fits.Header, shape: tuple[int, int], ra: float | None, dec: float | None) -> None:
     ny, nx = shape
     cx, cy = (nx + 1) / 2.0, (ny + 1) / 2.0
-    problems = []
-    solutions = []
+    problems: list[str] = []
+    solutions: list[tuple[str, Callable[..., Any]]] = []
     try:
         plate = PlateSolution.from_header(header)
         c_ra, c_dec = plate.pix_to_sky(cx, cy)

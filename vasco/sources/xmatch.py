@@ -108,7 +108,7 @@ def xmatch_base_url(url: str | None = None, config: XMatchConfig | None = None) 
     return chosen
 
 
-def _xmatch_module():
+def _xmatch_module() -> Any:
     # astroquery.xmatch prints a notice on stdout at import when the optional
     # 'regions' package is missing; VASCO does not use regions.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -118,9 +118,9 @@ def _xmatch_module():
 
 @functools.cache
 def _xmatch_class() -> type:
-    mod = _xmatch_module()
+    base: type = _xmatch_module().XMatchClass
 
-    class _XMatchAt(mod.XMatchClass):
+    class _XMatchAt(base):
         """astroquery's XMatch at a given URL, its table list fetched politely."""
 
         def __init__(self, url: str, client: HttpClient, max_age_s: float | None = None):

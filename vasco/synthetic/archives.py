@@ -30,6 +30,9 @@ list          service                     content
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -89,7 +92,7 @@ def empty_list(name: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LIST_COLUMNS[name].items()})  # type: ignore[call-overload]
 
 
-def _finish(name: str, data: dict[str, object], sort: str, brightness: str | None = None) -> pd.DataFrame:
+def _finish(name: str, data: Mapping[str, Any], sort: str, brightness: str | None = None) -> pd.DataFrame:
     """The list sorted by its id column; with ``brightness``, rows sharing an id (sources closer than the
     designation's precision, which the survey would see blended) keep only the brightest."""
     df = pd.DataFrame(data)

@@ -336,7 +336,7 @@ class TileRegion:
         ra = np.asarray(ra, dtype=np.float64)
         if ra.size == 0:
             return np.zeros(0, dtype=bool)
-        xi, eta = sky_to_tangent(ra, dec, self.ra0, self.dec0)
+        xi, eta = sky_to_tangent(ra, np.asarray(dec, dtype=np.float64), self.ra0, self.dec0)
         m = margin_arcsec / 3600.0
         front = self._front(ra, dec)
         return front & (np.abs(xi) <= self.half_xi + m) & (np.abs(eta) <= self.half_eta + m)

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage, optimize
 
 __all__ = [
@@ -93,12 +94,12 @@ class ResponseCurve:
     d_sat: float = 13150.0
     gamma: float = 1.229
 
-    def density(self, e: np.ndarray) -> np.ndarray:
+    def density(self, e: npt.ArrayLike) -> np.ndarray:
         e = np.maximum(np.asarray(e, dtype=np.float64), 0.0)
         eg = e**self.gamma
         return self.d_fog + (self.d_sat - self.d_fog) * eg / (1.0 + eg)
 
-    def exposure(self, d: np.ndarray) -> np.ndarray:
+    def exposure(self, d: npt.ArrayLike) -> np.ndarray:
         """Inverse of :meth:`density` (for ``d_fog < d < d_sat``)."""
         f = (np.asarray(d, dtype=np.float64) - self.d_fog) / (self.d_sat - self.d_fog)
         f = np.clip(f, 1e-12, 1.0 - 1e-12)
@@ -420,7 +421,7 @@ class RenderContext:
     ny: int
     pixscale: float  # arcsec / px
     psf: PSFModel
-    field: PSFField
+    field: PSFField | _ShiftedField
     curve: ResponseCurve
     sky_exposure: float  # mean sky exposure (E_half units)
     noise_sigma: float  # ADU, grain noise on the sky
@@ -681,7 +682,8 @@ def sextractor_fwhm(stamp: np.ndarray, xc: float, yc: float, thresh: float) -> f
     m = stamp > t0
     if m.sum() < 2:
         return float("nan")
-    yy, xx = np.indices(stamp.shape, dtype=np.float64)
+    grid = np.indices(stamp.shape, dtype=np.float64)
+    yy, xx = grid[0], grid[1]
     d2 = (xx[m] - xc) ** 2 + (yy[m] - yc) ** 2
     v = stamp[m]
     lp = np.log(v)
@@ -766,8 +768,20 @@ def isolated_star(
 class _ShiftedField:
     """A PSFField seen from a stamp whose pixel (1, 1) is tile pixel (1 + ox, 1 + oy)."""
 
-    def __init__(self, field_: "PSFField", ox: int, oy: int):
+    def __init__(self, field_: PSFField | _ShiftedField, ox: int, oy: int):
         self._f, self._ox, self._oy = field_, ox, oy
+
+    @property
+    def plate_xc(self) -> float:
+        return self._f.plate_xc - self._ox
+
+    @property
+    def plate_yc(self) -> float:
+        return self._f.plate_yc - self._oy
+
+    @property
+    def plate_rmax(self) -> float:
+        return self._f.plate_rmax
 
     def scale(self, x, y):
         return self._f.scale(np.asarray(x) + self._ox, np.asarray(y) + self._oy)
@@ -1033,7 +1047,7 @@ def make_context(
     )
 
 
-def mag_to_flux(mag: np.ndarray, params: RenderParams) -> np.ndarray:
+def mag_to_flux(mag: npt.ArrayLike, params: RenderParams) -> np.ndarray:
     """Total exposure (E_half * px) of a point source of photographic R magnitude."""
     return 10 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - params.zp_r))
 

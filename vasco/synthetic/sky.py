@@ -63,6 +63,8 @@ same sky see other asteroids, as the sky did on other nights.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Any
 import math
 from dataclasses import dataclass
 
@@ -307,7 +309,7 @@ def _select(d: dict[str, np.ndarray], region: TileRegion, margin: float) -> dict
     return {k: v[m] for k, v in d.items()}
 
 
-def _frame(chunks: list[dict[str, np.ndarray]], cols: list[str], dtypes: dict[str, object]) -> pd.DataFrame:
+def _frame(chunks: list[dict[str, np.ndarray]], cols: list[str], dtypes: Mapping[str, Any]) -> pd.DataFrame:
     data: dict[str, np.ndarray] = {}
     for c in cols:
         if chunks:
