@@ -375,7 +375,7 @@ def check_dss_file(
         raise _fail("BAD_FITS", f"astropy cannot read the cutout ({exc})") from None
     if shape is None or len(shape) != 2 or min(shape) < 2:
         raise _fail("BAD_FITS", f"the primary HDU is not a 2-D image (shape {shape})")
-    _check_astrometry(header, shape, ra, dec)  # type: ignore[arg-type]
+    _check_astrometry(header, shape, ra, dec)
     try:
         res = check_poss1e(header)
     except ValueError as exc:

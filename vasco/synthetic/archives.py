@@ -89,7 +89,7 @@ LIST_COLUMNS: dict[str, dict[str, object]] = {
 
 def empty_list(name: str) -> pd.DataFrame:
     """An empty list with its columns and dtypes."""
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LIST_COLUMNS[name].items()})  # type: ignore[call-overload]
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LIST_COLUMNS[name].items()})
 
 
 def _finish(name: str, data: Mapping[str, Any], sort: str, brightness: str | None = None) -> pd.DataFrame:
@@ -98,7 +98,7 @@ def _finish(name: str, data: Mapping[str, Any], sort: str, brightness: str | Non
     df = pd.DataFrame(data)
     if df.empty:
         return empty_list(name)
-    df = df.astype(LIST_COLUMNS[name])[list(LIST_COLUMNS[name])]  # type: ignore[arg-type]
+    df = df.astype(LIST_COLUMNS[name])[list(LIST_COLUMNS[name])]
     if brightness is not None:
         df = df.sort_values([sort, brightness], kind="stable").drop_duplicates(sort, keep="first")
     return df.sort_values(sort, kind="stable").reset_index(drop=True)

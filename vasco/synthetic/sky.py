@@ -315,8 +315,8 @@ def _frame(chunks: list[dict[str, np.ndarray]], cols: list[str], dtypes: Mapping
         if chunks:
             data[c] = np.concatenate([ch[c] for ch in chunks])
         else:
-            data[c] = np.zeros(0, dtype=dtypes[c])  # type: ignore[call-overload]
-    out = pd.DataFrame(data).astype(dtypes)  # type: ignore[arg-type]
+            data[c] = np.zeros(0, dtype=dtypes[c])
+    out = pd.DataFrame(data).astype(dtypes)
     return out.sort_values("obj_id", kind="stable").reset_index(drop=True)
 
 

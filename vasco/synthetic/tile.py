@@ -676,7 +676,7 @@ def _truth_table(
             part[col] = part[col].astype(np.int64)
     truth = pd.concat(parts, ignore_index=True)
     truth["extent_arcsec"] = truth["extent_px"] * sol_pixscale(sol, nx, ny)
-    truth = truth.astype(_TRUTH_DTYPES)  # type: ignore[arg-type]
+    truth = truth.astype(_TRUTH_DTYPES)
     return truth[list(TRUTH_COLUMNS)]
 
 
