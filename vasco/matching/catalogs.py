@@ -10,13 +10,9 @@ import pandas as pd
 from vasco.matching.crossmatch import nearest_within
 from vasco.matching.propagate import propagate_positions
 
-__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "EPOCH_UNITS", "GAIA_EPOCH", "PS1_EPOCH", "epoch_to_julian_year",
-           "normalize_catalog", "reference_table", "catalog_applies", "find_counterparts", "add_counterparts"]
+__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "EPOCH_UNITS", "epoch_to_julian_year",
+           "normalize_catalog", "find_counterparts", "add_counterparts"]
 
-#: Default position epoch (Julian year) of Gaia rows without one (EDR3/DR3: 2016.0).
-GAIA_EPOCH = 2016.0
-#: Default position epoch (Julian year) of the other reference catalogues' rows (PS1).
-PS1_EPOCH = 2012.0
 
 #: The schema every reference catalogue is turned into.
 REF_COLUMNS = ("source_id", "ra", "dec", "pmra", "pmdec", "epoch", "mag")
@@ -165,37 +161,6 @@ def find_counterparts(
     mags = np.full(len(idx), np.nan)
     mags[found] = catalog["mag"].to_numpy(np.float64)[idx[found]]
     return pd.DataFrame({"id": ids, "sep_arcsec": sep, "mag": mags})
-
-
-def reference_table(raw: pd.DataFrame, name: str) -> pd.DataFrame:
-    """A reference catalogue as served (``gaia``, ``ps1``) in the schema of :data:`REF_COLUMNS`.
-
-    Rows without an epoch get :data:`GAIA_EPOCH` for ``gaia`` and
-    :data:`PS1_EPOCH` for any other catalogue (:func:`normalize_catalog`).
-    """
-    return normalize_catalog(raw, name, GAIA_EPOCH if name == "gaia" else PS1_EPOCH)
-
-
-def catalog_applies(name: str, dec: float, ps1_dec_min: float) -> tuple[bool, str | None]:
-    """Does the reference catalogue ``name`` cover a tile at Dec ``dec``?
-
-    Parameters
-    ----------
-    name : str
-        Catalogue name (``gaia``, ``ps1``).
-    dec : float
-        The tile centre's declination (degrees).
-    ps1_dec_min : float
-        PS1's southern limit (``matching.ps1_dec_min``).
-
-    Returns
-    -------
-    tuple
-        ``(True, None)``, or ``(False, why)`` for PS1 south of its limit.
-    """
-    if name == "ps1" and dec < ps1_dec_min:
-        return False, f"PS1 does not cover Dec {dec:.3f} < {ps1_dec_min}"
-    return True, None
 
 
 def add_counterparts(

@@ -14,7 +14,7 @@ from vasco.astrometry.solve import SOLUTIONS, fit_star_mask, reference_at_epoch,
 from vasco.astrometry.trust import add_position_errors
 from vasco.config import AstrometryConfig, VascoConfig
 from vasco.io import write_json_atomic, write_parquet_atomic
-from vasco.matching.catalogs import reference_table
+from vasco.matching.reference import reference_table
 from vasco.records import Output
 from vasco.steps.base import StepError, plate_epoch_mid, run_step
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from vasco.config import VascoConfig
 from vasco.io import write_parquet_atomic
-from vasco.matching.catalogs import catalog_applies
+from vasco.matching.coverage import catalog_applies
 from vasco.records import Output
 from vasco.steps.base import StepError, run_step
 

@@ -10,7 +10,9 @@ import pandas as pd
 
 from vasco.config import MatchingConfig, VascoConfig
 from vasco.io import write_parquet_atomic
-from vasco.matching.catalogs import add_counterparts, catalog_applies, reference_table
+from vasco.matching.catalogs import add_counterparts
+from vasco.matching.reference import reference_table
+from vasco.matching.coverage import catalog_applies
 from vasco.records import Output
 from vasco.steps.base import StepError, plate_epoch_mid, run_step
 

@@ -6,6 +6,7 @@ import pandas as pd
 
 from vasco.filters.veto_stage import ReferenceList, ServiceQuery, StageInput, StageResult, VetoStage, veto_reference
 from vasco.filters.vetoes import bright_star_veto
+from vasco.matching.reference import reference_table
 from vasco.sources.vizier import USNO_B1
 
 __all__ = ["BRIGHT", "STAGE", "apply"]
@@ -37,8 +38,6 @@ def apply(inp: StageInput) -> StageResult | None:
     if name not in inp.lists:
         return None
     if name == "gaia":
-        from vasco.matching.catalogs import reference_table
-
         ref = reference_table(inp.lists[name], "gaia")
     else:
         ref = veto_reference(inp.lists[name], name)

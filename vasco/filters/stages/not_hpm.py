@@ -6,7 +6,7 @@ import numpy as np
 
 from vasco.filters.veto_stage import StageInput, StageResult, VetoStage
 from vasco.filters.vetoes import hpm_veto
-from vasco.matching.catalogs import reference_table
+from vasco.matching.reference import reference_table
 
 __all__ = ["STAGE", "apply"]
 
