@@ -24,8 +24,10 @@ from tasks import tile_tasks as tt
 from vasco import __version__
 from vasco.config import VascoConfig
 from vasco.extraction.sextractor import tool_versions
+from vasco.filters.cuts import ordered_funnel
+from vasco.filters.registry import enabled_stage_names
 from vasco.io import remove_temporaries
-from vasco.pipeline import image_centre, ordered_funnel
+from vasco.steps.header import image_centre
 from vasco.qc.injection import score_tile
 from vasco.records import step_timings
 from vasco.sky.sampling import tile_id as make_tile_id
@@ -117,10 +119,10 @@ def run_tile(
         if fits_path is None and cfg.sky == "dss":
             acq = tt.acquire_dss.with_options(**opts)(tile_dir, ra, dec, cfg)
         elif fits_path is None:
-            acq = tt.acquire_tile.with_options(**opts)(tile_dir, ra, dec, cfg)
+            acq = tt.acquire_synthetic.with_options(**opts)(tile_dir, ra, dec, cfg)
         image = acq["outputs"]["image"]
         step = "check_plate"
-        chk = tt.check_tile.with_options(**opts)(tile_dir, image, cfg, verdicts)
+        chk = tt.check_plate.with_options(**opts)(tile_dir, image, cfg, verdicts)
         info = chk["info"]
         record["plate"] = {k: info.get(k) for k in PLATE_KEYS}
         if info.get("date_conflict"):
@@ -133,31 +135,31 @@ def run_tile(
             logger.warning("tile %s rejected: %s", tid, info["reason"])
             return tt.record_tile(tile_dir, record)
         step = "psf"
-        psf = tt.psf_model.with_options(**opts)(tile_dir, image, cfg)
+        psf = tt.psf.with_options(**opts)(tile_dir, image, cfg)
         step = "pass2"
-        p2 = tt.sextract_pass2.with_options(**opts)(tile_dir, image, psf["outputs"]["psf"], cfg)
+        p2 = tt.pass2.with_options(**opts)(tile_dir, image, psf["outputs"]["psf"], cfg)
         step = "measure"
-        meas = tt.sky_positions.with_options(**opts)(tile_dir, p2["outputs"]["catalog"], image, cfg)
+        meas = tt.measure.with_options(**opts)(tile_dir, p2["outputs"]["catalog"], image, cfg)
         step = "catalogs"
         source = cfg.catalogs.resolved(cfg.sky)
         if fits_path is None and source == "synthetic":
             catalogs = {k: acq["outputs"][k] for k in ("gaia", "ps1") if k in acq["outputs"]}
         elif source == "xmatch":
-            cats = tt.xmatch_catalogs.with_options(**opts)(tile_dir, meas["outputs"]["table"], dec, cfg)
+            cats = tt.catalogs_xmatch.with_options(**opts)(tile_dir, meas["outputs"]["table"], dec, cfg)
             catalogs = dict(cats["outputs"])
         else:
-            cats = tt.acquire_catalogs.with_options(**opts)(tile_dir, ra, dec, cfg)
+            cats = tt.catalogs.with_options(**opts)(tile_dir, ra, dec, cfg)
             catalogs = dict(cats["outputs"])
         step = "astrometry"
-        ast = tt.plate_solution.with_options(**opts)(
+        ast = tt.astrometry.with_options(**opts)(
             tile_dir, meas["outputs"]["table"], catalogs, chk["outputs"]["plate"], ra, dec, cfg
         )
         step = "match"
-        match = tt.crossmatch.with_options(**opts)(
+        match = tt.match.with_options(**opts)(
             tile_dir, ast["outputs"]["table"], catalogs, chk["outputs"]["plate"], dec, cfg
         )
         step = "select"
-        sel = tt.select_candidates.with_options(**opts)(
+        sel = tt.select.with_options(**opts)(
             tile_dir, match["outputs"]["table"], match["info"], cfg, ast["outputs"]["astrometry"]
         )
         step = "psf_fit"
@@ -169,7 +171,7 @@ def run_tile(
                             synthetic_tile=fits_path is None and cfg.sky == "synthetic", opts=opts,
                             infos=veto_infos)
         step = "vetoes"
-        vet = tt.later_vetoes.with_options(**opts)(tile_dir, spr["outputs"]["table"], lists, cfg)
+        vet = tt.vetoes.with_options(**opts)(tile_dir, spr["outputs"]["table"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
         reason = getattr(exc, "reason", None) or f"FAIL_{step.upper()}"
         status = "rejected" if reason.startswith("REJECT_") else "failed"
@@ -181,7 +183,7 @@ def run_tile(
     for name, why in match["info"]["catalogs_skipped"].items():
         logger.info("tile %s: %s skipped: %s", tid, name, why)
     record["funnel"] = ordered_funnel(sel["info"], spr["info"], vet["info"])
-    record["vetoes"] = {"stages": cfg.vetoes.enabled_stages(), "skipped": vet["info"]["skipped"]}
+    record["vetoes"] = {"stages": enabled_stage_names(cfg.vetoes), "skipped": vet["info"]["skipped"]}
     record["catalogs"] = {
         "used": match["info"]["catalogs_used"],
         "skipped": match["info"]["catalogs_skipped"],
@@ -243,21 +245,22 @@ def _veto_lists(
     infos: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Manifests of the lists the enabled vetoes read, by list name (``infos`` gets the lists step's info)."""
-    from vasco.pipeline import SYNTHETIC_VETO_LISTS, veto_list_sources
+    from vasco.filters.registry import list_sources, synthetic_lists
 
     lists: dict[str, Any] = {}
     if "gaia" in catalogs:
         lists["gaia"] = catalogs["gaia"]
     if cfg.vetoes.spikes.catalog in ("gaia", "ps1") and cfg.vetoes.spikes.catalog in catalogs:
         lists[cfg.vetoes.spikes.catalog] = catalogs[cfg.vetoes.spikes.catalog]
-    sources = veto_list_sources(cfg, synthetic_tile)
+    sources = list_sources(cfg, synthetic_tile)
+    synthetic = synthetic_lists(cfg.vetoes)
     for name, src in sources.items():
-        key = SYNTHETIC_VETO_LISTS.get(name)
+        key = synthetic.get(name)
         if src == "synthetic" and key in acq["outputs"]:
             lists[name] = acq["outputs"][key]
             if name == "skybot":
                 # The synthetic SkyBoT answers at the date the tile uses, as the real one would.
-                lists[name] = tt.synthetic_skybot.with_options(**opts)(tile_dir, acq["outputs"][key], plate)[
+                lists[name] = tt.skybot_epoch.with_options(**opts)(tile_dir, acq["outputs"][key], plate)[
                     "outputs"]["skybot"]
     if any(src in ("local", "service") for src in sources.values()):
         got = tt.veto_lists.with_options(**opts)(tile_dir, spr["outputs"]["table"], plate, ra, dec, cfg)

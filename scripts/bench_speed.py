@@ -151,7 +151,7 @@ def main() -> int:
                 "tile": tid, "detections": rec["funnel"]["detections"],
                 "bare_pass1": b["pass1"], "bare_psfex": b["psfex"],
                 "bare_pass2_full": b["pass2_full"],
-                "flow_pass2": steps.get("pass2", float("nan")) + steps.get("psf_fit", float("nan")),
+                "flow_pass2": steps.get("pass2", float("nan")) + steps.get("spread_model", float("nan")),
                 "flow_s": flow, "ratio": flow / (b["pass1"] + b["psfex"]),
                 "same_funnel": rec["funnel"] == full.get(tid, {}).get("funnel"),
                 **{f"step_{k}": v for k, v in steps.items()},

@@ -1,7 +1,10 @@
-"""Prefect tasks: thin wrappers of the per-tile steps in :mod:`vasco.pipeline`.
+"""Prefect tasks: thin wrappers of the per-tile steps of :mod:`vasco.steps`.
 
 What lives here is orchestration only: retries, cache keys and result
 storage.  Each task passes small manifests (paths and content hashes).
+A task has its step's name (function and Prefect task name), and variants
+of a step (``acquire_synthetic`` / ``acquire_dss`` / ``acquire_file``,
+``catalogs`` / ``catalogs_xmatch``) share its step record.
 
 Caching.  A task's cache key hashes the task's own source, the library
 step's code fingerprint (:func:`vasco.codehash.code_fingerprint`: the
@@ -28,33 +31,47 @@ from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
-from vasco import pipeline
 from vasco.codehash import code_fingerprint
 from vasco.catalogue.publish import write_tile_record
 from vasco.config import VascoConfig
 from vasco.io import read_json
+from vasco.filters.registry import list_sources
 from vasco.records import load_record, record_path, source_hash
+from vasco.steps import acquire
+from vasco.steps import astrometry as astrometry_step
+from vasco.steps import astrometry_plot as astrometry_plot_step
+from vasco.steps import catalogs as catalogs_step
+from vasco.steps import check_plate as check_plate_step
+from vasco.steps import match as match_step
+from vasco.steps import measure as measure_step
+from vasco.steps import pass2 as pass2_step
+from vasco.steps import psf as psf_step
+from vasco.steps import select as select_step
+from vasco.steps import skybot_epoch as skybot_epoch_step
+from vasco.steps import spread_model as spread_model_step
+from vasco.steps import veto_lists as veto_lists_step
+from vasco.steps import vetoes as vetoes_step
 
 __all__ = [
-    "acquire_tile",
+    "acquire_synthetic",
     "acquire_dss",
     "acquire_file",
-    "acquire_catalogs",
-    "xmatch_catalogs",
+    "catalogs",
+    "catalogs_xmatch",
     "ensure_service_limits",
     "service_limits",
-    "check_tile",
-    "psf_model",
-    "sextract_pass2",
-    "sky_positions",
-    "plate_solution",
+    "check_plate",
+    "psf",
+    "pass2",
+    "measure",
+    "astrometry",
     "astrometry_plot",
-    "crossmatch",
-    "select_candidates",
+    "match",
+    "select",
     "spread_model",
     "veto_lists",
-    "synthetic_skybot",
-    "later_vetoes",
+    "skybot_epoch",
+    "vetoes",
     "record_tile",
     "cache_settings",
 ]
@@ -108,66 +125,68 @@ def _retry_unless_final(task: Any, task_run: Any, state: Any) -> bool:
 _COMMON: dict[str, Any] = dict(persist_result=True, retry_condition_fn=_retry_unless_final)
 
 
-@task(name="acquire-tile", retries=2, retry_delay_seconds=[2, 10], cache_policy=_step_cache("acquire", pipeline.acquire_synthetic), **_COMMON)
-def acquire_tile(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
-    """Fetch (or, for the synthetic sky, render) the tile and its catalogues."""
-    return pipeline.acquire_synthetic(tile_dir, ra, dec, cfg)
+@task(name="acquire_synthetic", retries=2, retry_delay_seconds=[2, 10], cache_policy=_step_cache("acquire", acquire.acquire_synthetic), **_COMMON)
+def acquire_synthetic(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """Render the synthetic tile and its catalogues (step ``acquire``)."""
+    return acquire.acquire_synthetic(tile_dir, ra, dec, cfg)
 
 
-@task(name="acquire-dss", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("acquire", pipeline.acquire_dss), **_COMMON)
+@task(name="acquire_dss", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("acquire", acquire.acquire_dss), **_COMMON)
 def acquire_dss(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
-    """Download the cutout from STScI, at most ``catalogs.service_concurrency`` at once."""
+    """Download the cutout from STScI, at most ``catalogs.service_concurrency`` at once (step ``acquire``)."""
     with concurrency(service_limit("dss"), occupy=1, strict=True):
-        return pipeline.acquire_dss(tile_dir, ra, dec, cfg)
+        return acquire.acquire_dss(tile_dir, ra, dec, cfg)
 
 
-@task(name="acquire-file", cache_policy=_step_cache("acquire", pipeline.acquire_file), **_COMMON)
+@task(name="acquire_file", cache_policy=_step_cache("acquire", acquire.acquire_file), **_COMMON)
 def acquire_file(tile_dir: Path, fits_path: Path) -> dict[str, Any]:
-    """Copy a user's FITS cutout into the tile folder."""
-    return pipeline.acquire_file(tile_dir, fits_path)
+    """Copy a user's FITS cutout into the tile folder (step ``acquire``)."""
+    return acquire.acquire_file(tile_dir, fits_path)
 
 
-@task(name="acquire-catalogs", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", pipeline.acquire_catalogs), **_COMMON)
-def acquire_catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
+@task(name="catalogs", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", catalogs_step.catalogs), **_COMMON)
+def catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
     """Cone queries (VizieR, politely limited) or local catalogue files."""
     with _politely("vizier" if cfg.catalogs.resolved(cfg.sky) == "vizier" else None):
-        return pipeline.acquire_catalogs(tile_dir, ra, dec, cfg)
+        return catalogs_step.catalogs(tile_dir, ra, dec, cfg)
 
 
-@task(name="xmatch-catalogs", retries=2, retry_delay_seconds=[30, 120], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", pipeline.xmatch_catalogs), **_COMMON)
-def xmatch_catalogs(tile_dir: Path, measured: dict[str, str], tile_dec: float, cfg: VascoConfig) -> dict[str, Any]:
-    """CDS XMatch jobs, one at a time across the whole survey (CDS bans parallel jobs)."""
+@task(name="catalogs_xmatch", retries=2, retry_delay_seconds=[30, 120], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", catalogs_step.catalogs_xmatch), **_COMMON)
+def catalogs_xmatch(tile_dir: Path, measured: dict[str, str], tile_dec: float, cfg: VascoConfig) -> dict[str, Any]:
+    """CDS XMatch jobs, one at a time across the whole survey (CDS bans parallel jobs; step ``catalogs``)."""
     with concurrency(service_limit("xmatch"), occupy=1, strict=True):
-        return pipeline.xmatch_catalogs(tile_dir, measured, tile_dec, cfg)
+        return catalogs_step.catalogs_xmatch(tile_dir, measured, tile_dec, cfg)
 
 
-@task(name="check-plate", cache_policy=_step_cache("check_plate", pipeline.check_plate), **_COMMON)
-def check_tile(
+@task(name="check_plate", cache_policy=_step_cache("check_plate", check_plate_step.check_plate), **_COMMON)
+def check_plate(
     tile_dir: Path, image: dict[str, str], cfg: VascoConfig | None = None,
     verdicts: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Is the cutout POSS-I E? Which plate, which of its dates, which epoch?"""
-    return pipeline.check_plate(tile_dir, image, cfg, verdicts)
+    return check_plate_step.check_plate(tile_dir, image, cfg, verdicts)
 
 
-@task(name="psf-model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf", pipeline.build_psf), **_COMMON)
-def psf_model(tile_dir: Path, image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+@task(name="psf", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf", psf_step.psf), **_COMMON)
+def psf(tile_dir: Path, image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
     """SExtractor pass 1 and PSFEx: the tile's PSF model (pass 1's catalogue is not kept)."""
-    return pipeline.build_psf(tile_dir, image, cfg)
+    return psf_step.psf(tile_dir, image, cfg)
 
 
-@task(name="sextractor-pass2", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("pass2", pipeline.extract_pass2), **_COMMON)
-def sextract_pass2(tile_dir: Path, image: dict[str, str], psf: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
-    return pipeline.extract_pass2(tile_dir, image, psf, cfg)
+@task(name="pass2", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("pass2", pass2_step.pass2), **_COMMON)
+def pass2(tile_dir: Path, image: dict[str, str], psf: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+    """SExtractor pass 2."""
+    return pass2_step.pass2(tile_dir, image, psf, cfg)
 
 
-@task(name="sky-positions", cache_policy=_step_cache("measure", pipeline.measure_positions), **_COMMON)
-def sky_positions(tile_dir: Path, pass2: dict[str, str], image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
-    return pipeline.measure_positions(tile_dir, pass2, image, cfg)
+@task(name="measure", cache_policy=_step_cache("measure", measure_step.measure), **_COMMON)
+def measure(tile_dir: Path, pass2: dict[str, str], image: dict[str, str], cfg: VascoConfig) -> dict[str, Any]:
+    """Header sky positions and the plate frame."""
+    return measure_step.measure(tile_dir, pass2, image, cfg)
 
 
-@task(name="plate-solution", cache_policy=_step_cache("astrometry", pipeline.fit_astrometry), **_COMMON)
-def plate_solution(
+@task(name="astrometry", cache_policy=_step_cache("astrometry", astrometry_step.astrometry), **_COMMON)
+def astrometry(
     tile_dir: Path,
     measured: dict[str, str],
     catalogs: dict[str, dict[str, str]],
@@ -177,17 +196,17 @@ def plate_solution(
     cfg: VascoConfig,
 ) -> dict[str, Any]:
     """Choose the header solution and fit the Gaia-tied correction."""
-    return pipeline.fit_astrometry(tile_dir, measured, catalogs, plate, ra0, dec0, cfg)
+    return astrometry_step.astrometry(tile_dir, measured, catalogs, plate, ra0, dec0, cfg)
 
 
-@task(name="astrometry-plot", cache_policy=_step_cache("qc_astrometry", pipeline.plot_astrometry), **_COMMON)
+@task(name="astrometry_plot", cache_policy=_step_cache("astrometry_plot", astrometry_plot_step.astrometry_plot), **_COMMON)
 def astrometry_plot(tile_dir: Path, pairs: dict[str, str], astrometry: dict[str, str], tile_id: str) -> dict[str, Any]:
     """The residual plot of the fit (qc/astrometry.png)."""
-    return pipeline.plot_astrometry(tile_dir, pairs, astrometry, tile_id)
+    return astrometry_plot_step.astrometry_plot(tile_dir, pairs, astrometry, tile_id)
 
 
-@task(name="crossmatch", cache_policy=_step_cache("match", pipeline.match_catalogs), **_COMMON)
-def crossmatch(
+@task(name="match", cache_policy=_step_cache("match", match_step.match), **_COMMON)
+def match(
     tile_dir: Path,
     measured: dict[str, str],
     catalogs: dict[str, dict[str, str]],
@@ -195,26 +214,27 @@ def crossmatch(
     tile_dec: float,
     cfg: VascoConfig,
 ) -> dict[str, Any]:
-    return pipeline.match_catalogs(tile_dir, measured, catalogs, plate, tile_dec, cfg)
+    """Counterparts in each reference catalogue."""
+    return match_step.match(tile_dir, measured, catalogs, plate, tile_dec, cfg)
 
 
-@task(name="select-candidates", cache_policy=_step_cache("select", pipeline.select_candidates), **_COMMON)
-def select_candidates(
+@task(name="select", cache_policy=_step_cache("select", select_step.select), **_COMMON)
+def select(
     tile_dir: Path, matched: dict[str, str], match_info: dict[str, Any], cfg: VascoConfig, astrometry: dict[str, str]
 ) -> dict[str, Any]:
     """Quality cuts, the Gaia/PS1 counterpart tests, and the tile's astrometric trust."""
-    return pipeline.select_candidates(tile_dir, matched, match_info, cfg, astrometry=astrometry)
+    return select_step.select(tile_dir, matched, match_info, cfg, astrometry=astrometry)
 
 
-@task(name="spread-model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("psf_fit", pipeline.fit_psf_model), **_COMMON)
+@task(name="spread_model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("spread_model", spread_model_step.spread_model), **_COMMON)
 def spread_model(
     tile_dir: Path, selected: dict[str, str], image: dict[str, str], psf: dict[str, str], cfg: VascoConfig
 ) -> dict[str, Any]:
     """The SPREAD_MODEL cut; the PSF fit (SExtractor ASSOC run) for the detections that reach it."""
-    return pipeline.fit_psf_model(tile_dir, selected, image, psf, cfg)
+    return spread_model_step.spread_model(tile_dir, selected, image, psf, cfg)
 
 
-@task(name="veto-lists", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("veto_lists", pipeline.acquire_veto_lists), **_COMMON)
+@task(name="veto_lists", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("veto_lists", veto_lists_step.veto_lists), **_COMMON)
 def veto_lists(
     tile_dir: Path, selected: dict[str, str], plate: dict[str, str], ra: float, dec: float, cfg: VascoConfig
 ) -> dict[str, Any]:
@@ -224,19 +244,19 @@ def veto_lists(
     with _politely("vizier" if _vetoes_ask_services(cfg) else None), _politely(
         "skybot" if _skybot_asked(cfg) else None
     ):
-        return pipeline.acquire_veto_lists(tile_dir, selected, plate, ra, dec, cfg)
+        return veto_lists_step.veto_lists(tile_dir, selected, plate, ra, dec, cfg)
 
 
-@task(name="synthetic-skybot", cache_policy=_step_cache("skybot_epoch", pipeline.synthetic_skybot), **_COMMON)
-def synthetic_skybot(tile_dir: Path, skybot: dict[str, str], plate: dict[str, str]) -> dict[str, Any]:
+@task(name="skybot_epoch", cache_policy=_step_cache("skybot_epoch", skybot_epoch_step.skybot_epoch), **_COMMON)
+def skybot_epoch(tile_dir: Path, skybot: dict[str, str], plate: dict[str, str]) -> dict[str, Any]:
     """The synthetic SkyBoT list at the tile's plate epoch."""
-    return pipeline.synthetic_skybot(tile_dir, skybot, plate)
+    return skybot_epoch_step.skybot_epoch(tile_dir, skybot, plate)
 
 
-@task(name="later-vetoes", cache_policy=_step_cache("vetoes", pipeline.apply_vetoes), **_COMMON)
-def later_vetoes(tile_dir: Path, selected: dict[str, str], lists: dict[str, dict[str, str]], cfg: VascoConfig) -> dict[str, Any]:
-    """Spikes/halos, other archives, asteroids, variables, SuperCOSMOS, HPM stars."""
-    return pipeline.apply_vetoes(tile_dir, selected, lists, cfg)
+@task(name="vetoes", cache_policy=_step_cache("vetoes", vetoes_step.vetoes), **_COMMON)
+def vetoes(tile_dir: Path, selected: dict[str, str], lists: dict[str, dict[str, str]], cfg: VascoConfig) -> dict[str, Any]:
+    """The later vetoes (the registry's stages); detections and candidates."""
+    return vetoes_step.vetoes(tile_dir, selected, lists, cfg)
 
 
 @task(name="record-tile", persist_result=False)
@@ -254,12 +274,12 @@ def _politely(service: str | None) -> Any:
 
 def _vetoes_ask_services(cfg: VascoConfig) -> bool:
     """Do the later vetoes of a (non-synthetic) tile ask services? (VizieR, SkyBoT, SuperCOSMOS)"""
-    return cfg.sky != "synthetic" and "service" in pipeline.veto_list_sources(cfg, synthetic_tile=False).values()
+    return cfg.sky != "synthetic" and "service" in list_sources(cfg, synthetic_tile=False).values()
 
 
 def _skybot_asked(cfg: VascoConfig) -> bool:
     """Does a (non-synthetic) tile ask the SkyBoT service?"""
-    return cfg.sky != "synthetic" and pipeline.veto_list_sources(cfg, synthetic_tile=False).get("skybot") == "service"
+    return cfg.sky != "synthetic" and list_sources(cfg, synthetic_tile=False).get("skybot") == "service"
 
 
 def service_limit(service: str) -> str:

@@ -23,13 +23,11 @@ from vasco.astrometry.trust import (
 )
 from vasco.config import AstrometryTrustConfig, VascoConfig
 from vasco.io import file_sha256, read_json, write_json_atomic
-from vasco.pipeline import (
-    apply_vetoes,
-    fit_astrometry,
-    fit_psf_model,
-    match_catalogs,
-    select_candidates,
-)
+from vasco.steps.astrometry import astrometry
+from vasco.steps.match import match
+from vasco.steps.select import select
+from vasco.steps.spread_model import spread_model
+from vasco.steps.vetoes import vetoes
 
 RA0, DEC0 = 132.8, 11.8
 GOOD = {"status": "fit", "median_residual_arcsec": 0.2, "n_ref": 300}
@@ -205,12 +203,12 @@ def _tile(tmp_path: Path, *, n_stars: int = 300, n_pm: int | None = None, n_tran
 
 def _run(tmp_path: Path, cfg: VascoConfig, **kw):
     tile, measured, cats, plate = _tile(tmp_path, **kw)
-    ast = fit_astrometry(tile, measured, cats, plate, RA0, DEC0, cfg)
-    match = match_catalogs(tile, ast["outputs"]["table"], cats, plate, DEC0, cfg)
-    sel = select_candidates(tile, match["outputs"]["table"], match["info"], cfg,
+    ast = astrometry(tile, measured, cats, plate, RA0, DEC0, cfg)
+    mat = match(tile, ast["outputs"]["table"], cats, plate, DEC0, cfg)
+    sel = select(tile, mat["outputs"]["table"], mat["info"], cfg,
                             astrometry=ast["outputs"]["astrometry"])
-    spr = fit_psf_model(tile, sel["outputs"]["selected"], {}, {}, cfg)
-    vet = apply_vetoes(tile, spr["outputs"]["table"], {}, cfg)
+    spr = spread_model(tile, sel["outputs"]["selected"], {}, {}, cfg)
+    vet = vetoes(tile, spr["outputs"]["table"], {}, cfg)
     return ast, sel, vet
 
 
@@ -257,13 +255,13 @@ def test_a_tile_with_a_forced_fallback_is_marked_and_so_are_its_candidates(tmp_p
 
 def test_changing_a_trust_threshold_reruns_selection_not_the_fit(tmp_path):
     tile, measured, cats, plate = _tile(tmp_path)
-    ast = fit_astrometry(tile, measured, cats, plate, RA0, DEC0, CFG)
+    ast = astrometry(tile, measured, cats, plate, RA0, DEC0, CFG)
     strict = CFG.model_copy(update={"astrometry": CFG.astrometry.model_copy(
         update={"trust": AstrometryTrustConfig(max_median_residual_arcsec=0.01)})})
-    again = fit_astrometry(tile, measured, cats, plate, RA0, DEC0, strict)
+    again = astrometry(tile, measured, cats, plate, RA0, DEC0, strict)
     assert again["key"] == ast["key"]
-    match = match_catalogs(tile, ast["outputs"]["table"], cats, plate, DEC0, strict)
-    sel = select_candidates(tile, match["outputs"]["table"], match["info"], strict,
+    mat = match(tile, ast["outputs"]["table"], cats, plate, DEC0, strict)
+    sel = select(tile, mat["outputs"]["table"], mat["info"], strict,
                             astrometry=ast["outputs"]["astrometry"])
     assert sel["info"]["astrometry_trust"]["trust_reasons"] == ["median_residual"]
     table = pd.read_parquet(sel["outputs"]["selected"]["path"])
@@ -379,11 +377,11 @@ def test_funnel_artifact_mentions_untrusted_tiles():
 
 
 def test_a_pass2_table_without_windowed_errors_fails_the_step_with_a_reason(tmp_path):
-    from vasco.pipeline import StepError
+    from vasco.steps.base import StepError
 
     tile, measured, cats, plate = _tile(tmp_path)
     table = pd.read_parquet(measured["path"]).drop(columns=["ERRAWIN_IMAGE"])
     bad = _write(tile / "work" / "measured.parquet", table)
     with pytest.raises(StepError, match="ERRAWIN_IMAGE") as err:
-        fit_astrometry(tile, bad, cats, plate, RA0, DEC0, CFG)
+        astrometry(tile, bad, cats, plate, RA0, DEC0, CFG)
     assert err.value.reason == "FAIL_PASS2"

@@ -16,53 +16,71 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+import importlib
+
 import vasco
-from vasco import pipeline
 from vasco.codehash import PACKAGE_ROOT, code_fingerprint, module_closure
 from vasco.io import read_json
+from vasco.steps import acquire
 
-#: The steps of a tile before the quality cuts, in flow order.
+#: Step shell function -> its module under vasco.steps (variants of a step share its module).
+MODULE = {"acquire_synthetic": "acquire", "acquire_dss": "acquire", "acquire_file": "acquire",
+          "catalogs_xmatch": "catalogs"}
+#: The step functions of a tile before the quality cuts, in flow order.
 BEFORE_SELECT = (
-    "acquire_synthetic", "acquire_dss", "acquire_file", "acquire_catalogs", "xmatch_catalogs", "check_plate",
-    "build_psf", "extract_pass2", "measure_positions", "fit_astrometry", "plot_astrometry", "match_catalogs",
+    "acquire_synthetic", "acquire_dss", "acquire_file", "catalogs", "catalogs_xmatch", "check_plate",
+    "psf", "pass2", "measure", "astrometry", "astrometry_plot", "match",
 )
 #: Every step function (each writes a step record).
-STEPS = (*BEFORE_SELECT, "select_candidates", "fit_psf_model", "acquire_veto_lists", "apply_vetoes")
-EXTRACTION_STEPS = ("build_psf", "extract_pass2", "fit_psf_model")
+STEPS = (*BEFORE_SELECT, "select", "spread_model", "veto_lists", "vetoes")
+EXTRACTION_STEPS = ("psf", "pass2", "spread_model")
 SEXTRACTOR = shutil.which("source-extractor") or shutil.which("sex")
 HAS_TOOLS = SEXTRACTOR is not None and shutil.which("psfex") is not None
 REPO = Path(__file__).resolve().parents[1]
 
 
+def step_fn(step: str):
+    """The shell function of a step, from its module in vasco.steps."""
+    return getattr(importlib.import_module(f"vasco.steps.{MODULE.get(step, step)}"), step)
+
+
 def _modules(step: str) -> set[str]:
-    return set(code_fingerprint(getattr(pipeline, step)).modules)
+    return set(code_fingerprint(step_fn(step)).modules)
 
 
 def test_select_depends_on_the_cuts_and_the_steps_before_it_do_not():
-    assert "vasco.filters.cuts" in _modules("select_candidates")
-    assert "vasco.filters.cuts" in _modules("fit_psf_model")  # the SPREAD_MODEL cut
+    assert "vasco.filters.cuts" in _modules("select")
+    assert "vasco.filters.cuts" in _modules("spread_model")  # the SPREAD_MODEL cut
     for step in BEFORE_SELECT:
         mods = _modules(step)
         assert "vasco.filters.cuts" not in mods, step
         assert "vasco.filters.vetoes" not in mods, step
-    assert "vasco.filters.vetoes" in _modules("apply_vetoes")
-    # Per step, not per module: the astrometry fit depends on the plate fit, the PSF model does not.
-    assert {"vasco.astrometry.platefit", "vasco.matching.crossmatch"} <= _modules("fit_astrometry")
-    assert "vasco.astrometry.platefit" not in _modules("build_psf")
-    assert "vasco.extraction.sextractor" not in _modules("fit_astrometry")
+    assert {"vasco.filters.vetoes", "vasco.filters.registry"} <= _modules("vetoes")
+    # Per step, not per package: the astrometry fit depends on the plate fit, the PSF model does not.
+    assert {"vasco.astrometry.platefit", "vasco.matching.crossmatch"} <= _modules("astrometry")
+    assert "vasco.astrometry.platefit" not in _modules("psf")
+    assert "vasco.extraction.sextractor" not in _modules("astrometry")
+    # A step depends on the shared runner, never on the other steps' modules.
+    for step in STEPS:
+        mods = _modules(step)
+        assert "vasco.steps.base" in mods, step
+        own = f"vasco.steps.{MODULE.get(step, step)}"
+        assert not {m for m in mods if m.startswith("vasco.steps.") and m != own} - {
+            "vasco.steps.base", "vasco.steps.header", "vasco.steps.tools"}, step
 
 
 def test_function_local_imports_and_package_inits_are_followed():
-    # fit_astrometry imports vasco.astrometry.solve inside the function; solve imports platefit.
-    mods = _modules("fit_astrometry")
+    # The astrometry step imports vasco.astrometry.solve; solve imports platefit.
+    mods = _modules("astrometry")
     assert {"vasco", "vasco.astrometry", "vasco.astrometry.solve", "vasco.astrometry.platefit"} <= mods
     # vasco.plates/__init__.py imports its submodules: importing vasco.plates.frame runs them.
     assert {"vasco.plates", "vasco.plates.table", "vasco.plates.cutout"} <= module_closure(["vasco.plates.frame"])
-    fp = code_fingerprint(pipeline.fit_astrometry)
-    assert {"vasco.pipeline.fit_astrometry", "vasco.pipeline._run_step", "vasco.pipeline.GAIA_EPOCH"} <= set(
-        fp.definitions)
-    # Only the definitions the step uses, not the whole of pipeline.py.
-    assert "vasco.pipeline.apply_vetoes" not in fp.definitions and "vasco.pipeline" not in fp.modules
+    fp = code_fingerprint(step_fn("astrometry"))
+    assert {"vasco.steps.astrometry.astrometry", "vasco.steps.astrometry.run"} <= set(fp.definitions)
+    assert {"vasco.steps.base", "vasco.matching.catalogs"} <= set(fp.modules)
+    # Only the definitions the step uses, not the whole of its module.
+    acq = code_fingerprint(acquire.acquire_file)
+    assert "vasco.steps.acquire.acquire_synthetic" not in acq.definitions and "vasco.steps.acquire" not in acq.modules
 
 
 def test_extraction_steps_cover_tool_configs_and_versions():
@@ -70,14 +88,14 @@ def test_extraction_steps_cover_tool_configs_and_versions():
                      for p in (PACKAGE_ROOT / "extraction" / "config").iterdir() if p.is_file())
     assert len(shipped) >= 5
     for step in EXTRACTION_STEPS:
-        fp = code_fingerprint(getattr(pipeline, step))
+        fp = code_fingerprint(step_fn(step))
         assert set(shipped) <= set(fp.files), step
         assert set(dict(fp.tools)) == {"source-extractor", "psfex"}, step
-    for step in ("select_candidates", "fit_astrometry", "match_catalogs", "check_plate"):
-        fp = code_fingerprint(getattr(pipeline, step))
+    for step in ("select", "astrometry", "match", "check_plate"):
+        fp = code_fingerprint(step_fn(step))
         assert not fp.tools and not any(f.startswith("extraction/") for f in fp.files), step
     if HAS_TOOLS:
-        tools = dict(code_fingerprint(pipeline.build_psf).tools)
+        tools = dict(code_fingerprint(step_fn("psf")).tools)
         answer = subprocess.run([SEXTRACTOR, "--version"], capture_output=True, text=True, check=False)
         # The version number the tool states ("Source Extractor version 2.25.0 (2018-02-08)" -> "2.25.0").
         assert tools["source-extractor"] in (answer.stdout or answer.stderr)
@@ -86,21 +104,21 @@ def test_extraction_steps_cover_tool_configs_and_versions():
 
 
 def test_a_missing_tool_is_recorded_not_fatal(tmp_path, monkeypatch):
-    before = code_fingerprint(pipeline.build_psf)
+    before = code_fingerprint(step_fn("psf"))
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
-    fp = code_fingerprint(pipeline.build_psf)
+    fp = code_fingerprint(step_fn("psf"))
     assert dict(fp.tools) == {"source-extractor": "missing", "psfex": "missing"}
     if HAS_TOOLS:
         assert fp.digest != before.digest
     # A step that runs no tool is unaffected.
     monkeypatch.undo()
-    sel = code_fingerprint(pipeline.select_candidates).digest
+    sel = code_fingerprint(step_fn("select")).digest
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert code_fingerprint(pipeline.select_candidates).digest == sel
+    assert code_fingerprint(step_fn("select")).digest == sel
 
 
 def test_fingerprints_are_the_same_in_every_process():
-    here = {s: code_fingerprint(getattr(pipeline, s)).summary() for s in STEPS}
+    here = {s: code_fingerprint(step_fn(s)).summary() for s in STEPS}
     for seed in ("1", "2"):
         assert _fingerprints(REPO, PYTHONHASHSEED=seed) == here
     assert len({d["digest"] for d in here.values()}) == len(STEPS)
@@ -109,11 +127,12 @@ def test_fingerprints_are_the_same_in_every_process():
 def test_step_record_keeps_what_its_code_key_covered(tmp_path):
     src = tmp_path / "in.fits"
     fits.PrimaryHDU(data=np.zeros((4, 4), dtype=np.float32)).writeto(src)
-    pipeline.acquire_file(tmp_path / "tile", src)
+    acquire.acquire_file(tmp_path / "tile", src)
     rec = read_json(tmp_path / "tile" / "steps" / "acquire.json")
-    fp = code_fingerprint(pipeline.acquire_file)
+    fp = code_fingerprint(acquire.acquire_file)
     assert rec["code"] == fp.summary()
-    assert "vasco.records" in rec["code"]["modules"] and "vasco.pipeline.acquire_file" in rec["code"]["definitions"]
+    assert "vasco.records" in rec["code"]["modules"]
+    assert "vasco.steps.acquire.acquire_file" in rec["code"]["definitions"]
     assert len(json.dumps(rec["code"])) < 2000
 
 
@@ -125,8 +144,8 @@ def test_prefect_cache_key_follows_the_library_code(tmp_path, monkeypatch):
     src = tmp_path / "in.fits"
     fits.PrimaryHDU(data=np.zeros((4, 4), dtype=np.float32)).writeto(src)
     tile = tmp_path / "tile"
-    pipeline.acquire_file(tile, src)
-    key_fn = tile_tasks._step_cache("acquire", pipeline.acquire_file).cache_key_fn
+    acquire.acquire_file(tile, src)
+    key_fn = tile_tasks._step_cache("acquire", acquire.acquire_file).cache_key_fn
     ctx = SimpleNamespace(task=SimpleNamespace(fn=tile_tasks.acquire_file.fn))
     params = {"tile_dir": tile, "fits_path": src}
     first = key_fn(ctx, params)
@@ -154,14 +173,16 @@ def _edit(path: Path, old: str, new: str) -> None:
 _PRINT_DIGESTS = """
 import json, sys, vasco
 from vasco.codehash import fingerprint_of
-print(json.dumps({"file": vasco.__file__, "fingerprints": {s: fingerprint_of("vasco.pipeline", s).summary()
-                                                           for s in sys.argv[1:]}}))
+module = json.loads(sys.argv[1])
+print(json.dumps({"file": vasco.__file__, "fingerprints": {
+    s: fingerprint_of("vasco.steps." + module.get(s, s), s).summary() for s in sys.argv[2:]}}))
 """
 
 
 def _fingerprints(root: Path, steps=STEPS, **env: str) -> dict[str, dict]:
     """Step fingerprints computed by a fresh process on the package under ``root`` (nothing imported but it)."""
-    out = subprocess.run([sys.executable, "-c", _PRINT_DIGESTS, *steps], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", _PRINT_DIGESTS, json.dumps(MODULE), *steps], capture_output=True,
+                         text=True,
                          env={**os.environ, "PYTHONPATH": str(root), **env}, check=True, cwd=root)
     got = json.loads(out.stdout)
     assert Path(got["file"]).is_relative_to(root)
@@ -175,7 +196,7 @@ def _digests(root: Path) -> dict[str, str]:
 def test_edits_in_a_copy_change_the_steps_that_use_them(tmp_path):
     root = _copy_package(tmp_path)
     # The copy's code is this code: same digests (fingerprints hold no paths).
-    base = {s: code_fingerprint(getattr(pipeline, s)).digest for s in STEPS}
+    base = {s: code_fingerprint(step_fn(s)).digest for s in STEPS}
 
     def changed() -> set[str]:
         now = _digests(root)
@@ -183,59 +204,71 @@ def test_edits_in_a_copy_change_the_steps_that_use_them(tmp_path):
 
     # A cut threshold in the library's source: selection and the SPREAD_MODEL cut, nothing else.
     _edit(root / "vasco" / "filters" / "cuts.py", "> cfg.snr_win_min", "> cfg.snr_win_min + 20.0")
-    assert changed() == {"select_candidates", "fit_psf_model"}
+    assert changed() == {"select", "spread_model"}
     base = _digests(root)
-    # A constant of pipeline.py: the steps that read Gaia positions, not the others.
-    _edit(root / "vasco" / "pipeline.py", "GAIA_EPOCH = 2016.0", "GAIA_EPOCH = 2016.00")
-    assert changed() == {"fit_astrometry", "match_catalogs", "apply_vetoes"}
+    # The reference catalogues' default epoch: the steps that read Gaia positions (the veto lists'
+    # step too, as it reads the veto registry, whose stages read Gaia), not the others.
+    _edit(root / "vasco" / "matching" / "reference.py", "GAIA_EPOCH = 2016.0", "GAIA_EPOCH = 2016.00")
+    assert changed() == {"astrometry", "match", "vetoes", "veto_lists"}
     base = _digests(root)
     # A shipped SExtractor configuration file: the steps whose work reads the extraction package.
     with open(root / "vasco" / "extraction" / "config" / "pass2.sex", "a") as fh:
         fh.write("# edited\n")
-    assert changed() == {"build_psf", "extract_pass2", "measure_positions", "fit_psf_model"}
+    assert changed() == {"psf", "pass2", "measure", "spread_model"}
     base = _digests(root)
     # The plate fit: astrometry (and measure, which evaluates header solutions through vasco.astrometry.solve,
     # and select, whose astrometric trust measures the pixel scale with its tangent plane).
     _edit(root / "vasco" / "astrometry" / "platefit.py", '"""Per-tile', '"""Edited. Per-tile')
-    assert changed() == {"measure_positions", "fit_astrometry", "select_candidates"}
+    assert changed() == {"measure", "astrometry", "select"}
 
 
 _RUN_TILE = """
 import json, sys
 from pathlib import Path
 import vasco
-from vasco import pipeline as p
 from vasco.config import VascoConfig
+from vasco.filters.registry import list_sources, synthetic_lists
+from vasco.steps.acquire import acquire_synthetic
+from vasco.steps.astrometry import astrometry
+from vasco.steps.astrometry_plot import astrometry_plot
+from vasco.steps.check_plate import check_plate
+from vasco.steps.match import match
+from vasco.steps.measure import measure
+from vasco.steps.pass2 import pass2
+from vasco.steps.psf import psf
+from vasco.steps.select import select
+from vasco.steps.spread_model import spread_model
+from vasco.steps.vetoes import vetoes
 
 tile = Path(sys.argv[1])
 ra, dec = 201.5, 12.0
 cfg = VascoConfig.model_validate({"survey": {"size_arcmin": 10.0}})
-acq = p.acquire_synthetic(tile, ra, dec, cfg)
+acq = acquire_synthetic(tile, ra, dec, cfg)
 image = acq["outputs"]["image"]
-chk = p.check_plate(tile, image)
+chk = check_plate(tile, image)
 assert chk["info"]["ok"], chk["info"]
-psf = p.build_psf(tile, image, cfg)
-p2 = p.extract_pass2(tile, image, psf["outputs"]["psf"], cfg)
-meas = p.measure_positions(tile, p2["outputs"]["catalog"], image, cfg)
+model = psf(tile, image, cfg)
+p2 = pass2(tile, image, model["outputs"]["psf"], cfg)
+meas = measure(tile, p2["outputs"]["catalog"], image, cfg)
 catalogs = {k: acq["outputs"][k] for k in ("gaia", "ps1") if k in acq["outputs"]}
-ast = p.fit_astrometry(tile, meas["outputs"]["table"], catalogs, chk["outputs"]["plate"], ra, dec, cfg)
-p.plot_astrometry(tile, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], "t")
-match = p.match_catalogs(tile, ast["outputs"]["table"], catalogs, chk["outputs"]["plate"], dec, cfg)
-sel = p.select_candidates(tile, match["outputs"]["table"], match["info"], cfg,
-                         astrometry=ast["outputs"]["astrometry"])
-spr = p.fit_psf_model(tile, sel["outputs"]["selected"], image, psf["outputs"]["psf"], cfg)
+ast = astrometry(tile, meas["outputs"]["table"], catalogs, chk["outputs"]["plate"], ra, dec, cfg)
+astrometry_plot(tile, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], "t")
+mat = match(tile, ast["outputs"]["table"], catalogs, chk["outputs"]["plate"], dec, cfg)
+sel = select(tile, mat["outputs"]["table"], mat["info"], cfg, astrometry=ast["outputs"]["astrometry"])
+spr = spread_model(tile, sel["outputs"]["selected"], image, model["outputs"]["psf"], cfg)
 lists = {"gaia": catalogs["gaia"]}
-for name, src in p.veto_list_sources(cfg, True).items():
-    key = p.SYNTHETIC_VETO_LISTS.get(name)
+synthetic = synthetic_lists(cfg.vetoes)
+for name, src in list_sources(cfg, True).items():
+    key = synthetic.get(name)
     if src == "synthetic" and key in acq["outputs"]:
         lists[name] = acq["outputs"][key]
-vet = p.apply_vetoes(tile, spr["outputs"]["table"], lists, cfg)
+vet = vetoes(tile, spr["outputs"]["table"], lists, cfg)
 print(json.dumps({"file": vasco.__file__, "funnel": {**sel["info"]["funnel"], **spr["info"]["funnel"],
                                                       **vet["info"]["funnel"]}}))
 """
 
 #: Step records of the tile, in flow order.
-RECORDS_BEFORE = ("acquire", "check_plate", "psf", "pass2", "measure", "astrometry", "qc_astrometry", "match")
+RECORDS_BEFORE = ("acquire", "check_plate", "psf", "pass2", "measure", "astrometry", "astrometry_plot", "match")
 
 
 @pytest.mark.slow
@@ -258,7 +291,7 @@ def test_changing_a_cut_in_the_library_reruns_select_and_after_only(tmp_path):
         return got["funnel"], recs
 
     funnel1, first = run()
-    assert set(RECORDS_BEFORE) | {"select", "psf_fit", "vetoes"} <= set(first)
+    assert set(RECORDS_BEFORE) | {"select", "spread_model", "vetoes"} <= set(first)
     funnel_same, same = run()  # nothing changed: nothing runs
     assert same == first and funnel_same == funnel1
 
@@ -266,13 +299,13 @@ def test_changing_a_cut_in_the_library_reruns_select_and_after_only(tmp_path):
     funnel2, second = run()
     for step in RECORDS_BEFORE:
         assert second[step] == first[step], f"{step} ran again"
-    # select: its own code changed; psf_fit: it also uses vasco.filters.cuts (the SPREAD_MODEL cut).
-    for step in ("select", "psf_fit"):
+    # select: its own code changed; spread_model: it also uses vasco.filters.cuts (the SPREAD_MODEL cut).
+    for step in ("select", "spread_model"):
         assert second[step]["key"] != first[step]["key"] and second[step]["mtime_ns"] != first[step]["mtime_ns"]
         assert "vasco.filters.cuts" in second[step]["code"]["modules"]
-    # vetoes: same code, so it runs again only because its input (the psf_fit table) changed.
+    # vetoes: same code, so it runs again only because its input (the spread_model table) changed.
     assert "vasco.filters.cuts" not in second["vetoes"]["code"]["modules"]
     assert second["vetoes"]["code"] == first["vetoes"]["code"]
-    assert second["psf_fit"]["outputs"]["table"]["sha256"] != first["psf_fit"]["outputs"]["table"]["sha256"]
+    assert second["spread_model"]["outputs"]["table"]["sha256"] != first["spread_model"]["outputs"]["table"]["sha256"]
     assert second["vetoes"]["key"] != first["vetoes"]["key"]
     assert funnel2["snr"] < funnel1["snr"] and funnel2["detections"] == funnel1["detections"]

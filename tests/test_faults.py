@@ -54,7 +54,8 @@ def _dss_cfg(url: str, **http: float) -> VascoConfig:
 
 def _acquire(tile_dir: Path, cfg: VascoConfig) -> tuple[str, float]:
     """Run the acquire step; return its outcome ('ok' or the reason token) and its time."""
-    from vasco.pipeline import StepError, acquire_dss
+    from vasco.steps.acquire import acquire_dss
+    from vasco.steps.base import StepError
 
     t0 = time.perf_counter()
     try:

@@ -14,7 +14,7 @@ from servers import VizierStandIn, XMatchStandIn
 from vasco.catalogue.publish import build_summary
 from vasco.config import VascoConfig
 from vasco.io import file_sha256, write_parquet_atomic
-from vasco.pipeline import acquire_catalogs, xmatch_catalogs
+from vasco.steps.catalogs import catalogs, catalogs_xmatch
 from vasco.sources.provenance import query_entry, summarize_provenance, tile_provenance, utc_now
 from vasco.sources.vizier import VIZIER_URL_ENV
 from vasco.sources.xmatch import XMATCH_URL_ENV
@@ -92,9 +92,9 @@ def test_vizier_catalogs_step_records_its_queries(tmp_path: Path, monkeypatch: p
                         "II/389/ps1_dr2": (_ps1(stars), "RAJ2000", "DEJ2000")}) as server:
         monkeypatch.setenv(VIZIER_URL_ENV, server.url)
         before = utc_now()
-        got = acquire_catalogs(tmp_path, 150.0, 20.0, cfg)
+        got = catalogs(tmp_path, 150.0, 20.0, cfg)
         n_requests = len(server.seen)
-        again = acquire_catalogs(tmp_path, 150.0, 20.0, cfg)  # recorded step: not asked again
+        again = catalogs(tmp_path, 150.0, 20.0, cfg)  # recorded step: not asked again
         assert len(server.seen) == n_requests
     queries = got["info"]["queries"]
     assert [q["tables"] for q in queries] == [["I/350/gaiaedr3"], ["II/389/ps1_dr2"]]
@@ -118,7 +118,7 @@ def test_xmatch_catalogs_step_records_its_queries(tmp_path: Path, monkeypatch: p
     with XMatchStandIn({"vizier:I/350/gaiaedr3": (_gaia(stars), "RA_ICRS", "DE_ICRS"),
                         "vizier:II/349/ps1": (_ps1(stars), "RAJ2000", "DEJ2000")}) as server:
         monkeypatch.setenv(XMATCH_URL_ENV, server.sync_url)
-        got = xmatch_catalogs(tmp_path, measured, 20.0, cfg)
+        got = catalogs_xmatch(tmp_path, measured, 20.0, cfg)
         assert [j["fields"]["cat2"] for j in server.jobs] == ["vizier:I/350/gaiaedr3", "vizier:II/349/ps1"]
     queries = got["info"]["queries"]
     assert [q["tables"] for q in queries] == [["vizier:I/350/gaiaedr3"], ["vizier:II/349/ps1"]]

@@ -56,7 +56,7 @@ def test_real_m101_cutout_bit_identical(m101_path, tmp_path):
 
 def test_synthetic_tile_bit_identical(tmp_path):
     from vasco.config import VascoConfig
-    from vasco.pipeline import acquire_synthetic
+    from vasco.steps.acquire import acquire_synthetic
 
     cfg = VascoConfig.model_validate({"survey": {"size_arcmin": 20.0}})
     acq = acquire_synthetic(tmp_path / "tile", 201.5, 12.0, cfg)

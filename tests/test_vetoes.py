@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from vasco.astrometry.platefit import from_tangent_plane
-from vasco.filters.config import VETO_ORDER, VetoesConfig
+from vasco.filters.config import VetoesConfig
+from vasco.filters.registry import VETO_ORDER, enabled_stage_names
 from vasco.filters.vetoes import bright_star_veto, counterpart_veto, hpm_veto, presence_veto, spike_rule
 
 
@@ -67,9 +68,9 @@ def test_counterpart_presence_and_hpm_vetoes():
 
 
 def test_veto_config_order_and_switches():
-    assert VetoesConfig().enabled_stages() == list(VETO_ORDER)
+    assert enabled_stage_names(VetoesConfig()) == list(VETO_ORDER)
     cfg = VetoesConfig.model_validate({"asteroids": {"enabled": False}, "hpm": {"enabled": False}})
-    assert cfg.enabled_stages() == ["not_bright_star", "no_archive", "not_variable", "in_supercosmos"]
+    assert enabled_stage_names(cfg) == ["not_bright_star", "no_archive", "not_variable", "in_supercosmos"]
     with pytest.raises(ValueError, match="catalog"):
         VetoesConfig.model_validate({"spikes": {"catalog": "tycho"}})
 

@@ -6,8 +6,8 @@ function covers, found statically (with :mod:`ast`, nothing is imported):
 
 * the function's own source and that of every definition of its module it
   uses, transitively: same-module helpers it calls, nested functions,
-  classes, module constants (for :mod:`vasco.pipeline`, e.g. ``_run_step``,
-  ``read_header``, ``GAIA_EPOCH``), each as its source lines;
+  classes, module constants (for a step of :mod:`vasco.steps`, e.g. its
+  module's pure ``run``), each as its source lines;
 * every ``vasco`` module those definitions name, through a module-level
   import of the module (``from vasco.filters.cuts import apply_quality_cuts``)
   or a function-local one, hashed whole, with the transitive closure of

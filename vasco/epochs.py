@@ -292,7 +292,7 @@ def service_skybot(cfg: VascoConfig) -> SkybotFn:
 
 
 def _tile_infos(root: Path) -> list[TileInfo]:
-    from vasco.pipeline import read_header
+    from vasco.steps.header import read_header
     from vasco.plates.header import check_poss1e, plate_dates
 
     out = []
@@ -367,7 +367,7 @@ def survey_epochs(root: Path, cfg: VascoConfig, skybot: SkybotFn, skybot_name: s
     ValueError
         When the folder has no processed tile.
     """
-    from vasco.pipeline import read_header
+    from vasco.steps.header import read_header
     from vasco.sources.http import SourceError
 
     ec = cfg.plates.epochs

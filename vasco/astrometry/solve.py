@@ -11,7 +11,7 @@ the reference.  The corrected float64 positions are what VASCO matches and
 publishes; the header positions stay in the tables beside them.
 
 Everything here is a pure function of arrays and tables; the pipeline step
-(:func:`vasco.pipeline.fit_astrometry`) does the I/O.
+(:func:`vasco.steps.astrometry.astrometry`) does the I/O.
 """
 
 from __future__ import annotations

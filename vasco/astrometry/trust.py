@@ -35,6 +35,8 @@ from vasco.astrometry.platefit import tangent_plane
 from vasco.config import AstrometryTrustConfig
 
 __all__ = [
+    "add_position_errors",
+    "tile_trust",
     "TRUST_REASONS",
     "SHAPE_CUT_COLUMNS",
     "TrustDecision",
@@ -256,3 +258,81 @@ def position_errors(
         "pos_err_centroid_arcsec": centroid,
         "pos_err_fit_arcsec": fit,
     }
+
+
+def add_position_errors(
+    table: pd.DataFrame,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    ra: NDArray[np.float64],
+    dec: NDArray[np.float64],
+    pairs: pd.DataFrame,
+    ra0: float,
+    dec0: float,
+) -> dict[str, Any]:
+    """Add each detection's position uncertainty columns to ``table``; return the tile's figures.
+
+    The windowed centroid error (ERRAWIN/ERRBWIN_IMAGE) at the tile's pixel
+    scale (:func:`pixel_scale_arcsec` of the fitted positions ``ra``/``dec``
+    against the pixels ``x``/``y``), in quadrature with the fit's residual
+    scatter (:func:`fit_scatter_arcsec` of ``pairs``): the columns of
+    :func:`position_errors`.
+
+    Returns
+    -------
+    dict
+        ``pixel_scale_arcsec`` (None when not finite) and ``fit_scatter_arcsec``.
+
+    Raises
+    ------
+    ValueError
+        When ``table`` lacks ERRAWIN_IMAGE or ERRBWIN_IMAGE.
+    """
+    missing = [c for c in ("ERRAWIN_IMAGE", "ERRBWIN_IMAGE") if c not in table.columns]
+    if missing:
+        raise ValueError(f"measured table lacks column(s) {missing} (pass 2's windowed centroid errors)")
+    scale = pixel_scale_arcsec(x, y, ra, dec, ra0, dec0)
+    scatter = fit_scatter_arcsec(pairs)
+    errs = position_errors(table["ERRAWIN_IMAGE"].to_numpy(np.float64), table["ERRBWIN_IMAGE"].to_numpy(np.float64),
+                           scale, scatter)
+    for col, values in errs.items():
+        table[col] = values
+    return {"pixel_scale_arcsec": scale if np.isfinite(scale) else None, "fit_scatter_arcsec": scatter}
+
+
+def tile_trust(
+    table: pd.DataFrame, summary: Mapping[str, Any], cfg: AstrometryTrustConfig, reference: str
+) -> TrustDecision:
+    """Decide a tile's astrometric trust after the counterpart match; mark every detection.
+
+    The match test counts the point-like detections of
+    :func:`match_test_stars` with a counterpart in ``reference``
+    (``<reference>_sep_arcsec``; no such column: the catalogue was not
+    matched on this tile, and the test has no stars).  Adds
+    ``astrometry_trusted`` and ``astrometry_trust_reason`` (reason tokens
+    joined by ``;``, "" when trusted) to ``table``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The detections after the counterpart match and quality cuts; changed in place.
+    summary : mapping
+        The fit's summary (``work/astrometry.json``'s ``summary``).
+    cfg : AstrometryTrustConfig
+        The thresholds (``astrometry.trust``).
+    reference : str
+        The catalogue of the fit and of the match test (``astrometry.reference``).
+
+    Returns
+    -------
+    TrustDecision
+        :func:`assess_trust`'s decision.
+    """
+    if f"{reference}_sep_arcsec" in table.columns:
+        counts = match_fraction(table[f"{reference}_sep_arcsec"].to_numpy(np.float64), match_test_stars(table, cfg))
+    else:
+        counts = (0, 0, None)
+    trust = assess_trust(summary, counts, cfg, match_catalog=reference)
+    table["astrometry_trusted"] = np.full(len(table), trust.trusted, dtype=bool)
+    table["astrometry_trust_reason"] = pd.array([trust.reason] * len(table), dtype="string")
+    return trust

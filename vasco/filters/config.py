@@ -1,8 +1,9 @@
 """Settings of the paper's later vetoes (a section of :class:`vasco.config.VascoConfig`).
 
 The vetoes run on the candidates of a tile (detections that pass the quality
-cuts and have no Gaia/PS1 counterpart), in the order of :data:`VETO_ORDER`,
-each a named stage of the funnel that can be switched off.
+cuts and have no Gaia/PS1 counterpart), in the order of the veto registry
+(:data:`vasco.filters.registry.STAGES`), each a named stage of the funnel
+that can be switched off.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "VETO_ORDER",
     "VetoSource",
     "SpikesConfig",
     "ArchivesConfig",
@@ -22,16 +22,6 @@ __all__ = [
     "HpmConfig",
     "VetoesConfig",
 ]
-
-#: Stage names in funnel order; each adds ``<stage>`` to the tile funnel.
-VETO_ORDER: tuple[str, ...] = (
-    "not_bright_star",
-    "no_archive",
-    "not_asteroid",
-    "not_variable",
-    "in_supercosmos",
-    "not_hpm",
-)
 
 #: Where a veto's reference list comes from: 'auto' (the synthetic sky's own
 #: list on the synthetic sky, the service otherwise), 'service', 'local'
@@ -114,7 +104,7 @@ class HpmConfig(_Section):
 
 
 class VetoesConfig(_Section):
-    """The later vetoes, in funnel order (:data:`VETO_ORDER`)."""
+    """The later vetoes' settings, one section per stage of :data:`vasco.filters.registry.STAGES`."""
 
     spikes: SpikesConfig = SpikesConfig()
     archives: ArchivesConfig = ArchivesConfig()
@@ -122,15 +112,3 @@ class VetoesConfig(_Section):
     variables: VariablesConfig = VariablesConfig()
     supercosmos: SupercosmosVetoConfig = SupercosmosVetoConfig()
     hpm: HpmConfig = HpmConfig()
-
-    def enabled_stages(self) -> list[str]:
-        """Stage names that run, in order."""
-        flags = {
-            "not_bright_star": self.spikes.enabled,
-            "no_archive": self.archives.enabled,
-            "not_asteroid": self.asteroids.enabled,
-            "not_variable": self.variables.enabled,
-            "in_supercosmos": self.supercosmos.enabled,
-            "not_hpm": self.hpm.enabled,
-        }
-        return [s for s in VETO_ORDER if flags[s]]

@@ -14,13 +14,16 @@ model only for them.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from vasco.config import CutsConfig
 
-__all__ = ["CUT_ORDER", "SPREAD_CUT", "apply_quality_cuts", "mad_sigma", "spread_model_cut"]
+__all__ = ["CUT_ORDER", "SPREAD_CUT", "apply_quality_cuts", "counterpart_tests", "mad_sigma", "ordered_funnel", "spread_model_cut",
+           "spread_model_stage"]
 
 #: Cuts that need no PSF model, in the order the funnel applies them.
 CUT_ORDER: tuple[str, ...] = (
@@ -153,3 +156,62 @@ def spread_model_cut(spread_model: np.ndarray, tested: np.ndarray, cfg: CutsConf
     values = pd.array(spread > cfg.spread_model_min, dtype="boolean")
     values[~tested] = pd.NA
     return values
+
+
+def counterpart_tests(table: pd.DataFrame, catalogs: list[str], funnel: "OrderedDict[str, int]") -> pd.DataFrame:
+    """The counterpart vetoes after the quality cuts: ``no_<catalogue>`` and ``no_counterpart``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Detections with ``passes_cuts`` and ``<catalogue>_sep_arcsec`` (NaN: no
+        counterpart); changed in place.
+    catalogs : list of str
+        The catalogues matched on this tile, in funnel order.
+    funnel : OrderedDict
+        The funnel so far; gets ``no_<catalogue>`` (detections alive after
+        each test), in place.
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with ``no_<catalogue>`` (no counterpart in it) and
+        ``no_counterpart`` (passes the cuts and has no counterpart in any).
+    """
+    alive = table["passes_cuts"].to_numpy().copy()
+    for name in catalogs:
+        no_cp = ~np.isfinite(table[f"{name}_sep_arcsec"].to_numpy(np.float64))
+        table[f"no_{name}"] = no_cp
+        alive &= no_cp
+        funnel[f"no_{name}"] = int(alive.sum())
+    table["no_counterpart"] = alive
+    return table
+
+
+def spread_model_stage(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFrame, int]:
+    """The SPREAD_MODEL cut on the detections alive after the counterpart tests.
+
+    Adds ``cut_spread_model`` (:func:`spread_model_cut` on the detections
+    with ``no_counterpart``; missing for the others) and ``survives_psf``
+    (alive after this stage: where the later vetoes start).
+
+    Returns
+    -------
+    tuple
+        The table (changed in place) and the number of detections alive.
+
+    Raises
+    ------
+    ValueError
+        From :func:`spread_model_cut` (a SPREAD_MODEL missing where tested).
+    """
+    reached = table["no_counterpart"].to_numpy(bool)
+    table[f"cut_{SPREAD_CUT}"] = spread_model_cut(table["SPREAD_MODEL"].to_numpy(np.float64), reached, cfg)
+    alive = reached & table[f"cut_{SPREAD_CUT}"].fillna(False).to_numpy(bool)
+    table["survives_psf"] = alive
+    return table, int(alive.sum())
+
+
+def ordered_funnel(*infos: Mapping[str, Any]) -> "OrderedDict[str, int]":
+    """The tile's funnel: the ``funnel`` of each step's info (select, spread_model, vetoes), in step order."""
+    return OrderedDict((k, int(v)) for info in infos for k, v in info["funnel"].items())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
 from vasco.matching.crossmatch import nearest_within
 from vasco.matching.propagate import propagate_positions
 
-__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "EPOCH_UNITS", "epoch_to_julian_year", "normalize_catalog",
-           "find_counterparts"]
+__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "EPOCH_UNITS", "epoch_to_julian_year",
+           "normalize_catalog", "find_counterparts", "add_counterparts"]
+
 
 #: The schema every reference catalogue is turned into.
 REF_COLUMNS = ("source_id", "ra", "dec", "pmra", "pmdec", "epoch", "mag")
@@ -158,3 +161,61 @@ def find_counterparts(
     mags = np.full(len(idx), np.nan)
     mags[found] = catalog["mag"].to_numpy(np.float64)[idx[found]]
     return pd.DataFrame({"id": ids, "sep_arcsec": sep, "mag": mags})
+
+
+def add_counterparts(
+    table: pd.DataFrame,
+    references: Mapping[str, pd.DataFrame],
+    names: Sequence[str],
+    skipped: Mapping[str, str],
+    plate_epoch: float,
+    radius_arcsec: float,
+) -> pd.DataFrame:
+    """Counterpart columns of each reference catalogue, and the nearest over all of them.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Detections with float64 ``ra``/``dec`` at the plate epoch; changed in place.
+    references : mapping
+        Catalogue name -> table in the schema of :data:`REF_COLUMNS`
+        (:func:`reference_table`), for each name in ``names`` not skipped.
+    names : sequence of str
+        The catalogues, in the order the nearest counterpart is chosen (the
+        first one wins a tie).
+    skipped : mapping
+        Catalogues that do not cover the tile (name -> why): their columns
+        are added, empty, so tile tables merge.
+    plate_epoch : float
+        Epoch (Julian year) the catalogues are moved to (:func:`find_counterparts`).
+    radius_arcsec : float
+        Counterpart radius.
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with ``<c>_id``, ``<c>_sep_arcsec`` and ``<c>_mag`` for each
+        catalogue ``c``, then ``counterpart_sep_arcsec`` and
+        ``counterpart_catalog`` (the nearest counterpart over all catalogues;
+        NaN and "" when none).
+    """
+    best_sep = np.full(len(table), np.nan)
+    best_cat = np.full(len(table), "", dtype=object)
+    for name in names:
+        if name in skipped:
+            table[f"{name}_id"] = pd.array([pd.NA] * len(table), dtype="Int64")
+            table[f"{name}_sep_arcsec"] = np.nan
+            table[f"{name}_mag"] = np.nan
+            continue
+        res = find_counterparts(
+            table["ra"].to_numpy(), table["dec"].to_numpy(), references[name], plate_epoch, radius_arcsec
+        )
+        table[f"{name}_id"] = res["id"].to_numpy()
+        table[f"{name}_sep_arcsec"] = res["sep_arcsec"].to_numpy()
+        table[f"{name}_mag"] = res["mag"].to_numpy()
+        closer = np.isfinite(res["sep_arcsec"].to_numpy()) & ~(res["sep_arcsec"].to_numpy() >= best_sep)
+        best_sep = np.where(closer, res["sep_arcsec"].to_numpy(), best_sep)
+        best_cat = np.where(closer, name, best_cat)
+    table["counterpart_sep_arcsec"] = best_sep
+    table["counterpart_catalog"] = pd.array(best_cat, dtype="string")
+    return table

@@ -1,7 +1,7 @@
 """Survey-level astrometric quality: one row per tile, and the survey's figures.
 
 Reads the ``astrometry`` block each tile wrote into its ``tile.json``
-(:func:`vasco.pipeline.fit_astrometry`), so it costs nothing to rebuild.
+(:func:`vasco.steps.astrometry.astrometry`), so it costs nothing to rebuild.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from vasco.astrometry.tangent import sky_to_tangent
-from vasco.filters.config import VETO_ORDER
+from vasco.filters.registry import VETO_ORDER
 from vasco.filters.cuts import CUT_ORDER, SPREAD_CUT
 from vasco.matching.crossmatch import chord, nearest_within
 
@@ -102,7 +102,7 @@ def funnel_stage(det: pd.DataFrame) -> np.ndarray:
 
     Order: the quality cuts (:data:`vasco.filters.cuts.CUT_ORDER`), the
     counterpart vetoes (``no_<catalogue>``), the SPREAD_MODEL cut, the later vetoes
-    (:data:`vasco.filters.config.VETO_ORDER`), then ``dedup`` (a tile
+    (:data:`vasco.filters.registry.VETO_ORDER`), then ``dedup`` (a tile
     candidate that is not the survey's candidate).
     """
     stage = np.full(len(det), "candidate", dtype=object)

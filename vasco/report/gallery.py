@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 
-from vasco.filters.config import VETO_ORDER
+from vasco.filters.registry import VETO_ORDER
 from vasco.filters.cuts import CUT_ORDER, SPREAD_CUT
 from vasco.io import write_text_atomic
 
@@ -83,7 +83,7 @@ def funnel_stage_columns(columns: list[str] | pd.Index) -> list[str]:
     The quality cuts (``cut_<name>`` of :data:`vasco.filters.cuts.CUT_ORDER`),
     the counterpart tests (``no_<catalogue>``, in column order), the
     SPREAD_MODEL cut and the vetoes (``veto_<stage>`` of
-    :data:`vasco.filters.config.VETO_ORDER`; True there means *rejected*).
+    :data:`vasco.filters.registry.VETO_ORDER`; True there means *rejected*).
     """
     cols = [str(c) for c in columns]
     have = set(cols)
