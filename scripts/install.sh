@@ -13,7 +13,7 @@ need=()
 command -v source-extractor >/dev/null 2>&1 || need+=(source-extractor)
 command -v psfex >/dev/null 2>&1 || need+=(psfex)
 command -v xy2sky >/dev/null 2>&1 || need+=(wcstools)
-# Headless chromium: the report page tests load the gallery and report pages in it (tests/browser.py).
+# Headless chromium: the report page tests load the gallery and report pages in it (Playwright, tests/conftest.py).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 PYTHON=${PYTHON:-python3}
 command -v "$PYTHON" >/dev/null 2>&1 || need+=(python3)

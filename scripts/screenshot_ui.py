@@ -10,8 +10,7 @@ and saves with headless Chromium (Playwright):
 * ``artifacts.png``: that run's artifacts (progress, funnel, candidates, products).
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and Playwright
-(``.venv/bin/pip install playwright``); neither is part of the pinned
-environment, because only this script uses them.
+(pinned in ``requirements.lock``; the report-page tests use it too).
 
     .venv/bin/python scripts/screenshot_ui.py --out docs/ui
 """

@@ -157,19 +157,16 @@ def test_survey_then_report_write_plots_moc_gallery_and_page(survey, capsys):
 
 @pytest.mark.slow
 @needs_tools
-def test_gallery_and_report_in_headless_chromium(survey, tmp_path):
+def test_gallery_and_report_in_headless_chromium(survey, tmp_path, open_page):
     """The acceptance picture: the gallery of a real (synthetic-sky) survey, cards with their stamps."""
-    import browser  # tests/browser.py
-    if browser.chromium_binary() is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; scripts/install.sh does it)")
     out, _ = survey
     n = int(pd.read_parquet(out / "candidates.parquet")["is_survey_candidate"].sum())
     gallery = out / "report" / "gallery.html"
-    dom = browser.dump_dom(gallery, tmp_path, query="eager=1")
+    dom = open_page(gallery, query="eager=1").page.content()
     assert 'data-ready="1"' in dom
     assert dom.count('data-stamp="loaded"') == n, "every card's stamp loaded"
     for page in (gallery, out / "report" / "index.html"):
-        assert browser.console_messages(page, tmp_path) == [], page.name
+        assert open_page(page).messages == [], page.name
     shot = tmp_path / "gallery.png"
-    browser.screenshot(gallery, shot, tmp_path)
+    open_page(gallery).page.screenshot(path=shot)
     _png_ok(shot)

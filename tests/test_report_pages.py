@@ -2,8 +2,9 @@
 
 The unit tests build everything from a small synthetic FITS image (Gaussian
 stars and noise) and a hand-made candidates table; the browser tests load
-the pages from disk in the Debian ``chromium`` (see :mod:`browser`) and look
-at the rendered DOM, the console and a screenshot.
+the pages from disk in the Debian ``chromium``, driven by Playwright (the
+``open_page`` fixture of ``conftest.py``), and look at the rendered DOM, the
+console and a screenshot.
 ``scripts/screenshot_report.py`` takes the screenshots in ``docs/report/``.
 """
 
@@ -12,14 +13,15 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
-from browser import console_messages, console_problems, dump_dom, evaluate, require_chromium, screenshot
 
 from vasco.report.gallery import EAGER_STAMPS, write_gallery
 from vasco.report.page import MAX_TILE_ROWS, write_index
@@ -281,7 +283,6 @@ def test_index_page_caps_tile_rows(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A small survey report folder: stamps, gallery, plots and index page."""
-    require_chromium()
     root = tmp_path_factory.mktemp("survey")
     report = root / "report"
     image = _image(root / "tiles" / TILE / "raw" / "image.fits")
@@ -298,36 +299,30 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
                         coverage={"moc": "moc.fits", "sky": "sky.png", "area_deg2": 0.75, "tiles": 4},
                         gallery="gallery.html", config_hash="8cb980c6a82d2fa5", vasco_version="0.2.0",
                         created="2026-11-21T15:00:00Z")
-    return {"gallery": gallery, "index": index, "rows": rows, "stamps": stamps, "tmp": root / "browser"}
+    return {"gallery": gallery, "index": index, "rows": rows, "stamps": stamps}
 
 
-def _check_console_detector(tmp: Path) -> None:
+def test_console_detector_can_fail(tmp_path: Path, open_page: Callable[..., Any]) -> None:
+    """The no-console-errors checks below can fail: the detector sees errors, warnings and syntax errors."""
     pages = {
         "console.html": "<script>console.error('boom-error'); console.warn('boom-warning')</script>",
         "broken.html": "<script>var a = ;</script><script>undefinedFunction()</script>",
         "clean.html": "<script>console.log('just-log'); document.body.dataset.ready = '1'</script>",
     }
     for name, script in pages.items():
-        (tmp / name).write_text(f"<!DOCTYPE html><html><head><link rel=icon href='data:,'></head>"
+        (tmp_path / name).write_text(f"<!DOCTYPE html><html><head><link rel=icon href='data:,'></head>"
                                 f"<body>{script}</body></html>")
-    got = {name: console_problems(console_messages(tmp / name, tmp, wait_ready=False, settle_s=0.2))
-           for name in ("console.html", "broken.html")}
+    got = {name: open_page(tmp_path / name, wait_ready=False).problems() for name in ("console.html", "broken.html")}
     assert any(m.startswith("error:") and "boom-error" in m for m in got["console.html"]), got
     assert any(m.startswith("warning:") and "boom-warning" in m for m in got["console.html"]), got
     assert any(m.startswith("error:") and "SyntaxError" in m for m in got["broken.html"]), got
     assert any(m.startswith("error:") and "undefinedFunction" in m for m in got["broken.html"]), got
-    clean = console_messages(tmp / "clean.html", tmp, settle_s=0.2)
-    assert console_problems(clean) == [] and any(m.startswith("log:") and "just-log" in m for m in clean), clean
+    clean = open_page(tmp_path / "clean.html")
+    assert clean.problems() == [] and any(m.startswith("log:") and "just-log" in m for m in clean.messages), clean
 
 
-def test_console_detector_can_fail(tmp_path: Path) -> None:
-    """The no-console-errors checks below can fail: the detector sees errors, warnings and syntax errors."""
-    require_chromium()
-    _check_console_detector(tmp_path)
-
-
-def test_gallery_dom_in_chromium(site: dict) -> None:
-    dom = dump_dom(site["gallery"], site["tmp"])
+def test_gallery_dom_in_chromium(site: dict, open_page: Callable[..., Any]) -> None:
+    dom = open_page(site["gallery"]).page.content()
     assert re.search(r'<body[^>]*data-ready="1"', dom), dom[:500]
     states = re.findall(r'<article class="card"[^>]*data-stamp="(\w+)"', dom)
     assert len(states) == len(site["rows"])
@@ -339,50 +334,47 @@ def test_gallery_dom_in_chromium(site: dict) -> None:
     assert html.escape("</script><script>alert(1)</script>", quote=False) in dom
 
 
-def test_gallery_sort_and_filter_in_chromium(site: dict) -> None:
-    js_numbers = ("Array.from(document.querySelectorAll('#cards .card:not([hidden])'))"
-                  ".map(c => Number(c.dataset.index))")
-    set_value = ("(() => {{ const e = document.getElementById('{id}'); e.value = '{v}';"
-                 " e.dispatchEvent(new Event('input', {{bubbles: true}})); return true; }})()")
-    values, messages = evaluate(site["gallery"], site["tmp"], [
-        js_numbers,
-        set_value.format(id="edge-min", v="2500"),
-        js_numbers,
-        "document.getElementById('shown').textContent",
-        set_value.format(id="edge-min", v=""),
-        ("(() => { const s = document.getElementById('sort'); s.value = 'snr';"
-         " s.dispatchEvent(new Event('input', {bubbles: true}));"
-         " document.getElementById('order').click(); return true; })()"),
-        js_numbers,
-        set_value.format(id="text", v="xe320"),
-        "document.getElementById('shown').textContent",
-    ])
+def test_gallery_sort_and_filter_in_chromium(site: dict, open_page: Callable[..., Any]) -> None:
+    gallery = open_page(site["gallery"])
+    page = gallery.page
+
+    def shown_cards() -> list[int]:
+        return [int(i) for i in page.locator("#cards .card:not([hidden])").evaluate_all(
+            "cards => cards.map(c => c.dataset.index)")]
+
     n = len(site["rows"])
-    assert values[0] == list(range(n))
-    assert values[2] == [0, 1, 2, 3]  # edge_dist_px = 4000 - 500 k >= 2500
-    assert values[3] == f"4 of {n} candidates shown"
-    assert values[6] == list(range(n))[::-1]  # SNR grows with k; descending
-    assert values[8] == f"{n} of {n} candidates shown"
-    assert console_problems(messages) == []
+    assert shown_cards() == list(range(n))
+    page.fill("#edge-min", "2500")
+    assert shown_cards() == [0, 1, 2, 3]  # edge_dist_px = 4000 - 500 k >= 2500
+    assert page.text_content("#shown") == f"4 of {n} candidates shown"
+    page.fill("#edge-min", "")
+    page.select_option("#sort", "snr")
+    page.click("#order")
+    assert shown_cards() == list(range(n))[::-1]  # SNR grows with k; descending
+    page.fill("#text", "xe320")
+    assert page.text_content("#shown") == f"{n} of {n} candidates shown"
+    page.evaluate("0")  # a round trip: every message the page sent has arrived
+    assert gallery.problems() == []
 
 
-def test_pages_have_no_console_problems(site: dict) -> None:
-    for page in (site["gallery"], site["index"]):
-        messages = console_messages(page, site["tmp"])
-        assert console_problems(messages) == [], (page, messages)
-    assert console_problems(console_messages(site["gallery"], site["tmp"], query="eager=1")) == []
+def test_pages_have_no_console_problems(site: dict, open_page: Callable[..., Any]) -> None:
+    for path in (site["gallery"], site["index"]):
+        opened = open_page(path)
+        assert opened.problems() == [], (path, opened.messages)
+    assert open_page(site["gallery"], query="eager=1").problems() == []
 
 
-def test_index_dom_in_chromium(site: dict) -> None:
-    dom = dump_dom(site["index"], site["tmp"])
+def test_index_dom_in_chromium(site: dict, open_page: Callable[..., Any]) -> None:
+    dom = open_page(site["index"]).page.content()
     assert re.search(r'<body[^>]*data-ready="1"', dom)
     assert dom.count("<tr data-status=") == 3
     assert "3 of 3 rows shown" in dom
     assert "astrometry_failed" in dom and "<script>alert(1)" not in dom
 
 
-def test_gallery_screenshot(site: dict, tmp_path: Path) -> None:
-    shot = screenshot(site["gallery"], tmp_path / "gallery.png", site["tmp"])
+def test_gallery_screenshot(site: dict, tmp_path: Path, open_page: Callable[..., Any]) -> None:
+    shot = tmp_path / "gallery.png"
+    open_page(site["gallery"]).page.screenshot(path=shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pixels = mpimg.imread(shot)
     assert pixels.shape[:2] == (1600, 1280)

@@ -23,6 +23,16 @@ built from the service name (``DSS``, ``VIZIER``, ``XMATCH``):
 
 ``sleep`` and ``rng`` are injectable so that tests check the backoff
 without waiting.
+
+The retry loop is our own, not urllib3's ``Retry`` (which requests can
+mount): ``Retry`` acts only until the response headers arrive, so a body
+cut short, a read timeout in the body or a transfer past
+``total_timeout_s`` (all met while streaming) would need a second loop
+anyway; its backoff is not full jitter (no wait before the first retry,
+then ``factor * 2**(n-1)`` plus an additive jitter) and takes neither an
+injected ``sleep`` nor an injected random source; and it waits out any
+``Retry-After``, however long, where this client fails at once past
+``retry_after_max_s``.
 """
 
 from __future__ import annotations
