@@ -185,6 +185,15 @@ def _walk_local(base: Path, patterns: tuple[str, ...]) -> list[str]:
     return sorted(out)
 
 
+def _is_link(fs: fsspec.AbstractFileSystem, full: str) -> bool:
+    """Whether ``full`` is a symbolic link (removed as a file, even to a folder or dangling).
+
+    Only filesystems that have links (the local one) answer ``islink``.
+    """
+    islink = getattr(fs, "islink", None)
+    return bool(islink(full)) if islink is not None else False
+
+
 class Storage:
     """The root of a survey tree: a local folder or an fsspec URL.
 
@@ -660,7 +669,7 @@ class Storage:
         full = self.fs_path(rel)
         fs = self._fs
         with self.backend_errors("remove", rel):
-            if fs.isfile(full):
+            if fs.isfile(full) or _is_link(fs, full):
                 fs.rm_file(full)
                 return True
             if fs.isdir(full):
