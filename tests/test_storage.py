@@ -285,6 +285,15 @@ def test_list_dir_and_remove(storage: Storage) -> None:
     assert storage.list_dir("tiles") == ["t2"]
 
 
+def test_local_remove_takes_a_symbolic_link_not_its_target(tmp_path: Path) -> None:
+    storage = Storage.from_url(str(tmp_path / "root"))
+    storage.write_bytes_atomic("a/b.bin", b"x")
+    os.symlink(tmp_path / "root" / "a", tmp_path / "root" / "link")
+    os.symlink(tmp_path / "nothing", tmp_path / "root" / "dangling")
+    assert storage.remove("link") is True and storage.remove("dangling") is True
+    assert storage.list_dir("") == ["a"] and storage.read_bytes("a/b.bin") == b"x"
+
+
 # ------------------------------------------------------------------ trees
 
 
