@@ -27,6 +27,7 @@ from vasco.extraction.sextractor import tool_versions
 from vasco.filters.cuts import ordered_funnel
 from vasco.filters.registry import enabled_stage_names
 from vasco.io import remove_temporaries
+from vasco.leases import acquire_lease, release_lease
 from vasco.steps.header import image_centre
 from vasco.qc.injection import score_tile
 from vasco.records import step_timings
@@ -331,7 +332,7 @@ def tile_flow(
     tid = make_tile_id(ra, dec)
     lease = f"tiles/{tid}/{LEASE_NAME}"
     owner = lease_owner()
-    if not store.acquire_lease(lease, owner, LEASE_TTL_S):
+    if not acquire_lease(store, lease, owner, LEASE_TTL_S):
         get_run_logger().warning("tile %s is being processed by another worker; skipped here", tid)
         return {"tile_id": tid, "status": "busy"}
     try:
@@ -350,4 +351,4 @@ def tile_flow(
             store.put_tree(root / "tiles" / tid, f"tiles/{tid}", exclude=TILE_UPLOAD_EXCLUDE)
         return record
     finally:
-        store.release_lease(lease, owner)
+        release_lease(store, lease, owner)

@@ -10,6 +10,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from servers.s3 import S3StandIn, aws_loopback_env
+from vasco.leases import acquire_lease
 from vasco.storage import Storage
 
 pytestmark = [
@@ -81,7 +82,7 @@ def test_a_leased_tile_is_not_processed_twice(s3, tmp_path, monkeypatch):
     url = f"s3://{BUCKET}/leased"
     store = Storage.from_url(url)
     tid = tile_id(132.825, 11.8)
-    assert store.acquire_lease(f"tiles/{tid}/.lease", "other-worker:1", 600.0)
+    assert acquire_lease(store, f"tiles/{tid}/.lease", "other-worker:1", 600.0)
     res = tile_flow(out=url, ra=132.825, dec=11.8)
     assert res == {"tile_id": tid, "status": "busy"}
     assert not store.exists(f"tiles/{tid}/tile.json")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from servers.s3 import S3StandIn, aws_loopback_env
 
+from vasco.leases import LeaseNotHeldError, acquire_lease, release_lease
 from vasco.storage import (
-    LeaseNotHeldError,
     Storage,
     StorageError,
     StorageNotFoundError,
@@ -236,7 +236,7 @@ def test_put_get_file_round_trip(storage: Storage, tmp_path: Path) -> None:
 
 
 def test_get_file_failure_leaves_destination(
-    backend: str, storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dest = tmp_path / "dl" / "x.bin"
     dest.parent.mkdir()
@@ -245,19 +245,12 @@ def test_get_file_failure_leaves_destination(
         storage.get_file("missing.bin", dest)
     storage.write_bytes_atomic("x.bin", b"N" * 100_000)
 
-    # A download that breaks half-way: it has written part of the file, then fails.
-    def broken_copy(fin: object, fout: object, length: int = 0) -> None:
-        fout.write(b"N" * 10)  # type: ignore[attr-defined]
-        raise ConnectionResetError("connection lost half-way")
-
+    # A download (a copy, for a local root) that breaks half-way: it has written part of the file, then fails.
     def broken_get(rpath: str, lpath: str, **kwargs: object) -> None:
         Path(lpath).write_bytes(b"N" * 10)
         raise ConnectionResetError("connection lost half-way")
 
-    if backend == "local":
-        monkeypatch.setattr("vasco.storage.shutil.copyfileobj", broken_copy)
-    else:
-        monkeypatch.setattr(storage._fs, "get_file", broken_get)
+    monkeypatch.setattr(storage.fs, "get_file", broken_get)
     with pytest.raises(StorageError, match="half-way"):
         storage.get_file("x.bin", dest)
     assert dest.read_bytes() == b"previous"
@@ -290,6 +283,15 @@ def test_list_dir_and_remove(storage: Storage) -> None:
     assert storage.exists("tiles/t1/tile.json")
     assert storage.remove("tiles/t1", recursive=True) is True
     assert storage.list_dir("tiles") == ["t2"]
+
+
+def test_local_remove_takes_a_symbolic_link_not_its_target(tmp_path: Path) -> None:
+    storage = Storage.from_url(str(tmp_path / "root"))
+    storage.write_bytes_atomic("a/b.bin", b"x")
+    os.symlink(tmp_path / "root" / "a", tmp_path / "root" / "link")
+    os.symlink(tmp_path / "nothing", tmp_path / "root" / "dangling")
+    assert storage.remove("link") is True and storage.remove("dangling") is True
+    assert storage.list_dir("") == ["a"] and storage.read_bytes("a/b.bin") == b"x"
 
 
 # ------------------------------------------------------------------ trees
@@ -421,8 +423,8 @@ def test_bad_paths_are_refused(storage: Storage, tmp_path: Path, rel: str, words
         lambda: storage.write_json_atomic(rel, {}),
         lambda: storage.get_file(rel, tmp_path / "x"),
         lambda: storage.remove(rel),
-        lambda: storage.acquire_lease(rel, "w1", LIVE_TTL),
-        lambda: storage.release_lease(rel, "w1"),
+        lambda: acquire_lease(storage, rel, "w1", LIVE_TTL),
+        lambda: release_lease(storage, rel, "w1"),
     ]
     if rel:
         calls += [lambda: storage.list_dir(rel), lambda: storage.put_tree(tmp_path, rel)]
@@ -467,7 +469,7 @@ def race(n: int, fn: Callable[[int], bool]) -> list[bool]:
 
 def grab(workers: list[Storage], rel: str, prefix: str) -> Callable[[int], bool]:
     """Worker i tries to take ``rel`` as owner ``<prefix><i>``."""
-    return lambda i: workers[i].acquire_lease(rel, f"{prefix}{i}", LIVE_TTL)
+    return lambda i: acquire_lease(workers[i], rel, f"{prefix}{i}", LIVE_TTL)
 
 
 def test_lease_race_has_exactly_one_winner(storage: Storage) -> None:
@@ -487,35 +489,35 @@ def test_lease_many_workers_one_winner(storage: Storage) -> None:
 
 def test_lease_live_held_renewed_released(storage: Storage) -> None:
     rel = "leases/t1.json"
-    assert storage.acquire_lease(rel, "w1", LIVE_TTL) is True
+    assert acquire_lease(storage, rel, "w1", LIVE_TTL) is True
     first = storage.read_json(rel)
     assert first["owner"] == "w1" and first["ttl_s"] == LIVE_TTL
-    assert storage.acquire_lease(rel, "w2", LIVE_TTL) is False, "a live lease was taken"
-    assert storage.acquire_lease(rel, "w2", SHORT_TTL) is False, "the holder's ttl, not the caller's, counts"
-    assert storage.acquire_lease(rel, "w1", LIVE_TTL) is True, "the owner cannot renew"
+    assert acquire_lease(storage, rel, "w2", LIVE_TTL) is False, "a live lease was taken"
+    assert acquire_lease(storage, rel, "w2", SHORT_TTL) is False, "the holder's ttl, not the caller's, counts"
+    assert acquire_lease(storage, rel, "w1", LIVE_TTL) is True, "the owner cannot renew"
     assert storage.read_json(rel)["nonce"] != first["nonce"], "renewal did not rewrite the lease"
 
     with pytest.raises(LeaseNotHeldError, match="held by 'w1', not by 'w2'"):
-        storage.release_lease(rel, "w2")
+        release_lease(storage, rel, "w2")
     assert storage.read_json(rel)["owner"] == "w1", "a non-owner's release changed the lease"
 
-    assert storage.release_lease(rel, "w1") is True
+    assert release_lease(storage, rel, "w1") is True
     assert not storage.exists(rel)
-    assert storage.release_lease(rel, "w1") is False
-    assert storage.release_lease("never/taken.json", "w1") is False
-    assert storage.acquire_lease(rel, "w2", LIVE_TTL) is True
+    assert release_lease(storage, rel, "w1") is False
+    assert release_lease(storage, "never/taken.json", "w1") is False
+    assert acquire_lease(storage, rel, "w2", LIVE_TTL) is True
 
 
 def test_stale_lease_is_taken_over(backend: str, storage: Storage) -> None:
     rel = "leases/t1.json"
-    assert storage.acquire_lease(rel, "crashed", SHORT_TTL) is True
+    assert acquire_lease(storage, rel, "crashed", SHORT_TTL) is True
     time.sleep(STALE_WAIT[backend])
-    assert reader(storage).acquire_lease(rel, "w2", LIVE_TTL) is True
+    assert acquire_lease(reader(storage), rel, "w2", LIVE_TTL) is True
     assert storage.read_json(rel)["owner"] == "w2"
     # The old holder comes back: it has lost the lease and is told so.
-    assert storage.acquire_lease(rel, "crashed", SHORT_TTL) is False
+    assert acquire_lease(storage, rel, "crashed", SHORT_TTL) is False
     with pytest.raises(LeaseNotHeldError, match="held by 'w2'"):
-        storage.release_lease(rel, "crashed")
+        release_lease(storage, rel, "crashed")
     assert storage.read_json(rel)["owner"] == "w2"
 
 
@@ -523,7 +525,7 @@ def test_stale_lease_race_has_exactly_one_winner(backend: str, storage: Storage)
     workers = [reader(storage) for _ in range(3)]
     rels = [f"leases/s{i}.json" for i in range(3)]
     for rel in rels:
-        assert storage.acquire_lease(rel, "crashed", SHORT_TTL)
+        assert acquire_lease(storage, rel, "crashed", SHORT_TTL)
     time.sleep(STALE_WAIT[backend])
     for rel in rels:
         wins = race(3, grab(workers, rel, "w"))
@@ -535,27 +537,27 @@ def test_local_unreadable_lease_counts_as_held(tmp_path: Path) -> None:
     """A lease file caught between its creation and its write is held by someone unknown."""
     storage = Storage.from_url(str(tmp_path))
     storage.write_bytes_atomic("leases/t1.json", b"")
-    assert storage.acquire_lease("leases/t1.json", "w1", LIVE_TTL) is False
+    assert acquire_lease(storage, "leases/t1.json", "w1", LIVE_TTL) is False
     with pytest.raises(LeaseNotHeldError, match="unknown owner"):
-        storage.release_lease("leases/t1.json", "w1")
+        release_lease(storage, "leases/t1.json", "w1")
     os.utime(tmp_path / "leases" / "t1.json", (time.time() - 60, time.time() - 60))
-    assert storage.acquire_lease("leases/t1.json", "w1", 30.0) is True, "an old unreadable lease is stale"
+    assert acquire_lease(storage, "leases/t1.json", "w1", 30.0) is True, "an old unreadable lease is stale"
 
 
 def test_local_old_unreadable_lease_is_stale_whatever_its_ttl(tmp_path: Path) -> None:
     """An empty lease a minute old was left by a creator that died; the 6 h ttl does not apply."""
     storage = Storage.from_url(str(tmp_path))
     storage.write_bytes_atomic("tiles/t1/.lease", b"")
-    assert storage.acquire_lease("tiles/t1/.lease", "w1", 6 * 3600.0) is False, "a fresh empty lease is held"
+    assert acquire_lease(storage, "tiles/t1/.lease", "w1", 6 * 3600.0) is False, "a fresh empty lease is held"
     os.utime(tmp_path / "tiles" / "t1" / ".lease", (time.time() - 60, time.time() - 60))
-    assert storage.acquire_lease("tiles/t1/.lease", "w1", 6 * 3600.0) is True
+    assert acquire_lease(storage, "tiles/t1/.lease", "w1", 6 * 3600.0) is True
 
 
 def test_local_lease_is_created_whole_with_no_temporary_left(tmp_path: Path) -> None:
     storage = Storage.from_url(str(tmp_path))
-    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is True
+    assert acquire_lease(storage, "tiles/t1/.lease", "w1", LIVE_TTL) is True
     assert storage.read_json("tiles/t1/.lease")["owner"] == "w1"
-    assert storage.acquire_lease("tiles/t1/.lease", "w2", LIVE_TTL) is False
+    assert acquire_lease(storage, "tiles/t1/.lease", "w2", LIVE_TTL) is False
     assert sorted(p.name for p in (tmp_path / "tiles" / "t1").iterdir()) == [".lease"]
 
 
@@ -565,25 +567,25 @@ def test_local_lock_of_a_dead_process_does_not_block(tmp_path: Path) -> None:
                           text=True, check=True)
     pid = int(dead.stdout)
     storage = Storage.from_url(str(tmp_path))
-    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is True
+    assert acquire_lease(storage, "tiles/t1/.lease", "w1", LIVE_TTL) is True
     lock = tmp_path / "tiles" / "t1" / ".lease.lock"
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
     t0 = time.monotonic()
-    assert storage.release_lease("tiles/t1/.lease", "w1") is True
+    assert release_lease(storage, "tiles/t1/.lease", "w1") is True
     assert time.monotonic() - t0 < 2.0 and not lock.exists()
     # A lock of a live process is respected (until its 30 s are up).
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
-    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is True
-    assert storage.acquire_lease("tiles/t1/.lease", "w1", LIVE_TTL) is False, "renewal waits for the live lock"
+    assert acquire_lease(storage, "tiles/t1/.lease", "w1", LIVE_TTL) is True
+    assert acquire_lease(storage, "tiles/t1/.lease", "w1", LIVE_TTL) is False, "renewal waits for the live lock"
 
 
 def test_lease_arguments_are_checked(storage: Storage) -> None:
     for owner in ("", "  ", None, "x" * 300):
         with pytest.raises(ValueError, match="owner"):
-            storage.acquire_lease("leases/a.json", owner, LIVE_TTL)  # type: ignore[arg-type]
+            acquire_lease(storage, "leases/a.json", owner, LIVE_TTL)  # type: ignore[arg-type]
     for ttl in (0, -1, float("nan"), float("inf"), "60", True):
         with pytest.raises(ValueError, match="ttl_s"):
-            storage.acquire_lease("leases/a.json", "w1", ttl)  # type: ignore[arg-type]
+            acquire_lease(storage, "leases/a.json", "w1", ttl)  # type: ignore[arg-type]
     assert not storage.exists("leases/a.json")
 
 
@@ -592,7 +594,7 @@ def test_leases_refused_on_other_backends() -> None:
     storage.write_json_atomic("a.json", {"x": 1})  # plain objects work on any fsspec backend
     assert storage.read_json("a.json") == {"x": 1}
     with pytest.raises(StorageError, match="leases are not supported on memory://"):
-        storage.acquire_lease("leases/a.json", "w1", LIVE_TTL)
+        acquire_lease(storage, "leases/a.json", "w1", LIVE_TTL)
 
 
 # --------------------------------------------------------------- credentials
@@ -629,7 +631,7 @@ def test_credentials_never_in_errors_reprs_or_pickles(s3_server: S3StandIn, monk
     def leaky(*args: object, **kwargs: object) -> bytes:
         raise OSError(f"signature mismatch for {key_id} with {secret}")
 
-    monkeypatch.setattr(storage._fs, "cat_file", leaky)
+    monkeypatch.setattr(storage.fs, "cat_file", leaky)
     with pytest.raises(StorageError, match=r"signature mismatch for \*\*\* with \*\*\*") as err3:
         storage.read_bytes("a.txt")
     assert leaked(secrets, err3.value) == []
@@ -651,7 +653,7 @@ def test_explicit_options_credentials_and_pickle(s3_server: S3StandIn, monkeypat
     options = {"endpoint_url": s3_server.url, "key": "explicit-key-id", "secret": secret}
     storage = Storage.from_url(url, options)
     storage.write_json_atomic("config.json", {"a": 1})
-    assert storage.acquire_lease("leases/x.json", "w1", LIVE_TTL)
+    assert acquire_lease(storage, "leases/x.json", "w1", LIVE_TTL)
     blob = pickle.dumps(storage)
     assert leaked([secret, "explicit-key-id"], None, repr(storage), blob, storage.read_bytes("leases/x.json")) == []
     # The copy keeps the URL and the endpoint; its credentials come from its own environment.
@@ -668,12 +670,12 @@ def test_local_pickle_round_trip(tmp_path: Path) -> None:
 
 
 def test_storage_does_not_import_prefect() -> None:
-    code = "import sys, vasco.storage; print('prefect' in sys.modules)"
+    code = "import sys, vasco.storage, vasco.leases, vasco.credentials; print('prefect' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
 
 
 def test_lease_body_is_plain_json(storage: Storage) -> None:
-    assert storage.acquire_lease("leases/t1.json", "host-a:123:xyz", LIVE_TTL)
+    assert acquire_lease(storage, "leases/t1.json", "host-a:123:xyz", LIVE_TTL)
     body = json.loads(storage.read_bytes("leases/t1.json"))
     assert set(body) == {"owner", "ttl_s", "acquired_at_unix", "host", "pid", "nonce"}

@@ -16,7 +16,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pandas as pd
@@ -27,6 +27,7 @@ __all__ = [
     "write_bytes_atomic",
     "write_text_atomic",
     "write_json_atomic",
+    "json_bytes",
     "write_parquet_atomic",
     "read_json",
     "file_sha256",
@@ -88,14 +89,36 @@ def _json_default(obj: Any) -> Any:
     # numpy scalars and paths appear in manifests; keep JSON plain.
     if hasattr(obj, "item"):
         return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
+    if isinstance(obj, PurePath):
+        return obj.as_posix()
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
-def write_json_atomic(path: Path, payload: Any) -> Path:
+def json_bytes(payload: Any) -> bytes:
+    """``payload`` as indented UTF-8 JSON ending in a newline, as VASCO writes every JSON file.
+
+    Parameters
+    ----------
+    payload : Any
+        JSON-serialisable value; numpy scalars and paths are converted.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ValueError
+        If ``payload`` holds NaN or infinity.
+    TypeError
+        If it holds a value JSON cannot represent.
+    """
     text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
-    return write_text_atomic(path, text + "\n")
+    return (text + "\n").encode("utf-8")
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    return write_bytes_atomic(path, json_bytes(payload))
 
 
 def read_json(path: Path) -> Any:

@@ -2,8 +2,10 @@
 
 Workers on several machines write one survey tree when its root is an fsspec
 URL (``s3://bucket/prefix``, ``gs://...``); on one machine it is a local
-folder.  The pipeline keeps working on local files (SExtractor needs them)
-and moves finished results with :class:`Storage`:
+folder, served by fsspec's local filesystem.  Every operation goes through
+one fsspec filesystem, whatever the root.  The pipeline keeps working on
+local files (SExtractor needs them) and moves finished results with
+:class:`Storage`:
 
 - every path is relative to the root, ``/``-separated, and checked (no
   ``..``, no absolute path, no empty component): a bad one raises
@@ -13,23 +15,23 @@ and moves finished results with :class:`Storage`:
   folder, flushed and renamed; an S3 object appears only when its PUT (or
   its multipart upload) completes.  Other fsspec backends are written with
   their own ``pipe_file``/``put_file``: object stores (GCS, Azure Blob) are
-  atomic the same way, file-like backends (SFTP, ...) are not;
+  atomic the same way, file-like backends (SFTP, ...) are not.  That
+  difference is the store's only local/remote branch (:meth:`Storage._staged`);
 - :meth:`Storage.put_tree` uploads a finished tile folder with its
   ``tile.json`` last, so ``tile.json`` is the tile's commit marker: a reader
   that sees it sees every other file of the tile;
-- :meth:`Storage.acquire_lease` / :meth:`Storage.release_lease` keep two
-  workers from processing the same tile at the same time (semantics and
-  limits in :meth:`Storage.acquire_lease`).
+- leases, which keep two workers from processing the same tile at the same
+  time, are in :mod:`vasco.leases`.
 
 Credentials (S3 keys) come from the standard environment
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
 ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, profiles, instance roles) or from
 ``storage_options``.  They never appear in a message, a repr or a pickle: an
 error from the backend is re-raised as a :class:`StorageError` whose text has
-every known secret replaced by ``***``, without the original exception
-chained (its text could hold them), and a pickled :class:`Storage` carries
-only its URL and its non-secret options (the receiving process takes its
-credentials from its own environment).
+every known secret replaced by ``***`` (:mod:`vasco.credentials`), without
+the original exception chained (its text could hold them), and a pickled
+:class:`Storage` carries only its URL and its non-secret options (the
+receiving process takes its credentials from its own environment).
 
 This module never imports Prefect.
 """
@@ -37,34 +39,26 @@ This module never imports Prefect.
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import errno
 import fnmatch
 import inspect
 import json
-import math
 import os
-import re
-import shutil
-import socket
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO, TypeVar
+from typing import Any
 
 import fsspec
-import fsspec.asyn
 import fsspec.core
+from fsspec.implementations.local import LocalFileSystem
 
-from vasco.io import atomic_path, temp_tag
+from vasco.credentials import env_secrets, redact, scrub, secret_values, url_has_password, without_secrets
+from vasco.io import atomic_path, json_bytes, write_bytes_atomic
 
 __all__ = [
     "COMMIT_MARKER",
     "DEFAULT_EXCLUDE",
-    "LeaseNotHeldError",
+    "S3_PROTOCOLS",
     "Storage",
     "StorageError",
     "StorageNotFoundError",
@@ -76,34 +70,12 @@ __all__ = [
 COMMIT_MARKER = "tile.json"
 
 #: Patterns :meth:`Storage.put_tree` leaves out by default: files still being
-#: written (``vasco.io`` and this module write ``.<name>.<random>.part``).
+#: written (``vasco.io`` writes ``.<name>.<random>.part``).
 DEFAULT_EXCLUDE: tuple[str, ...] = ("*.part", "*.tmp")
 
-_S3_PROTOCOLS = frozenset({"s3", "s3a"})
+#: fsspec protocols served by s3fs.
+S3_PROTOCOLS = frozenset({"s3", "s3a"})
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
-# Environment variables whose values are credentials, scrubbed from every message.
-_SECRET_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AZURE_STORAGE_KEY",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_STORAGE_SAS_TOKEN",
-)
-# A storage option whose name contains one of these holds a credential.
-_SECRET_WORDS = ("key", "secret", "token", "password", "passwd", "credential", "sas", "connection_string")
-_MIN_SECRET_LEN = 4
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
-# S3 error codes of a conditional write that lost to another writer.
-_S3_LOST = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
-# A local lease's break lock older than this is left over from a crashed process.
-_MUTEX_STALE_S = 30.0
-_MUTEX_WAIT_S = 5.0
-_MAX_OWNER_LEN = 256
-
-_T = TypeVar("_T")
 
 
 class StorageError(OSError):
@@ -120,32 +92,6 @@ class StoragePermissionError(StorageError, PermissionError):
 
 class StoragePathError(ValueError):
     """A path given to :class:`Storage` is not a valid relative path."""
-
-
-class LeaseNotHeldError(StorageError):
-    """A lease was released (or renewed) by a worker that does not hold it."""
-
-
-@dataclass(frozen=True)
-class _LeaseState:
-    """A lease as read back: who holds it and how old it is.
-
-    ``owner`` and ``ttl_s`` are ``None`` when the body cannot be read (a local
-    lease caught between its creation and its first write).
-    """
-
-    owner: str | None
-    ttl_s: float | None
-    age_s: float
-    etag: str | None = None
-    holder_dead: bool = False
-
-    def stale(self, default_ttl_s: float) -> bool:
-        """Older than its ttl, or its holder is known to have died (see :func:`_holder_dead`)."""
-        ttl = self.ttl_s if self.ttl_s is not None else default_ttl_s
-        if self.owner is None and self.age_s > _MUTEX_STALE_S:
-            return True  # an unreadable body this old was left by a writer that died
-        return self.holder_dead or self.age_s > ttl
 
 
 def _check_rel(rel: object, *, allow_root: bool = False) -> str:
@@ -205,124 +151,47 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-def _check_lease_args(owner: object, ttl_s: object | None = None) -> None:
-    if not isinstance(owner, str) or not owner.strip():
-        raise ValueError(f"lease owner must be a non-empty str, got {owner!r}")
-    if len(owner) > _MAX_OWNER_LEN:
-        raise ValueError(f"lease owner is {len(owner)} characters long (at most {_MAX_OWNER_LEN}): {owner[:40]!r}...")
-    if ttl_s is not None and (
-        isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or not math.isfinite(ttl_s) or ttl_s <= 0
-    ):
-        raise ValueError(f"lease ttl_s must be a finite number of seconds > 0, got {ttl_s!r}")
 
-
-def _json_default(obj: Any) -> Any:
-    # numpy scalars and paths appear in manifests; keep JSON plain.
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, PurePath):
-        return obj.as_posix()
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
-
-
-def _json_bytes(obj: Any) -> bytes:
-    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
-    return (text + "\n").encode("utf-8")
-
-
-def _secret_values(options: Mapping[str, Any], under_secret: bool = False) -> set[str]:
-    """String values of every option whose name says it is a credential (nested dicts too)."""
-    found: set[str] = set()
-    for name, value in options.items():
-        secret = under_secret or any(w in str(name).lower() for w in _SECRET_WORDS)
-        if isinstance(value, Mapping):
-            found |= _secret_values(value, secret)
-        elif secret and isinstance(value, str) and len(value) >= _MIN_SECRET_LEN:
-            found.add(value)
-    return found
-
-
-def _without_secrets(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options with every credential-named entry left out (nested dicts too)."""
-    kept: dict[str, Any] = {}
-    for name, value in options.items():
-        if any(w in str(name).lower() for w in _SECRET_WORDS):
+def _accepted_options(fs_cls: type) -> set[str]:
+    """Named keyword arguments of a filesystem class's constructors (and of fsspec's listing cache)."""
+    names = {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"}
+    for klass in fs_cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
             continue
-        kept[name] = _without_secrets(value) if isinstance(value, Mapping) else value
-    return kept
+        with contextlib.suppress(TypeError, ValueError):
+            for p in inspect.signature(init).parameters.values():
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                    names.add(p.name)
+    return names
 
 
-def _s3_error_code(exc: BaseException) -> str | None:
-    """The S3 error code behind an exception s3fs translated, if any."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        response = getattr(seen, "response", None)
-        if isinstance(response, Mapping):
-            code = response.get("Error", {}).get("Code")
-            return str(code) if code is not None else None
-        seen = seen.__cause__
-    return None
+def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _lease_body(owner: str, ttl_s: float) -> bytes:
-    return _json_bytes(
-        {
-            "owner": owner,
-            "ttl_s": float(ttl_s),
-            "acquired_at_unix": time.time(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            # A fresh nonce per write: a renewed lease never has its old ETag.
-            "nonce": uuid.uuid4().hex,
-        }
-    )
+def _walk_local(base: Path, patterns: tuple[str, ...]) -> list[str]:
+    """Files below the local folder ``base`` as validated ``/`` paths relative to it, excluded ones pruned."""
+    out = []
+    for folder, dirs, names in os.walk(base):
+        here = Path(folder).relative_to(base).as_posix()
+        here = "" if here == "." else here
+        dirs[:] = sorted(d for d in dirs if not _excluded(_join(here, d), patterns))
+        for name in names:
+            rel = _join(here, name)
+            if not _excluded(rel, patterns):
+                out.append(_check_rel(rel))
+    return sorted(out)
 
 
-def _holder_dead(data: bytes) -> bool:
-    """Was the lease taken on this host by a process that no longer exists?
+def _is_link(fs: fsspec.AbstractFileSystem, full: str) -> bool:
+    """Whether ``full`` is a symbolic link (removed as a file, even to a folder or dangling).
 
-    A worker killed with SIGKILL never releases its lease; on the machine it
-    ran on that is certain as soon as its process id is gone, so the lease
-    need not wait for its ttl.  A lease from another host, or whose process
-    id is in use (alive, or reused), is judged by its ttl alone.
+    Only filesystems that have links (the local one) answer ``islink``.
     """
-    try:
-        body = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return False
-    if not isinstance(body, dict) or body.get("host") != socket.gethostname():
-        return False
-    pid = body.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # exists, owned by another user
-    return False
-
-
-def _parse_lease(data: bytes) -> tuple[str | None, float | None]:
-    try:
-        body = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    owner = body.get("owner") if isinstance(body.get("owner"), str) else None
-    ttl = body.get("ttl_s")
-    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and math.isfinite(ttl) and ttl > 0:
-        return owner, float(ttl)
-    return owner, None
-
-
-@contextlib.contextmanager
-def _atomic_local(final: Path) -> Iterator[BinaryIO]:
-    """Yield a file open for writing that :func:`vasco.io.atomic_path` renames to ``final`` on success."""
-    with atomic_path(final) as tmp, open(tmp, "wb") as fh:
-        yield fh
+    islink = getattr(fs, "islink", None)
+    return bool(islink(full)) if islink is not None else False
 
 
 class Storage:
@@ -344,8 +213,7 @@ class Storage:
         url: str,
         protocol: str,
         root: str,
-        local: Path | None,
-        fs: fsspec.AbstractFileSystem | None,
+        fs: fsspec.AbstractFileSystem,
         safe_options: Mapping[str, Any],
         secrets: Iterable[str],
     ) -> None:
@@ -353,8 +221,8 @@ class Storage:
         self._url = url
         self._protocol = protocol
         self._root = root
-        self._local = local
         self._fs = fs
+        self._local = Path(root) if isinstance(fs, LocalFileSystem) else None
         self._safe_options = dict(safe_options)
         self._secrets = frozenset(secrets)
 
@@ -398,7 +266,7 @@ class Storage:
             raise StorageError(f"storage_options must be a mapping, not {type(storage_options).__name__}")
         options = dict(storage_options or {})
         if "::" in root:
-            raise StorageError(f"chained fsspec URLs are not supported as a storage root: {_redact(root)}")
+            raise StorageError(f"chained fsspec URLs are not supported as a storage root: {redact(root)}")
         protocol, path = fsspec.core.split_protocol(root)
         if protocol is None or protocol in _LOCAL_PROTOCOLS:
             if options:
@@ -406,31 +274,30 @@ class Storage:
                     f"storage_options {sorted(options)} were given for the local root {path!r}; "
                     "they apply only to URLs such as s3://"
                 )
-            local = Path(os.path.abspath(os.path.expanduser(path)))
-            return cls(
-                url=str(local), protocol="file", root=str(local), local=local, fs=None, safe_options={}, secrets=()
-            )
+            local = os.path.abspath(os.path.expanduser(path))
+            fs = LocalFileSystem(skip_instance_cache=True)
+            return cls(url=local, protocol="file", root=local, fs=fs, safe_options={}, secrets=())
         return cls._from_remote(root, protocol, options)
 
     @classmethod
     def _from_remote(cls, root: str, protocol: str, options: dict[str, Any]) -> Storage:
-        if _url_has_password(root):
+        if url_has_password(root):
             shown = f"{protocol}://***@{root.rsplit('@', 1)[1]}"
             raise StorageError(
                 f"credentials in the storage URL are refused ({shown}): they would end up in logs and "
                 "records; use the environment (AWS_ACCESS_KEY_ID, ...) or storage_options"
             )
-        shown = _redact(root)
-        secrets = _secret_values(options)
-        safe = _without_secrets(options)
+        shown = redact(root)
+        secrets = secret_values(options)
+        safe = without_secrets(options)
         try:
             fs_cls = fsspec.get_filesystem_class(protocol)
         except (ImportError, ValueError) as exc:
-            hint = " (install s3fs)" if protocol in _S3_PROTOCOLS else ""
+            hint = " (install s3fs)" if protocol in S3_PROTOCOLS else ""
             raise StorageError(f"cannot open {shown}: {type(exc).__name__}: {exc}{hint}") from None
         fs_options = dict(options)
         fs_options.setdefault("skip_instance_cache", True)
-        if protocol in _S3_PROTOCOLS:
+        if protocol in S3_PROTOCOLS:
             # s3fs swallows unknown keyword arguments: a misspelt option would be ignored silently.
             unknown = sorted(set(options) - _accepted_options(fs_cls))
             if unknown:
@@ -446,14 +313,14 @@ class Storage:
             fs = fs_cls(**fs_options)
             stripped = str(fs_cls._strip_protocol(root)).rstrip("/")
         except Exception as exc:  # noqa: BLE001 - any backend error is re-raised without secrets
-            msg = _scrub(f"{type(exc).__name__}: {exc}", secrets | _env_secrets())
+            msg = scrub(f"{type(exc).__name__}: {exc}", secrets | env_secrets())
             raise StorageError(f"cannot open {shown}: {msg}") from None
-        if protocol in _S3_PROTOCOLS and not stripped.split("/", 1)[0]:
+        if protocol in S3_PROTOCOLS and not stripped.split("/", 1)[0]:
             raise StorageError(f"storage URL {shown} names no bucket (expected s3://bucket[/prefix])")
         if not stripped:
             raise StorageError(f"storage URL {shown} names no location")
         url = f"{protocol}://{stripped}"
-        return cls(url=url, protocol=protocol, root=stripped, local=None, fs=fs, safe_options=safe, secrets=secrets)
+        return cls(url=url, protocol=protocol, root=stripped, fs=fs, safe_options=safe, secrets=secrets)
 
     # ------------------------------------------------------------ properties
 
@@ -461,6 +328,16 @@ class Storage:
     def url(self) -> str:
         """The root: an absolute local path, or ``protocol://location`` for remote roots."""
         return self._url
+
+    @property
+    def protocol(self) -> str:
+        """The fsspec protocol of the root (``file`` for a local folder, ``s3``, ``gs``, ...)."""
+        return self._protocol
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem every operation goes through."""
+        return self._fs
 
     @property
     def is_local(self) -> bool:
@@ -486,6 +363,20 @@ class Storage:
         """
         return _join(self._url, _check_rel(rel, allow_root=True))
 
+    def fs_path(self, rel: str) -> str:
+        """The path of the file ``rel`` as :attr:`fs` names it (a local path, or ``bucket/key``).
+
+        Parameters
+        ----------
+        rel : str
+            Path of a file relative to the root (checked; not the root itself).
+
+        Returns
+        -------
+        str
+        """
+        return _join(self._root, _check_rel(rel))
+
     def __repr__(self) -> str:
         return f"Storage({self._url!r})"
 
@@ -493,42 +384,66 @@ class Storage:
 
     def __reduce__(self) -> tuple[Callable[..., Storage], tuple[Any, ...]]:
         # Only the URL and the non-secret options travel: credentials stay in this process.
-        if self._local is not None:
-            return (Storage.from_url, (self._url,))
         return (Storage.from_url, (self._url, self._safe_options or None))
 
     # ----------------------------------------------------------- internals
 
-    def _remote(self, rel: str) -> str:
+    def _full(self, rel: str) -> str:
+        """``rel`` (already checked; ``""`` is the root) as :attr:`fs` names it."""
         return _join(self._root, rel)
 
-    def _local_file(self, rel: str) -> Path:
-        assert self._local is not None
-        return self._local / rel if rel else self._local
+    @contextlib.contextmanager
+    def backend_errors(self, op: str, rel: str) -> Iterator[None]:
+        """Re-raise a backend exception inside the block as a credential-free :class:`StorageError`.
 
-    def _remote_fs(self) -> fsspec.AbstractFileSystem:
-        assert self._fs is not None
-        return self._fs
+        Parameters
+        ----------
+        op : str
+            What was being done (``"read"``, ``"acquire lease"``, ...), for the message.
+        rel : str
+            The path it was done to, relative to the root.
 
-    def _scrubbed(self, text: str) -> str:
-        return _scrub(text, self._secrets | _env_secrets())
+        Yields
+        ------
+        None
 
-    def _wrap(self, exc: BaseException, op: str, rel: str) -> StorageError:
-        """A credential-free StorageError for a backend exception."""
-        msg = self._scrubbed(f"{op} {self.uri(rel)} failed: {type(exc).__name__}: {exc}")
-        if isinstance(exc, FileNotFoundError):
-            return StorageNotFoundError(msg)
-        if isinstance(exc, PermissionError):
-            return StoragePermissionError(msg)
-        return StorageError(msg)
-
-    def _call(self, op: str, rel: str, fn: Callable[[], _T]) -> _T:
+        Raises
+        ------
+        StorageNotFoundError, StoragePermissionError, StorageError
+            For a ``FileNotFoundError``, a ``PermissionError`` or any other
+            exception, with every known secret replaced by ``***`` and the
+            original exception not chained.  ``StorageError`` and
+            ``StoragePathError`` pass unchanged.
+        """
         try:
-            return fn()
+            yield
         except (StorageError, StoragePathError):
             raise
         except Exception as exc:  # noqa: BLE001 - backend errors are re-raised without credentials
-            raise self._wrap(exc, op, rel) from None
+            msg = self._scrubbed(f"{op} {self.uri(rel)} failed: {type(exc).__name__}: {exc}")
+            if isinstance(exc, FileNotFoundError):
+                raise StorageNotFoundError(msg) from None
+            if isinstance(exc, PermissionError):
+                raise StoragePermissionError(msg) from None
+            raise StorageError(msg) from None
+
+    def _scrubbed(self, text: str) -> str:
+        return scrub(text, self._secrets | env_secrets())
+
+    @contextlib.contextmanager
+    def _staged(self, full: str) -> Iterator[str]:
+        """Yield where to write the new content of ``full`` so that readers see it whole or not at all.
+
+        A local file is written under a temporary name beside it, then
+        fsynced and renamed over it (:func:`vasco.io.atomic_path`); an
+        object store's object appears only when its upload completes, so it
+        is written in place.  This is the store's one local/remote branch.
+        """
+        if self._local is not None:
+            with atomic_path(Path(full)) as tmp:
+                yield str(tmp)
+        else:
+            yield full
 
     # ------------------------------------------------------------- objects
 
@@ -545,9 +460,8 @@ class Storage:
         bool
         """
         rel = _check_rel(rel, allow_root=True)
-        if self._local is not None:
-            return self._local_file(rel).exists()
-        return self._call("exists", rel, lambda: bool(self._remote_fs().exists(self._remote(rel))))
+        with self.backend_errors("exists", rel):
+            return bool(self._fs.exists(self._full(rel)))
 
     def read_bytes(self, rel: str) -> bytes:
         """The content of the file at ``rel``.
@@ -566,10 +480,9 @@ class Storage:
         StorageNotFoundError
             If there is no file at ``rel``.
         """
-        rel = _check_rel(rel)
-        if self._local is not None:
-            return self._call("read", rel, self._local_file(rel).read_bytes)
-        return self._call("read", rel, lambda: bytes(self._remote_fs().cat_file(self._remote(rel))))
+        full = self.fs_path(rel)
+        with self.backend_errors("read", rel):
+            return bytes(self._fs.cat_file(full))
 
     def read_json(self, rel: str) -> Any:
         """The parsed JSON content of the file at ``rel``.
@@ -615,15 +528,8 @@ class Storage:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"write_bytes_atomic({rel!r}) needs bytes, not {type(data).__name__}")
         payload = bytes(data)
-        if self._local is not None:
-
-            def write_local() -> None:
-                with _atomic_local(self._local_file(rel)) as fh:
-                    fh.write(payload)
-
-            self._call("write", rel, write_local)
-        else:
-            self._call("write", rel, lambda: self._remote_fs().pipe_file(self._remote(rel), payload))
+        with self.backend_errors("write", rel), self._staged(self._full(rel)) as target:
+            self._fs.pipe_file(target, payload)
         return rel
 
     def write_json_atomic(self, rel: str, obj: Any) -> str:
@@ -648,7 +554,7 @@ class Storage:
             JSON cannot represent.  Nothing is written then.
         """
         rel = _check_rel(rel)
-        return self.write_bytes_atomic(rel, _json_bytes(obj))
+        return self.write_bytes_atomic(rel, json_bytes(obj))
 
     def put_file(self, local_path: str | os.PathLike[str], rel: str) -> str:
         """Upload (or, for a local root, copy) one local file to ``rel``, atomically.
@@ -674,15 +580,8 @@ class Storage:
         src = Path(local_path)
         if not src.is_file():
             raise StorageNotFoundError(f"put_file: local file {str(src)!r} does not exist (or is not a file)")
-        if self._local is not None:
-
-            def copy_local() -> None:
-                with open(src, "rb") as fin, _atomic_local(self._local_file(rel)) as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-
-            self._call("put", rel, copy_local)
-        else:
-            self._call("put", rel, lambda: self._remote_fs().put_file(str(src), self._remote(rel)))
+        with self.backend_errors("put", rel), self._staged(self._full(rel)) as target:
+            self._fs.put_file(str(src), target)
         return rel
 
     def get_file(self, rel: str, local_path: str | os.PathLike[str]) -> Path:
@@ -707,23 +606,10 @@ class Storage:
         StorageNotFoundError
             If there is no file at ``rel``.
         """
-        rel = _check_rel(rel)
+        full = self.fs_path(rel)
         dest = Path(local_path)
-        if self._local is not None:
-            src = self._local_file(rel)
-
-            def copy_local() -> None:
-                with open(src, "rb") as fin, _atomic_local(dest) as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-
-            self._call("get", rel, copy_local)
-            return dest
-
-        def download() -> None:
-            with atomic_path(dest) as tmp:
-                self._remote_fs().get_file(self._remote(rel), str(tmp))
-
-        self._call("get", rel, download)
+        with self.backend_errors("get", rel), atomic_path(dest) as tmp:
+            self._fs.get_file(full, str(tmp))
         return dest
 
     def list_dir(self, rel: str = "") -> list[str]:
@@ -747,20 +633,14 @@ class Storage:
             If ``rel`` is a file.
         """
         rel = _check_rel(rel, allow_root=True)
-        if self._local is not None:
-            return self._call("list", rel, lambda: sorted(os.listdir(self._local_file(rel))))
-        full = self._remote(rel)
-
-        def ls() -> list[str]:
-            fs = self._remote_fs()
-            entries = fs.ls(full, detail=True)
+        full = self._full(rel)
+        with self.backend_errors("list", rel):
+            entries = self._fs.ls(full, detail=True)
             if len(entries) == 1 and entries[0]["name"].rstrip("/") == full and entries[0]["type"] == "file":
                 raise NotADirectoryError(f"{full} is a file")
-            names = {str(e["name"]).rstrip("/").rsplit("/", 1)[-1] for e in entries}
-            names.discard("")
-            return sorted(names)
-
-        return self._call("list", rel, ls)
+        names = {str(e["name"]).rstrip("/").rsplit("/", 1)[-1] for e in entries}
+        names.discard("")
+        return sorted(names)
 
     def remove(self, rel: str, *, recursive: bool = False, missing_ok: bool = False) -> bool:
         """Remove the file at ``rel`` (or, with ``recursive``, the folder and all below it).
@@ -786,30 +666,10 @@ class Storage:
         StorageError
             If ``rel`` is a folder and not ``recursive``.
         """
-        rel = _check_rel(rel)
-        if self._local is not None:
-            path = self._local_file(rel)
-
-            def rm_local() -> bool:
-                if path.is_dir() and not path.is_symlink():
-                    if not recursive:
-                        raise IsADirectoryError(f"{path} is a folder (pass recursive=True)")
-                    shutil.rmtree(path)
-                    return True
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    if missing_ok:
-                        return False
-                    raise
-                return True
-
-            return self._call("remove", rel, rm_local)
-        full = self._remote(rel)
-
-        def rm_remote() -> bool:
-            fs = self._remote_fs()
-            if fs.isfile(full):
+        full = self.fs_path(rel)
+        fs = self._fs
+        with self.backend_errors("remove", rel):
+            if fs.isfile(full) or _is_link(fs, full):
                 fs.rm_file(full)
                 return True
             if fs.isdir(full):
@@ -821,7 +681,6 @@ class Storage:
                 return False
             raise FileNotFoundError(full)
 
-        return self._call("remove", rel, rm_remote)
 
     # --------------------------------------------------------------- trees
 
@@ -978,28 +837,17 @@ class Storage:
                     f"{self.uri(rel_dir)} changed while it was downloaded (its {marker_rel} was replaced "
                     "or removed): the local copy may mix two uploads; download it again"
                 )
-            with _atomic_local(dest / marker_rel) as fh:
-                fh.write(before)
+            write_bytes_atomic(dest / marker_rel, before)
             written.append(dest / marker_rel)
         return written
 
     def _find(self, rel_dir: str) -> list[str]:
         """Every file below ``rel_dir``, as validated paths relative to it, sorted."""
-        if self._local is not None:
-            base = self._local_file(rel_dir)
-            if not base.is_dir():
-                raise StorageNotFoundError(f"get_tree: {self.uri(rel_dir)} is not a folder")
-            return _walk_local(base, ())
-        full = self._remote(rel_dir)
-
-        def find() -> list[str]:
-            fs = self._remote_fs()
-            names = [str(n) for n in fs.find(full)]
-            if not names and not fs.isdir(full):
+        full = self._full(rel_dir)
+        with self.backend_errors("list", rel_dir):
+            names = [str(n) for n in self._fs.find(full)]
+            if not names and not self._fs.isdir(full):
                 raise FileNotFoundError(full)
-            return names
-
-        names = self._call("list", rel_dir, find)
         prefix = full + "/"
         out = []
         for name in names:
@@ -1010,381 +858,3 @@ class Storage:
             # Object keys may hold '..' or '//': check them before they become local paths.
             out.append(_check_rel(name[len(prefix) :]))
         return sorted(out)
-
-    # -------------------------------------------------------------- leases
-
-    def acquire_lease(self, rel: str, owner: str, ttl_s: float) -> bool:
-        """Take the lease at ``rel`` for ``owner``, unless another live owner holds it.
-
-        A lease is a small JSON object (owner, ``ttl_s``, host, pid, time).
-        Put leases outside tile folders (e.g. ``leases/<tile_id>.json``).
-
-        Parameters
-        ----------
-        rel : str
-            Path of the lease relative to the root.
-        owner : str
-            Who takes it.  Must be unique per worker (e.g. ``host:pid:uuid``):
-            two workers with the same owner string both "hold" the lease.
-        ttl_s : float
-            How long the lease lives without renewal.  Recorded in the lease:
-            whether a lease is stale is judged with the ttl of its holder (the
-            caller's ``ttl_s`` only when the lease body cannot be read).
-
-        Returns
-        -------
-        bool
-            ``True`` if ``owner`` now holds the lease: it was free, it was
-            stale (older than its ttl, or taken on this host by a process that
-            no longer exists) and was taken over, or ``owner``
-            already held it (then it is renewed: its age starts again from 0).
-            ``False`` if another owner holds a live lease, or won a race for it.
-
-        Raises
-        ------
-        ValueError
-            If ``owner`` is empty or ``ttl_s`` is not a positive number.
-        StorageError
-            If the root is neither local nor S3, or the storage fails.
-
-        Notes
-        -----
-        Semantics: at most one caller wins each free or stale lease.
-
-        - Local roots: the lease is created with ``O_CREAT | O_EXCL`` (exactly
-          one creator wins).  Renewal, stale take-over and release are done
-          under a second exclusive file (``<lease>.lock``) that is held only
-          for those few system calls; the lease is then replaced by rename.
-          Age is the file's mtime against this machine's clock.
-        - S3: the lease is created with a conditional PUT
-          (``If-None-Match: *``; exactly one creator wins).  A stale lease is
-          taken over, and a lease renewed, with ``If-Match: <ETag>`` of the
-          lease that was read, so of two workers taking over the same stale
-          lease exactly one wins.  Release deletes with ``If-Match`` too.
-          Age is the server's clock (``Date`` of the response minus the
-          object's ``Last-Modified``), so clients' clocks do not matter.
-
-        Limits:
-
-        - A lease is not a fence: a holder that stalls longer than its ttl
-          (paused VM, long GC, network partition) loses the lease to another
-          worker while it may still be writing.  Pick ``ttl_s`` well above
-          the longest tile, or renew it (call again) during long work.
-          Results stay safe because every write is atomic and the commit
-          marker goes last, but the work may be done twice.
-        - S3 ages have one-second resolution (HTTP dates): a ttl of a few
-          seconds is imprecise by up to a second either way.
-        - Conditional writes need a server that supports them: AWS S3 (since
-          2024), MinIO, recent Ceph; a server that ignores ``If-None-Match``
-          lets two workers win.  Conditional deletes (release) are recent on
-          AWS; a server that ignores ``If-Match`` on DELETE could let a
-          release remove a lease taken over a moment before.
-        - Local roots on network filesystems: ``O_EXCL`` and rename are atomic
-          on NFSv3+ and most cluster filesystems; ages there compare the
-          server's mtime with the client's clock (keep clocks in sync).  A
-          ``.lock`` file left by a process that crashed inside those few calls
-          is removed after 30 s (that clean-up is not itself race-free).
-        """
-        rel = _check_rel(rel)
-        _check_lease_args(owner, ttl_s)
-        if self._local is not None:
-            return self._call("acquire lease", rel, lambda: self._local_acquire(self._local_file(rel), owner, ttl_s))
-        self._require_s3_leases()
-        return self._call("acquire lease", rel, lambda: self._s3_acquire(self._remote(rel), owner, ttl_s))
-
-    def release_lease(self, rel: str, owner: str) -> bool:
-        """Give back the lease at ``rel`` held by ``owner``.
-
-        Parameters
-        ----------
-        rel : str
-            Path of the lease relative to the root.
-        owner : str
-            Who gives it back.
-
-        Returns
-        -------
-        bool
-            ``True`` if the lease was removed, ``False`` if there was none.
-
-        Raises
-        ------
-        LeaseNotHeldError
-            If another owner holds the lease (including one that took it over
-            after ``owner``'s lease went stale): nothing is removed.
-        """
-        rel = _check_rel(rel)
-        _check_lease_args(owner)
-        if self._local is not None:
-            return self._call("release lease", rel, lambda: self._local_release(self._local_file(rel), rel, owner))
-        self._require_s3_leases()
-        return self._call("release lease", rel, lambda: self._s3_release(self._remote(rel), rel, owner))
-
-    def _require_s3_leases(self) -> None:
-        if self._protocol not in _S3_PROTOCOLS:
-            raise StorageError(
-                f"leases are not supported on {self._protocol}:// roots ({self._url}): "
-                "use a local (or network-mounted) path or s3://"
-            )
-
-    def _not_held(self, rel: str, holder: str | None, owner: str) -> LeaseNotHeldError:
-        who = repr(holder) if holder is not None else "an unknown owner"
-        return LeaseNotHeldError(f"lease {self.uri(rel)} is held by {who}, not by {owner!r}: not released")
-
-    # local leases
-
-    @staticmethod
-    def _local_read(path: Path) -> _LeaseState | None:
-        try:
-            with open(path, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                data = fh.read()
-        except FileNotFoundError:
-            return None
-        owner, ttl = _parse_lease(data)
-        return _LeaseState(owner=owner, ttl_s=ttl, age_s=time.time() - st.st_mtime, holder_dead=_holder_dead(data))
-
-    @staticmethod
-    def _local_create(path: Path, body: bytes) -> bool:
-        """Create ``path`` holding ``body`` unless it exists; True if this call created it.
-
-        The body is written to a temporary file first and then hard-linked to
-        ``path`` (``link`` fails if ``path`` exists, like ``O_EXCL``), so the
-        file appears complete or not at all: a process killed half-way never
-        leaves an empty lease or lock that nobody can tell from a live one.
-        On filesystems without hard links it falls back to ``O_EXCL``.
-        """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{temp_tag()}.{uuid.uuid4().hex[:8]}.part")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-                return True
-            except FileExistsError:
-                return False
-            except FileNotFoundError:
-                # The holder's clean-up of its tile folder removed our temporary: it is busy.
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                    raise
-        finally:
-            tmp.unlink(missing_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return True
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _local_mutex(path: Path, wait_s: float) -> Iterator[bool]:
-        """Hold ``<lease>.lock`` (exclusive create) while yielding True; False if it stayed busy.
-
-        The lock records its host and process id: one left by a process of
-        this host that no longer exists is removed at once, any other after
-        30 s.
-        """
-        lock = path.with_name(path.name + ".lock")
-        deadline = time.monotonic() + wait_s
-        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
-        while not Storage._local_create(lock, body):
-            with contextlib.suppress(FileNotFoundError):
-                with open(lock, "rb") as fh:
-                    age = time.time() - os.fstat(fh.fileno()).st_mtime
-                    left_by_dead = _holder_dead(fh.read())
-                if left_by_dead or age > _MUTEX_STALE_S:
-                    lock.unlink()  # left by a process that crashed while holding it
-                    continue
-            if time.monotonic() >= deadline:
-                yield False
-                return
-            time.sleep(0.005)
-        try:
-            yield True
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-
-    def _local_acquire(self, path: Path, owner: str, ttl_s: float) -> bool:
-        body = _lease_body(owner, ttl_s)
-        if self._local_create(path, body):
-            return True
-        state = self._local_read(path)
-        if state is not None and state.owner != owner and not state.stale(ttl_s):
-            return False
-        # Renewal or take-over (or the lease just went away): decide again under the lock.
-        with self._local_mutex(path, _MUTEX_WAIT_S) as locked:
-            if not locked:
-                return False
-            state = self._local_read(path)
-            if state is None:
-                return self._local_create(path, body)
-            if state.owner == owner or state.stale(ttl_s):
-                with _atomic_local(path) as fh:
-                    fh.write(body)
-                return True
-            return False
-
-    def _local_release(self, path: Path, rel: str, owner: str) -> bool:
-        if not path.exists():
-            return False
-        with self._local_mutex(path, _MUTEX_WAIT_S) as locked:
-            if not locked:
-                raise StorageError(f"lease {self.uri(rel)} is busy (its .lock stayed for {_MUTEX_WAIT_S:.0f} s)")
-            state = self._local_read(path)
-            if state is None:
-                return False
-            if state.owner != owner:
-                raise self._not_held(rel, state.owner, owner)
-            path.unlink()
-            return True
-
-    # S3 leases
-
-    def _s3_put(self, full: str, body: bytes, **condition: str) -> None:
-        fs = self._remote_fs()
-        bucket, key, _ = fs.split_path(full)
-        fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body, **condition)
-
-    def _s3_read(self, full: str) -> _LeaseState | None:
-        fs = self._remote_fs()
-        bucket, key, _ = fs.split_path(full)
-
-        async def get() -> tuple[dict[str, Any], bytes]:
-            resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
-            stream = resp["Body"]
-            try:
-                data = await stream.read()
-            finally:
-                stream.close()
-            return resp, data
-
-        try:
-            resp, data = fsspec.asyn.sync(fs.loop, get)
-        except FileNotFoundError:
-            return None
-        headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        now = time.time()
-        with contextlib.suppress(TypeError, ValueError, IndexError):
-            if headers.get("date"):
-                now = email.utils.parsedate_to_datetime(headers["date"]).timestamp()
-        owner, ttl = _parse_lease(data)
-        return _LeaseState(
-            owner=owner, ttl_s=ttl, age_s=now - resp["LastModified"].timestamp(), etag=str(resp.get("ETag")),
-            holder_dead=_holder_dead(data),
-        )
-
-    def _s3_acquire(self, full: str, owner: str, ttl_s: float) -> bool:
-        body = _lease_body(owner, ttl_s)
-        for _ in range(3):
-            try:
-                self._s3_put(full, body, IfNoneMatch="*")
-                return True
-            except OSError as exc:
-                if not (isinstance(exc, FileExistsError) or _s3_error_code(exc) in _S3_LOST):
-                    raise
-            state = self._s3_read(full)
-            if state is None:
-                continue  # released a moment ago: try to create it again
-            if state.owner != owner and not state.stale(ttl_s):
-                return False
-            # Our own lease (renewal; also a create whose answer was lost and retried) or a stale one.
-            try:
-                assert state.etag is not None
-                self._s3_put(full, body, IfMatch=state.etag)
-                return True
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                if _s3_error_code(exc) in _S3_LOST:
-                    return False  # another worker renewed or took it over first
-                raise
-        return False
-
-    def _s3_release(self, full: str, rel: str, owner: str) -> bool:
-        state = self._s3_read(full)
-        if state is None:
-            return False
-        if state.owner != owner:
-            raise self._not_held(rel, state.owner, owner)
-        fs = self._remote_fs()
-        bucket, key, _ = fs.split_path(full)
-        try:
-            assert state.etag is not None
-            fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=state.etag)
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            if _s3_error_code(exc) in _S3_LOST:
-                current = self._s3_read(full)
-                raise self._not_held(rel, current.owner if current else None, owner) from None
-            raise
-        return True
-
-
-def _url_has_password(url: str) -> bool:
-    """Whether a URL carries ``user:password@`` (a password may itself hold '/')."""
-    rest = url.split("://", 1)[1] if "://" in url else url
-    authority = rest.split("/", 1)[0]
-    if "@" in authority:
-        return ":" in authority.rsplit("@", 1)[0]
-    # 's3://KEY:SECR/ET@bucket': the '/' of the secret ends the authority early.
-    return ":" in authority and "@" in rest
-
-
-def _redact(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@``."""
-    return _USERINFO.sub(r"\1***@", url)
-
-
-def _env_secrets() -> set[str]:
-    return {v for name in _SECRET_ENV if len(v := os.environ.get(name, "")) >= _MIN_SECRET_LEN}
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value and URL user-info replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return _redact(text)
-
-
-def _accepted_options(fs_cls: type) -> set[str]:
-    """Named keyword arguments of a filesystem class's constructors (and of fsspec's listing cache)."""
-    names = {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"}
-    for klass in fs_cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        with contextlib.suppress(TypeError, ValueError):
-            for p in inspect.signature(init).parameters.values():
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
-                    names.add(p.name)
-    return names
-
-
-def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def _walk_local(base: Path, patterns: tuple[str, ...]) -> list[str]:
-    """Files below ``base`` as validated ``/`` paths relative to it, excluded ones (and folders) pruned."""
-    out = []
-    for folder, dirs, names in os.walk(base):
-        here = Path(folder).relative_to(base).as_posix()
-        here = "" if here == "." else here
-        dirs[:] = sorted(d for d in dirs if not _excluded(_join(here, d), patterns))
-        for name in names:
-            rel = _join(here, name)
-            if not _excluded(rel, patterns):
-                out.append(_check_rel(rel))
-    return sorted(out)
