@@ -28,6 +28,8 @@ read.
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -35,7 +37,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vasco.config import describe_validation_error
-from vasco.io import read_json, write_json_atomic
+from vasco.io import read_json, write_json_atomic, write_text_atomic
 from vasco.model_docs import field_table
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "read_summary",
     "summary_from_dict",
     "outputs_reference",
+    "fill_readme",
 ]
 
 #: The schema version written into tile.json and summary.json (0: a file from before versions).
@@ -536,3 +539,40 @@ README_TABLES: dict[str, type[BaseModel]] = {"tile.json": TileRecord, "summary.j
 def outputs_reference(model: type[BaseModel]) -> str:
     """The Markdown table of a record's keys (the README's Outputs tables), from the field descriptions."""
     return "\n".join(field_table(model)) + "\n"
+
+
+def fill_readme(text: str) -> str:
+    """``text`` (the README) with each generated table of :data:`README_TABLES` rewritten from its model.
+
+    A table sits between ``<!-- BEGIN <name> ... -->`` and ``<!-- END <name> -->``.
+
+    Raises
+    ------
+    ValueError
+        A table's markers are missing.
+    """
+    for name, model in README_TABLES.items():
+        pattern = re.compile(rf"(<!-- BEGIN {re.escape(name)} [^\n]*-->\n)(.*?)(<!-- END {re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"no generated {name} table (<!-- BEGIN {name} ... --> ... <!-- END {name} -->)")
+        table = outputs_reference(model)
+        text = pattern.sub(lambda m: m.group(1) + table + m.group(3), text, count=1)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vasco.outputs README.md``: rewrite the README's generated tables in place."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m vasco.outputs README.md", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    text = path.read_text(encoding="utf-8")
+    new = fill_readme(text)
+    if new != text:
+        write_text_atomic(path, new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
