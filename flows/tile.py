@@ -180,9 +180,8 @@ def run_tile(
         vet = tt.later_vetoes.with_options(**opts)(tile_dir, spr["outputs"]["table"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
         reason = getattr(exc, "reason", None) or f"FAIL_{step.upper()}"
-        status = "rejected" if reason.startswith("REJECT_") else "failed"
-        record.reason = reason
-        record.status = status
+        record.reason = reason  # before the status: a record that is not ok is checked to have one
+        record.status = "rejected" if reason.startswith("REJECT_") else "failed"
         record.error = f"{type(exc).__name__}: {exc}"[:500]
         record.provenance = _provenance(acq, cats, veto_infos, run_started)
         logger.error("tile %s failed at %s: %s", tid, step, exc)

@@ -75,7 +75,7 @@ def test_a_real_tile_record_round_trips(tmp_path):
     assert rec.injection is not None and rec.provenance is not None and rec.centre is not None
     written = write_tile_record(tmp_path, rec)
     on_disk = json.loads((tmp_path / "tile.json").read_text())
-    assert on_disk == written and list(on_disk)[0] == "schema_version"
+    assert on_disk == written and next(iter(on_disk)) == "schema_version"
     on_disk.pop("schema_version")
     assert json.dumps(on_disk) == json.dumps(original)  # keys in the same order, values identical
     assert read_tile_record(tmp_path / "tile.json") == rec
@@ -89,7 +89,7 @@ def test_keys_that_do_not_apply_stay_absent(tmp_path):
                     "status": "failed", "reason": "FAIL_FLOW_RUN", "funnel": {}, "config_hash": "h"}
     assert PlateInfo.empty().to_dict() == {k: None for k in PlateInfo.model_fields}
     with pytest.raises(ValueError, match="Input should be 'ok', 'rejected' or 'failed'"):
-        setattr(rec, "status", "odd")  # checked on assignment too
+        TileRecord.model_validate({**data, "status": "odd"})
 
 
 def test_a_real_summary_round_trips(tmp_path):

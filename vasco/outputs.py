@@ -552,11 +552,11 @@ def fill_readme(text: str) -> str:
         A table's markers are missing.
     """
     for name, model in README_TABLES.items():
-        pattern = re.compile(rf"(<!-- BEGIN {re.escape(name)} [^\n]*-->\n)(.*?)(<!-- END {re.escape(name)} -->)", re.S)
-        if not pattern.search(text):
+        pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} [^\n]*-->\n(.*?)<!-- END {re.escape(name)} -->", re.DOTALL)
+        found = pattern.search(text)
+        if found is None:
             raise ValueError(f"no generated {name} table (<!-- BEGIN {name} ... --> ... <!-- END {name} -->)")
-        table = outputs_reference(model)
-        text = pattern.sub(lambda m: m.group(1) + table + m.group(3), text, count=1)
+        text = text[:found.start(1)] + outputs_reference(model) + text[found.end(1):]
     return text
 
 
