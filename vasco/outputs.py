@@ -89,6 +89,13 @@ class _Block(BaseModel):
         return self.model_dump(mode="python", exclude_unset=True)
 
 
+class _Versioned(_Block):
+    """A whole record: ``schema_version`` is always written, even when left at its default."""
+
+    def model_post_init(self, context: Any, /) -> None:
+        self.__pydantic_fields_set__.add("schema_version")
+
+
 # --------------------------------------------------------------------------- tile.json
 
 
@@ -257,10 +264,9 @@ class TileTimings(_Block):
     tile_wall_s: float = Field(description="This run's wall time for the tile (s), Prefect bookkeeping included.")
 
 
-class TileRecord(_Block):
+class TileRecord(_Versioned):
     """A tile's record, ``tiles/<tile_id>/tile.json`` (written last: it says the tile is finished)."""
 
-    schema_version: int = Field(SCHEMA_VERSION, description="Version of these keys (0: written before versions).")
     tile_id: str | None = Field(
         description="Built from the centre, e.g. `t132.8250+11.8000` (null when a FITS file could not be read).")
     centre: Centre | None = Field(description="The tile centre (null when a FITS file could not be read).")
@@ -268,9 +274,10 @@ class TileRecord(_Block):
     status: Literal["ok", "rejected", "failed"] = Field(
         description="`ok`, `rejected` (not a POSS-I E plate, or a `REJECT_*` reason) or `failed`.")
     reason: str | None = Field(description="Reason token when not ok (e.g. `REJECT_NON_POSS`, `FAIL_PASS2`); null when ok.")
-    error: str | None = Field(None, description="The exception that failed the tile (first 500 characters); absent when none.")
     funnel: dict[str, int] = Field(description="Ordered funnel: step -> sources left after it.")
     config_hash: str = Field(description="Hash of the science configuration the tile was run with.")
+    schema_version: int = Field(SCHEMA_VERSION, description="Version of these keys (0: written before versions).")
+    error: str | None = Field(None, description="The exception that failed the tile (first 500 characters); absent when none.")
     vasco_version: str | None = Field(None, description="VASCO version that ran the tile.")
     size_arcmin: float | None = Field(None, description="Tile width and height (arcmin).")
     sky: str | None = Field(None, description="Where the image came from: `synthetic`, `dss` or `file`.")
@@ -293,10 +300,6 @@ class TileRecord(_Block):
             raise ValueError(f"status {self.status} needs a reason token")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        """The record as written: ``schema_version`` first, then the keys that were set."""
-        return {"schema_version": self.schema_version,
-                **self.model_dump(mode="python", exclude_unset=True, exclude={"schema_version"})}
 
 
 # --------------------------------------------------------------------------- summary.json
@@ -401,7 +404,7 @@ class AstrometrySummary(_Block):
     untrusted_tiles: int | None = Field(None, description="Tiles whose astrometry is not trusted.")
 
 
-class SurveySummary(_Block):
+class SurveySummary(_Versioned):
     """A survey's summary, ``summary.json`` (written when the survey is published)."""
 
     schema_version: int = Field(SCHEMA_VERSION, description="Version of these keys (0: written before versions).")
@@ -420,10 +423,6 @@ class SurveySummary(_Block):
     duplicates: DuplicatesSummary | None = Field(None, description="Sources measured in more than one tile.")
     astrometry: AstrometrySummary | None = Field(None, description="Astrometric quality over the tiles.")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The summary as written: ``schema_version`` first, then the keys that were set."""
-        return {"schema_version": self.schema_version,
-                **self.model_dump(mode="python", exclude_unset=True, exclude={"schema_version"})}
 
 
 # --------------------------------------------------------------------------- reading and writing
