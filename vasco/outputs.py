@@ -32,7 +32,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -72,7 +72,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 #: A tile's ``status``.
-TILE_STATUSES = ("ok", "rejected", "failed")
+TileStatus = Literal["ok", "rejected", "failed"]
+TILE_STATUSES: tuple[str, ...] = get_args(TileStatus)
 
 
 class RecordError(ValueError):
@@ -271,7 +272,7 @@ class TileRecord(_Versioned):
         description="Built from the centre, e.g. `t132.8250+11.8000` (null when a FITS file could not be read).")
     centre: Centre | None = Field(description="The tile centre (null when a FITS file could not be read).")
     plate: PlateInfo = Field(description="The plate and its dates.")
-    status: Literal["ok", "rejected", "failed"] = Field(
+    status: TileStatus = Field(
         description="`ok`, `rejected` (not a POSS-I E plate, or a `REJECT_*` reason) or `failed`.")
     reason: str | None = Field(description="Reason token when not ok (e.g. `REJECT_NON_POSS`, `FAIL_PASS2`); null when ok.")
     funnel: dict[str, int] = Field(description="Ordered funnel: step -> sources left after it.")
