@@ -45,7 +45,7 @@ from tasks import tile_tasks as tt  # noqa: E402
 from vasco.catalogue.dedup import find_duplicates  # noqa: E402
 from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records  # noqa: E402
 from vasco.config import VascoConfig  # noqa: E402
-from vasco.io import atomic_path, remove_dead_temporaries, write_json_atomic, write_parquet_atomic  # noqa: E402
+from vasco.io import atomic_path, remove_dead_temporaries, write_parquet_atomic  # noqa: E402
 from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table  # noqa: E402
 from vasco.sky.sampling import TilePosition, read_positions, sample_positions  # noqa: E402
 
@@ -119,17 +119,16 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
     dup = find_duplicates(Path(out), records, cfg.matching.dedup_radius_arcsec)
     write_parquet_atomic(Path(out) / "duplicates.parquet", dup)
     counts = merge_catalogues(Path(out), records, dup)
-    summary = build_summary(Path(out), records, counts, config_hash)
-    summary["duplicates"] = {
+    ast = astrometry_table(records)
+    write_astrometry_table(Path(out) / "astrometry.csv", ast)
+    duplicates = {
         "radius_arcsec": cfg.matching.dedup_radius_arcsec,
         "groups": int(dup["dup_group"].nunique()) if len(dup) else 0,
         "measurements_in_groups": int(len(dup)),
         "tile_candidates": int(counts["tile_candidates"]),
     }
-    ast = astrometry_table(records)
-    write_astrometry_table(Path(out) / "astrometry.csv", ast)
-    summary["astrometry"] = summarize_astrometry(ast)
-    write_json_atomic(Path(out) / "summary.json", summary)
+    summary = build_summary(Path(out), records, counts, config_hash, duplicates=duplicates,
+                            astrometry=summarize_astrometry(ast)).to_dict()
     create_markdown_artifact(
         key="vasco-survey-funnel",
         markdown=_funnel_markdown(summary, records),
@@ -341,18 +340,18 @@ def _record_lost_tile(store: Any, root: Path, p: TilePosition, cfg: VascoConfig)
 
     Not while another worker holds the tile's lease (it is still running there).
     """
-    from vasco.catalogue.publish import write_tile_record
+    from vasco.outputs import Centre, PlateInfo, TileRecord, write_tile_record
 
     rel = f"tiles/{p.tile_id}"
     if store.exists(f"{rel}/tile.json") or store.exists(f"{rel}/{LEASE_NAME}"):
         return
     tile_dir = root / "tiles" / p.tile_id
     tile_dir.mkdir(parents=True, exist_ok=True)
-    write_tile_record(tile_dir, {
-        "tile_id": p.tile_id, "centre": {"ra": p.ra, "dec": p.dec}, "plate": {}, "status": "failed",
-        "reason": "FAIL_FLOW_RUN", "funnel": {}, "config_hash": cfg.science_hash(),
-        "error": "the tile's flow run ended without writing tile.json (crashed or cancelled)",
-    })
+    write_tile_record(tile_dir, TileRecord(
+        tile_id=p.tile_id, centre=Centre(ra=p.ra, dec=p.dec), plate=PlateInfo(), status="failed",
+        reason="FAIL_FLOW_RUN", funnel={}, config_hash=cfg.science_hash(),
+        error="the tile's flow run ended without writing tile.json (crashed or cancelled)",
+    ))
     if not store.is_local:
         store.put_file(tile_dir / "tile.json", f"{rel}/tile.json")
 

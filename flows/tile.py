@@ -28,6 +28,21 @@ from vasco.filters.cuts import ordered_funnel
 from vasco.filters.registry import enabled_stage_names
 from vasco.io import remove_temporaries
 from vasco.leases import acquire_lease, release_lease
+from vasco.outputs import (
+    AstrometryInfo,
+    CatalogsInfo,
+    Centre,
+    PlateInfo,
+    PsfFitInfo,
+    RunBy,
+    TileCounts,
+    TileInjection,
+    TileProvenance,
+    TileRecord,
+    TileTimings,
+    VetoesInfo,
+    write_tile_record,
+)
 from vasco.steps.header import image_centre
 from vasco.qc.injection import score_tile
 from vasco.records import step_timings
@@ -38,15 +53,6 @@ __all__ = ["tile_flow", "run_tile"]
 
 #: A tile's lease lasts this long; a worker that died holding it is replaced after that.
 LEASE_TTL_S = 6 * 3600.0
-
-
-#: The keys of tile.json's ``plate`` block (see :func:`vasco.plates.header.plate_dates`).
-PLATE_KEYS = ("region", "label", "epoch", "date_obs", "date_obs_header", "date_obs_table", "date_rule",
-              "date_conflict_hours", "date_conflict", "exposure_min", "epoch_mid")
-
-
-def _empty_plate() -> dict[str, Any]:
-    return {k: None for k in PLATE_KEYS}
 
 
 def epochs_verdicts(store: Any, cfg: VascoConfig) -> dict[str, dict[str, Any]] | None:
@@ -89,30 +95,30 @@ def run_tile(
         except Exception as exc:  # noqa: BLE001 - an unreadable file is a failed tile, not a crash
             reason = getattr(exc, "reason", None) or "FAIL_ACQUIRE"
             logger.error("%s: %s", fits_path, exc)
-            return tt.record_tile(tile_dir, {
-                "tile_id": None, "centre": None, "plate": _empty_plate(), "status": "failed", "reason": reason,
-                "error": f"{type(exc).__name__}: {exc}"[:500], "funnel": {}, "config_hash": cfg.science_hash(),
-                "vasco_version": __version__, "sky": "file", "source_file": str(fits_path),
-            })
+            return tt.record_tile(tile_dir, TileRecord(
+                tile_id=None, centre=None, plate=PlateInfo.empty(), status="failed", reason=reason,
+                error=f"{type(exc).__name__}: {exc}"[:500], funnel={}, config_hash=cfg.science_hash(),
+                vasco_version=__version__, sky="file", source_file=str(fits_path),
+            ))
     assert ra is not None and dec is not None
     tid = make_tile_id(ra, dec)
     tile_dir = Path(tile_dir) if tile_dir is not None else out / "tiles" / tid
-    record: dict[str, Any] = {
-        "tile_id": tid,
-        "centre": {"ra": ra, "dec": dec},
-        "plate": _empty_plate(),
-        "status": "ok",
-        "reason": None,
-        "funnel": {},
-        "config_hash": cfg.science_hash(),
-        "vasco_version": __version__,
-        "size_arcmin": cfg.survey.size_arcmin,
-        "sky": cfg.sky if fits_path is None else "file",
-    }
+    record = TileRecord(
+        tile_id=tid,
+        centre=Centre(ra=ra, dec=dec),
+        plate=PlateInfo.empty(),
+        status="ok",
+        reason=None,
+        funnel={},
+        config_hash=cfg.science_hash(),
+        vasco_version=__version__,
+        size_arcmin=cfg.survey.size_arcmin,
+        sky=cfg.sky if fits_path is None else "file",
+    )
     if fits_path is not None:
-        record["source_file"] = str(fits_path)
+        record.source_file = str(fits_path)
     # Who ran it (a worker sets VASCO_WORKER_ID to tell its tiles apart in a pool).
-    record["run_by"] = {"host": socket.gethostname(), "pid": os.getpid(), "worker": os.environ.get("VASCO_WORKER_ID")}
+    record.run_by = RunBy(host=socket.gethostname(), pid=os.getpid(), worker=os.environ.get("VASCO_WORKER_ID"))
     cats: dict[str, Any] | None = None
     veto_infos: list[dict[str, Any]] = []
     step = "acquire"
@@ -125,14 +131,16 @@ def run_tile(
         step = "check_plate"
         chk = tt.check_plate.with_options(**opts)(tile_dir, image, cfg, verdicts)
         info = chk["info"]
-        record["plate"] = {k: info.get(k) for k in PLATE_KEYS}
+        record.plate = PlateInfo(**{k: info.get(k) for k in PlateInfo.model_fields})
         if info.get("date_conflict"):
             logger.warning("tile %s: plate %s header date %s and plate-table date %s differ by %.2f h; using %s",
                            tid, info.get("region"), info.get("date_obs_header"), info.get("date_obs_table"),
                            info.get("date_conflict_hours"), info.get("date_rule"))
         if not info["ok"]:
-            record.update(status="rejected", reason=info["reason"])
-            record["provenance"] = _provenance(acq, None, [], run_started)
+            # The reason first: a record that is not ok is checked to have one.
+            record.reason = info["reason"]
+            record.status = "rejected"
+            record.provenance = _provenance(acq, None, [], run_started)
             logger.warning("tile %s rejected: %s", tid, info["reason"])
             return tt.record_tile(tile_dir, record)
         step = "psf"
@@ -175,60 +183,56 @@ def run_tile(
         vet = tt.vetoes.with_options(**opts)(tile_dir, spr["outputs"]["table"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
         reason = getattr(exc, "reason", None) or f"FAIL_{step.upper()}"
-        status = "rejected" if reason.startswith("REJECT_") else "failed"
-        record.update(status=status, reason=reason, error=f"{type(exc).__name__}: {exc}"[:500])
-        record["provenance"] = _provenance(acq, cats, veto_infos, run_started)
+        record.reason = reason  # before the status: a record that is not ok is checked to have one
+        record.status = "rejected" if reason.startswith("REJECT_") else "failed"
+        record.error = f"{type(exc).__name__}: {exc}"[:500]
+        record.provenance = _provenance(acq, cats, veto_infos, run_started)
         logger.error("tile %s failed at %s: %s", tid, step, exc)
         return tt.record_tile(tile_dir, record)
 
     for name, why in match["info"]["catalogs_skipped"].items():
         logger.info("tile %s: %s skipped: %s", tid, name, why)
-    record["funnel"] = ordered_funnel(sel["info"], spr["info"], vet["info"])
-    record["vetoes"] = {"stages": enabled_stage_names(cfg.vetoes), "skipped": vet["info"]["skipped"]}
-    record["catalogs"] = {
-        "used": match["info"]["catalogs_used"],
-        "skipped": match["info"]["catalogs_skipped"],
-    }
-    record["psf_stars"] = psf["info"].get("psf_stars")
-    record["psf_fit"] = {"scope": spr["info"]["psf_fit_scope"], "measured": spr["info"]["psf_measured"]}
-    record["astrometry"] = {
+    record.funnel = ordered_funnel(sel["info"], spr["info"], vet["info"])
+    record.vetoes = VetoesInfo(stages=enabled_stage_names(cfg.vetoes), skipped=vet["info"]["skipped"])
+    record.catalogs = CatalogsInfo(used=match["info"]["catalogs_used"], skipped=match["info"]["catalogs_skipped"])
+    record.psf_stars = psf["info"].get("psf_stars")
+    record.psf_fit = PsfFitInfo(scope=spr["info"]["psf_fit_scope"], measured=spr["info"]["psf_measured"])
+    astrometry = AstrometryInfo(
         **ast["info"]["astrometry"],
-        "solutions_in_header": meas["info"].get("solutions"),
-        "two_solution_offset_arcsec": meas["info"].get("two_solution_offset_arcsec"),
+        solutions_in_header=meas["info"].get("solutions"),
+        two_solution_offset_arcsec=meas["info"].get("two_solution_offset_arcsec"),
         # Decided after the counterpart match: can these positions support a 5" "no counterpart"?
         **sel["info"]["astrometry_trust"],
-    }
-    if not record["astrometry"]["trusted"]:
-        logger.warning("tile %s: astrometry not trusted: %s", tid, record["astrometry"]["trust_reason"])
+    )
+    if not astrometry.trusted:
+        logger.warning("tile %s: astrometry not trusted: %s", tid, astrometry.trust_reason)
     try:
         tt.astrometry_plot.with_options(**opts)(
             tile_dir, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], tid
         )
-        record["astrometry"]["plot"] = "qc/astrometry.png"
+        astrometry.plot = "qc/astrometry.png"
     except Exception as exc:  # noqa: BLE001 - a QC plot never fails a tile
         logger.warning("tile %s: astrometry plot not written: %s", tid, exc)
-        record["astrometry"]["plot"] = None
-    record["counts"] = {
-        "detections": record["funnel"]["detections"],
-        "candidates": list(record["funnel"].values())[-1],
-    }
+        astrometry.plot = None
+    record.astrometry = astrometry
+    record.counts = TileCounts(detections=record.funnel["detections"], candidates=list(record.funnel.values())[-1])
     truth = acq["outputs"].get("truth")
     if truth is not None:
         dets = pd.read_parquet(vet["outputs"]["detections"]["path"])
-        record["injection"] = score_tile(dets, pd.read_parquet(truth["path"]))
-    record["provenance"] = _provenance(acq, cats, veto_infos, run_started)
+        record.injection = TileInjection.model_validate(score_tile(dets, pd.read_parquet(truth["path"])))
+    record.provenance = _provenance(acq, cats, veto_infos, run_started)
     # Each step's computing time when it ran, and this run's wall time for the tile
     # (which also counts Prefect's bookkeeping and steps found already done).
-    record["timings"] = {"steps_s": step_timings(tile_dir), "tile_wall_s": round(time.perf_counter() - started, 4)}
+    record.timings = TileTimings(steps_s=step_timings(tile_dir), tile_wall_s=round(time.perf_counter() - started, 4))
     return tt.record_tile(tile_dir, record)
 
 
 def _provenance(
     acq: dict[str, Any] | None, cats: dict[str, Any] | None, veto_infos: list[dict[str, Any]], run_started: str
-) -> dict[str, Any]:
+) -> TileProvenance:
     """tile.json's ``provenance``: the queries of the steps used, and the tool versions."""
     infos = [acq["info"] if acq else None, cats["info"] if cats else None, *veto_infos]
-    return tile_provenance(infos, run_started, tool_versions())
+    return TileProvenance.model_validate(tile_provenance(infos, run_started, tool_versions()))
 
 
 def _veto_lists(
@@ -283,7 +287,6 @@ def _finished_record(store: Any, tid: str, cfg: VascoConfig,
 
 def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[str, Any]:
     """A tile with no pixel work: an empty detections table and its tile.json."""
-    from vasco.catalogue.publish import write_tile_record
     from vasco.io import write_parquet_atomic
 
     tid = make_tile_id(ra, dec)
@@ -291,11 +294,11 @@ def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[s
     empty = pd.DataFrame({"NUMBER": pd.Series(dtype="int64"), "ra": pd.Series(dtype="float64"),
                           "dec": pd.Series(dtype="float64"), "is_candidate": pd.Series(dtype="bool")})
     write_parquet_atomic(tile_dir / "detections.parquet", empty)
-    return write_tile_record(tile_dir, {
-        "tile_id": tid, "centre": {"ra": ra, "dec": dec}, "plate": _empty_plate(), "status": "ok",
-        "reason": None, "funnel": {"detections": 0}, "config_hash": cfg.science_hash(),
-        "vasco_version": __version__, "size_arcmin": cfg.survey.size_arcmin, "sky": cfg.sky, "dry_run": True,
-    })
+    return write_tile_record(tile_dir, TileRecord(
+        tile_id=tid, centre=Centre(ra=ra, dec=dec), plate=PlateInfo.empty(), status="ok",
+        reason=None, funnel={"detections": 0}, config_hash=cfg.science_hash(),
+        vasco_version=__version__, size_arcmin=cfg.survey.size_arcmin, sky=cfg.sky, dry_run=True,
+    ))
 
 
 @flow(name="vasco-tile", log_prints=True)

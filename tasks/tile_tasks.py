@@ -32,10 +32,10 @@ from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 
 from vasco.codehash import code_fingerprint
-from vasco.catalogue.publish import write_tile_record
 from vasco.config import VascoConfig
 from vasco.io import read_json
 from vasco.filters.registry import list_sources
+from vasco.outputs import TileRecord, write_tile_record
 from vasco.records import load_record, record_path, source_hash
 from vasco.steps import acquire
 from vasco.steps import astrometry as astrometry_step
@@ -260,8 +260,8 @@ def vetoes(tile_dir: Path, selected: dict[str, str], lists: dict[str, dict[str, 
 
 
 @task(name="record-tile", persist_result=False)
-def record_tile(tile_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Write tile.json (atomically); return it."""
+def record_tile(tile_dir: Path, record: TileRecord) -> dict[str, Any]:
+    """Write tile.json (atomically); return what was written."""
     return write_tile_record(tile_dir, record)
 
 

@@ -283,7 +283,8 @@ def _record(tid: str, trusted: bool | None, candidates: int, reasons: tuple[str,
 
 
 def test_summary_counts_untrusted_tiles_and_their_candidates(tmp_path):
-    from vasco.catalogue.publish import build_summary, merge_catalogues, write_tile_record
+    from vasco.catalogue.publish import build_summary, merge_catalogues
+    from vasco.outputs import TileRecord, write_tile_record
 
     recs = [_record("t1", True, 1), _record("t2", False, 2, ("fit_fallback_shift", "match_fraction")),
             _record("t3", None, 1)]
@@ -295,10 +296,10 @@ def test_summary_counts_untrusted_tiles_and_their_candidates(tmp_path):
                             "astrometry_trusted": [trusted] * 3})
         d.mkdir(parents=True)
         det.to_parquet(d / "detections.parquet", index=False)
-        write_tile_record(d, rec)
+        write_tile_record(d, TileRecord.model_validate(rec))
     counts = merge_catalogues(tmp_path, recs)
     assert counts["candidates"] == 4 and counts["candidates_untrusted"] == 2
-    trust = build_summary(tmp_path, recs, counts, "abc")["astrometry_trust"]
+    trust = build_summary(tmp_path, recs, counts, "abc").to_dict()["astrometry_trust"]
     assert trust["tiles_untrusted"] == 1 and trust["tiles_trusted"] == 1 and trust["tiles_unassessed"] == 1
     assert trust["candidates_untrusted"] == 2 and trust["tile_candidates_untrusted"] == 2
     assert trust["by_reason"] == {"fit_fallback_shift": 1, "match_fraction": 1}

@@ -8,7 +8,9 @@ import pytest
 
 from flows.cli import main
 from vasco.config import VascoConfig
+from vasco.catalogue.publish import build_summary
 from vasco.io import write_json_atomic
+from vasco.outputs import PlateInfo, TileRecord, write_tile_record
 from vasco.survey_tree import clean_survey, reset_tile, survey_status
 
 TILES = {"t010.0000+10.0000": ("ok", None), "t020.0000+20.0000": ("failed", "FAIL_PSFEX"),
@@ -22,14 +24,15 @@ def survey(tmp_path):
     (out / "positions.csv").write_text("ra,dec\n10,10\n20,20\n30,30\n40,40\n")
     for tid, (status, reason) in TILES.items():
         d = out / "tiles" / tid
-        write_json_atomic(d / "tile.json", {"tile_id": tid, "status": status, "reason": reason})
+        write_tile_record(d, TileRecord(tile_id=tid, centre=None, plate=PlateInfo(), status=status, reason=reason,
+                                        funnel={}, config_hash="h"))
         write_json_atomic(d / "steps" / "psf.json", {"key": "k"})
         (d / "work").mkdir()
         (d / "work" / "pass2.ldac").write_bytes(b"x" * 1000)
         (d / "detections.parquet").write_bytes(b"keep")
     (out / ".vasco-cache" / "results").mkdir(parents=True)
     (out / ".vasco-cache" / "results" / "r").write_bytes(b"y" * 500)
-    write_json_atomic(out / "summary.json", {"candidates": 5})
+    build_summary(out, [], {"candidates": 5}, "h")
     return out
 
 

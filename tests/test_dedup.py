@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from vasco.catalogue.dedup import DEDUP_COLUMNS, find_duplicates, overlapping_tile_pairs
-from vasco.catalogue.publish import merge_catalogues, write_tile_record
+from vasco.catalogue.publish import merge_catalogues
+from vasco.outputs import TileRecord, write_tile_record
 
 
 def _tile(root, tid, ra0, dec0, rows, size=10.0):
@@ -16,7 +17,7 @@ def _tile(root, tid, ra0, dec0, rows, size=10.0):
     det.to_parquet(d / "detections.parquet", index=False)
     rec = {"tile_id": tid, "centre": {"ra": ra0, "dec": dec0}, "plate": {"region": "XE001"}, "status": "ok",
            "reason": None, "funnel": {"detections": len(det)}, "config_hash": "x", "size_arcmin": size}
-    return write_tile_record(d, rec)
+    return write_tile_record(d, TileRecord.model_validate(rec))
 
 
 def _row(ra, dec, edge, snr=50.0, cp=np.nan, cand=False):

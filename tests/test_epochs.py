@@ -150,15 +150,17 @@ def _m101_survey(root: Path, true_date: str, n_ast: int = 8, seed: int = 3):
 
     from vasco.astrometry.positions import pixel_to_sky
     from vasco.epochs import iso_to_jd
-    from vasco.io import write_json_atomic, write_parquet_atomic
+    from vasco.io import write_parquet_atomic
+    from vasco.outputs import Centre, PlateInfo, TileRecord, write_tile_record
 
     tile = root / "tiles" / "tM101"
     (tile / "raw").mkdir(parents=True)
     shutil.copyfile(M101, tile / "raw" / "image.fits")
     header = read_fits_header(M101)
     (ra_c,), (dec_c,) = pixel_to_sky(header, np.array([265.5]), np.array([265.5]))
-    write_json_atomic(tile / "tile.json", {"tile_id": "tM101", "centre": {"ra": float(ra_c), "dec": float(dec_c)},
-                                           "status": "ok", "size_arcmin": 15.0})
+    write_tile_record(tile, TileRecord(tile_id="tM101", centre=Centre(ra=float(ra_c), dec=float(dec_c)),
+                                       plate=PlateInfo(), status="ok", reason=None, funnel={}, config_hash="h",
+                                       size_arcmin=15.0))
     rng = np.random.default_rng(seed)
     x, y = rng.uniform(60, 470, n_ast), rng.uniform(60, 470, n_ast)
     a_ra, a_dec = pixel_to_sky(header, x, y)

@@ -50,3 +50,13 @@ def test_compare_sees_a_changed_value(tmp_path, m101_tile):
     problems = goldens.compare(folder, "m101")
     assert any("column ra changed" in p for p in problems)
     assert any(p.startswith(f"funnel {folder.name}") for p in problems)
+
+
+def test_m101_tile_record_is_typed_and_round_trips(tmp_path, m101_tile):
+    """The run's tile.json is a version-1 TileRecord; written back, it is the same file."""
+    from vasco.outputs import SCHEMA_VERSION, read_tile_record, write_tile_record
+
+    rec = read_tile_record(m101_tile / "tile.json")
+    assert rec.schema_version == SCHEMA_VERSION and rec.source_file is not None and rec.provenance is not None
+    write_tile_record(tmp_path, rec)
+    assert (tmp_path / "tile.json").read_text() == (m101_tile / "tile.json").read_text()

@@ -72,7 +72,7 @@ def test_summary_sums_services_tables_times_and_tools(tmp_path: Path) -> None:
                         "services": ["vizier"], "tools": {"psfex": "3.22.0", "source-extractor": None}}},
         {"tile_id": "c", "status": "missing"},
     ]
-    summary = build_summary(tmp_path, recs, {"detections": 1, "candidates": 0}, "h")
+    summary = build_summary(tmp_path, recs, {"detections": 1, "candidates": 0}, "h").to_dict()
     prov = summary["provenance"]
     assert prov["tiles"] == 2
     viz = prov["services"]["vizier"]

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records, write_tile_record
+from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records
+from vasco.outputs import TileRecord, write_tile_record
 from vasco.qc.injection import combine_scores, score_tile
 
 
@@ -17,17 +18,21 @@ def _record(tid, status="ok", reason=None, funnel=None):
     }
 
 
+def _write(tile_dir, rec):
+    return write_tile_record(tile_dir, TileRecord.model_validate(rec))
+
+
 def test_tile_record_validation(tmp_path):
-    rec = write_tile_record(tmp_path, _record("t1"))
+    rec = _write(tmp_path, _record("t1"))
     assert list(json.loads((tmp_path / "tile.json").read_text())) == list(rec)
     with pytest.raises(ValueError, match="needs a reason token"):
-        write_tile_record(tmp_path, _record("t1", status="failed"))
-    with pytest.raises(ValueError, match="status 'odd'"):
-        write_tile_record(tmp_path, _record("t1", status="odd"))
+        TileRecord.model_validate(_record("t1", status="failed"))
+    with pytest.raises(ValueError, match="status\n.*'ok', 'rejected' or 'failed'"):
+        TileRecord.model_validate(_record("t1", status="odd"))
     bad = _record("t1")
     del bad["funnel"]
-    with pytest.raises(ValueError, match="missing"):
-        write_tile_record(tmp_path, bad)
+    with pytest.raises(ValueError, match="funnel\n.*Field required"):
+        TileRecord.model_validate(bad)
 
 
 def test_merge_and_summary(tmp_path):
@@ -38,10 +43,10 @@ def test_merge_and_summary(tmp_path):
                             "is_candidate": [True, False]})
         det.to_parquet(d / "detections.parquet", index=False)
         det.iloc[:1].to_parquet(d / "candidates.parquet", index=False)
-        write_tile_record(d, _record(tid))
+        _write(d, _record(tid))
     d = tmp_path / "tiles" / "t3"
     d.mkdir(parents=True)
-    write_tile_record(d, _record("t3", status="rejected", reason="REJECT_NON_POSS", funnel={}))
+    _write(d, _record("t3", status="rejected", reason="REJECT_NON_POSS", funnel={}))
     records = read_tile_records(tmp_path, ["t1", "t2", "t3", "t4"])
     counts = merge_catalogues(tmp_path, records)
     assert counts == {"detections": 4, "candidates": 2, "tile_candidates": 2, "candidates_untrusted": 0}
@@ -52,7 +57,7 @@ def test_merge_and_summary(tmp_path):
     assert merged["is_survey_candidate"].tolist() == [True, False, True, False]
     assert pd.read_parquet(tmp_path / "candidates.parquet")["NUMBER"].tolist() == [1, 1]
     assert merged["ra"].dtype == np.float64 and merged["plate_epoch"].iloc[0] == 1952.5
-    summary = build_summary(tmp_path, records, counts, "abc")
+    summary = build_summary(tmp_path, records, counts, "abc").to_dict()
     assert summary["tiles"] == {"planned": 4, "processed": 2, "rejected": 1, "failed": 0, "not_run": 1}
     assert summary["failures"] == {"REJECT_NON_POSS": 1}
     assert summary["funnel"] == {"detections": 6, "snr": 4, "unique": 2}
@@ -115,7 +120,7 @@ def test_merge_writes_few_row_groups_and_same_rows(tmp_path):
         d.mkdir(parents=True)
         pd.DataFrame({"ra": 10.0 + i + np.arange(7) * 1e-3, "dec": np.full(7, 0.5), "NUMBER": np.arange(1, 8),
                       "is_candidate": np.arange(7) == 3}).to_parquet(d / "detections.parquet", index=False)
-        write_tile_record(d, _record(tid))
+        _write(d, _record(tid))
     records = read_tile_records(tmp_path, tids)
     merge_catalogues(tmp_path, records, row_group_rows=50)
     meta = pq.ParquetFile(tmp_path / "detections.parquet").metadata

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import ValidationError, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vasco.filters.config import VetoesConfig
+from vasco.model_docs import iter_fields, meaning, nested_model, type_name
 from vasco.sources.config import GAIA_EDR3_TABLE, PS1_DR2_TABLE, XMATCH_DEFAULT_TABLES, SourcesConfig
 
 
@@ -564,12 +565,6 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _type_name(annotation: object) -> str:
-    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
-    text = text or str(annotation).replace("typing.", "")
-    return text.replace("|", "or").replace("NoneType", "None")
-
-
 def config_reference(model: type[BaseModel] = VascoConfig, prefix: str = "") -> str:
     """Every parameter of ``model`` as a Markdown reference: dotted name, type, default, description.
 
@@ -586,17 +581,15 @@ def config_reference(model: type[BaseModel] = VascoConfig, prefix: str = "") -> 
                   "`vasco config reference` from the model itself.", ""]
     rows: list[str] = []
     sections: list[tuple[str, type[BaseModel]]] = []
-    for name, field in model.model_fields.items():
-        ann = field.annotation
-        dotted = f"{prefix}{name}"
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            sections.append((dotted, ann))
+    for dotted, field in iter_fields(model, prefix):
+        inner = nested_model(field.annotation)
+        if inner is not None:
+            sections.append((dotted, inner[0]))
             continue
         default = field.get_default(call_default_factory=True)
         shown = json.dumps(default.model_dump(mode="json") if isinstance(default, BaseModel) else default,
                            default=str)
-        desc = " ".join((field.description or "").split()).replace("|", "\\|")
-        rows.append(f"| `{dotted}` | {_type_name(ann).replace('|', 'or')} | `{shown}` | {desc} |")
+        rows.append(f"| `{dotted}` | {type_name(field.annotation)} | `{shown}` | {meaning(field)} |")
     if rows:
         if prefix:
             doc = " ".join((model.__doc__ or "").split())

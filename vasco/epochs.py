@@ -40,6 +40,7 @@ import pandas as pd
 
 from vasco.config import EpochsConfig, VascoConfig
 from vasco.io import atomic_path, read_json, write_json_atomic
+from vasco.outputs import read_tile_record
 
 __all__ = [
     "EPOCHS_JSON",
@@ -297,8 +298,8 @@ def _tile_infos(root: Path) -> list[TileInfo]:
 
     out = []
     for path in sorted((root / "tiles").glob("*/tile.json")):
-        rec = read_json(path)
-        if not isinstance(rec, dict) or rec.get("status") != "ok":
+        rec = read_tile_record(path)
+        if rec.status != "ok" or rec.centre is None:
             continue
         folder = path.parent
         image = folder / "raw" / "image.fits"
@@ -310,11 +311,10 @@ def _tile_infos(root: Path) -> list[TileInfo]:
         if not chk.ok or chk.region is None:
             continue
         dates = plate_dates(header, chk.region)
-        size = float(rec.get("size_arcmin") or 30.0)
-        centre = rec.get("centre") or {}
+        size = float(rec.size_arcmin or 30.0)
         out.append(TileInfo(
-            tile_id=str(rec.get("tile_id") or folder.name), folder=folder,
-            ra=float(centre["ra"]), dec=float(centre["dec"]),
+            tile_id=str(rec.tile_id or folder.name), folder=folder,
+            ra=rec.centre.ra, dec=rec.centre.dec,
             radius_deg=size / 2.0 * math.sqrt(2.0) / 60.0 + 1.0 / 60.0,
             region=chk.region, label=chk.label, date_obs_header=dates.date_obs_header,
             date_obs_table=dates.date_obs_table, exposure_min=float(dates.exposure_min or 0.0),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from vasco.io import read_json
+from vasco.outputs import read_summary, read_tile_record
 
 __all__ = ["SurveyStatus", "planned_tile_ids", "survey_status", "clean_survey", "reset_tile", "INTERMEDIATE"]
 
@@ -83,8 +83,8 @@ def survey_status(folder: Path) -> SurveyStatus:
     records: dict[str, dict[str, Any]] = {}
     for path in sorted((folder / "tiles").glob("*/tile.json")):
         try:
-            rec = read_json(path)
-        except (OSError, ValueError):
+            rec = read_tile_record(path).to_dict()
+        except (OSError, ValueError):  # unreadable, or not a tile record (RecordError)
             rec = {"status": "unreadable", "reason": "UNREADABLE_TILE_JSON"}
         records[path.parent.name] = rec
     planned = planned_tile_ids(folder) or sorted(records)
@@ -99,7 +99,7 @@ def survey_status(folder: Path) -> SurveyStatus:
                 untrusted.setdefault(str(reason), []).append(tid)
     candidates = None
     if (folder / "summary.json").is_file():
-        candidates = int(read_json(folder / "summary.json").get("candidates", 0))
+        candidates = read_summary(folder / "summary.json").candidates
     return SurveyStatus(planned=len(planned), by_status=dict(status), not_run=[t for t in planned if t not in records],
                         failed=failed, candidates=candidates, untrusted=untrusted)
 

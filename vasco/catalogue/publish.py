@@ -14,50 +14,41 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from vasco.catalogue.paper import funnel_vs_paper
-from vasco.io import atomic_path, read_json, write_json_atomic
+from vasco.io import atomic_path
+from vasco.outputs import (
+    AstrometrySummary,
+    DuplicatesSummary,
+    InjectionSummary,
+    PaperRow,
+    ProvenanceSummary,
+    SurveySummary,
+    TileTally,
+    TrustSummary,
+    read_tile_record,
+    write_summary,
+)
 from vasco.qc.injection import combine_scores
 from vasco.sources.provenance import summarize_provenance
 
 __all__ = [
-    "TILE_STATUSES",
-    "write_tile_record",
     "read_tile_records",
     "merge_catalogues",
     "build_summary",
     "astrometry_trust_summary",
 ]
 
-TILE_STATUSES = ("ok", "rejected", "failed")
-_REQUIRED = ("tile_id", "centre", "plate", "status", "reason", "funnel", "config_hash")
-
-
-def write_tile_record(tile_dir: Path, record: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate and write ``tile.json`` atomically.
-
-    Required keys: tile_id, centre {ra, dec}, plate {region, label, epoch},
-    status (ok|rejected|failed), reason (token or None), funnel (ordered
-    step -> count), config_hash.  Other keys are kept after them.
-    """
-    missing = [k for k in _REQUIRED if k not in record]
-    if missing:
-        raise ValueError(f"tile record for {tile_dir}: missing {missing}")
-    if record["status"] not in TILE_STATUSES:
-        raise ValueError(f"tile record for {tile_dir}: status {record['status']!r} not in {TILE_STATUSES}")
-    if record["status"] != "ok" and not record["reason"]:
-        raise ValueError(f"tile record for {tile_dir}: status {record['status']} needs a reason token")
-    ordered: dict[str, Any] = {k: record[k] for k in _REQUIRED}
-    ordered.update({k: v for k, v in record.items() if k not in ordered})
-    write_json_atomic(Path(tile_dir) / "tile.json", ordered)
-    return ordered
-
-
 def read_tile_records(out_dir: Path, tile_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """tile.json of each tile id, in the given order; a missing one is reported as not run."""
+    """tile.json of each tile id, validated (:func:`vasco.outputs.read_tile_record`), in the given order,
+    as the dicts written (:meth:`vasco.outputs.TileRecord.to_dict`).
+
+    A missing one, or one that cannot be read or does not fit the model, is
+    reported as not run (``{"tile_id", "status": "missing", "reason": "NOT_RUN"}``).
+    """
     records = []
     for tid in tile_ids:
         path = Path(out_dir) / "tiles" / tid / "tile.json"
         try:
-            records.append(read_json(path))
+            records.append(read_tile_record(path).to_dict())
         except (OSError, ValueError):
             records.append({"tile_id": tid, "status": "missing", "reason": "NOT_RUN"})
     return records
@@ -199,8 +190,10 @@ def build_summary(
     records: list[Mapping[str, Any]],
     counts: Mapping[str, int],
     config_hash: str,
-) -> dict[str, Any]:
-    """Write ``DIR/summary.json`` and return it.
+    duplicates: Mapping[str, Any] | None = None,
+    astrometry: Mapping[str, Any] | None = None,
+) -> SurveySummary:
+    """Write ``DIR/summary.json`` (:func:`vasco.outputs.write_summary`) and return it.
 
     ``tiles``: planned (all positions), processed (status ok), rejected,
     failed, not_run; ``failures`` counts tiles by reason token and
@@ -210,7 +203,9 @@ def build_summary(
     (:mod:`vasco.qc.injection`); ``astrometry_trust`` counts the tiles whose
     astrometry is not trusted and the candidates on them
     (:func:`astrometry_trust_summary`); ``provenance`` sums the tiles'
-    provenance blocks (:func:`vasco.sources.provenance.summarize_provenance`).
+    provenance blocks (:func:`vasco.sources.provenance.summarize_provenance`);
+    ``duplicates`` (the deduplication figures) and ``astrometry``
+    (:func:`vasco.qc.astrometry.summarize_astrometry`) are written when given.
     """
     status = Counter(r.get("status") for r in records)
     reasons = Counter(r.get("reason") for r in records if r.get("status") in ("rejected", "failed"))
@@ -222,33 +217,37 @@ def build_summary(
     if funnel:
         # Survey level: each candidate source once (overlapping tiles deduplicated).
         funnel["unique"] = int(counts.get("candidates", 0))
-    summary: dict[str, Any] = {
-        "tiles": {
-            "planned": len(records),
-            "processed": status.get("ok", 0),
-            "rejected": status.get("rejected", 0),
-            "failed": status.get("failed", 0),
-            "not_run": status.get("missing", 0),
-        },
-        "detections": int(counts.get("detections", 0)),
-        "candidates": int(counts.get("candidates", 0)),
-        "funnel": funnel,
-        "funnel_vs_paper": funnel_vs_paper(funnel),
-        "failures": dict(sorted(reasons.items())),
-        "failed_tiles": {
+    summary = SurveySummary(
+        tiles=TileTally(
+            planned=len(records),
+            processed=status.get("ok", 0),
+            rejected=status.get("rejected", 0),
+            failed=status.get("failed", 0),
+            not_run=status.get("missing", 0),
+        ),
+        detections=int(counts.get("detections", 0)),
+        candidates=int(counts.get("candidates", 0)),
+        funnel=funnel,
+        funnel_vs_paper=[PaperRow.model_validate(row) for row in funnel_vs_paper(funnel)],
+        failures=dict(sorted(reasons.items())),
+        failed_tiles={
             reason: sorted(str(r.get("tile_id")) for r in records
                            if r.get("status") in ("rejected", "failed") and r.get("reason") == reason)
             for reason in sorted(reasons)
         },
-        "config_hash": config_hash,
-    }
-    summary["astrometry_trust"] = astrometry_trust_summary(records, counts)
-    # Services asked (URLs, tables, queries, first/last query time) and tool versions, over all tiles.
-    summary["provenance"] = summarize_provenance(records)
+        config_hash=config_hash,
+        astrometry_trust=TrustSummary.model_validate(astrometry_trust_summary(records, counts)),
+        # Services asked (URLs, tables, queries, first/last query time) and tool versions, over all tiles.
+        provenance=ProvenanceSummary.model_validate(summarize_provenance(records)),
+    )
     scores = [r["injection"] for r in records if r.get("status") == "ok" and r.get("injection")]
     if scores:
-        summary["injection"] = combine_scores(scores)
-    write_json_atomic(Path(out_dir) / "summary.json", summary)
+        summary.injection = InjectionSummary.model_validate(combine_scores(scores))
+    if duplicates is not None:
+        summary.duplicates = DuplicatesSummary.model_validate(duplicates)
+    if astrometry is not None:
+        summary.astrometry = AstrometrySummary.model_validate(astrometry)
+    write_summary(out_dir, summary)
     return summary
 
 

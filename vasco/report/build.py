@@ -22,7 +22,8 @@ from astropy.io import fits
 from vasco import __version__
 from vasco.catalogue.publish import read_tile_records
 from vasco.config import VascoConfig
-from vasco.io import read_json, remove_dead_temporaries, write_json_atomic
+from vasco.io import remove_dead_temporaries, write_json_atomic
+from vasco.outputs import read_summary
 from vasco.survey_tree import planned_tile_ids
 
 __all__ = ["build_report", "ReportError"]
@@ -149,7 +150,7 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     cfg = VascoConfig.read(root / "config.json")
-    summary = read_json(root / "summary.json")
+    summary = read_summary(root / "summary.json").to_dict()
     ids = planned_tile_ids(root) or sorted(p.parent.name for p in (root / "tiles").glob("*/tile.json"))
     records = read_tile_records(root, ids)
     cands = _survey_candidates(root)
