@@ -15,10 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+import testlib  # scripts/, the script's own folder, is first on the import path
 
-import browser  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+browser = testlib.load("browser")
 
 
 def main() -> int:
