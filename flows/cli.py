@@ -18,8 +18,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main", "usage_error"]
+from vasco.config import VascoConfig
+from vasco.config_merge import build_config, read_config, tile_config
+
+__all__ = ["main", "survey_main", "survey_parser", "config_from_args", "parse_catalog_files", "usage_error"]
 
 
 def usage_error(exc: ValueError) -> int:
@@ -31,6 +35,134 @@ def usage_error(exc: ValueError) -> int:
     msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
     print(f"error: {msg}", file=sys.stderr)
     return 2
+
+
+def parse_catalog_files(items: list[str] | None) -> dict[str, str]:
+    """``["gaia=PATH", ...]`` -> ``{"gaia": "PATH"}`` (the ``--catalog`` options).
+
+    Raises
+    ------
+    ValueError
+        Naming a bad item, or a file that does not exist.
+    """
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or name not in ("gaia", "ps1") or not path:
+            raise ValueError(f"--catalog {item!r}: expected gaia=PATH or ps1=PATH")
+        if not Path(path).exists():
+            raise ValueError(f"--catalog {item!r}: {path} does not exist")
+        out[name] = path
+    return out
+
+
+def _default(name: str) -> str:
+    """Help-text tail naming where a value comes from when its option is not given."""
+    value: Any = VascoConfig()
+    for part in name.split("."):
+        value = getattr(value, part)
+    return f" (default: the --config file's {name}, else {value})"
+
+
+def survey_parser(prog: str = "vasco survey") -> argparse.ArgumentParser:
+    """The options of ``vasco survey`` (and ``python flows/survey.py``)."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Run a VASCO survey: POSS-I tiles -> vanishing-source candidates. Values come from the "
+        "configuration model's defaults, then the --config file, then the options given here.",
+    )
+    p.add_argument("--sky", choices=["synthetic", "dss"], default=None,
+                   help="where tiles come from: the offline synthetic sky, or STScI DSS (POSS-I red; "
+                        f"URL from $VASCO_DSS_URL){_default('sky')}")
+    p.add_argument("--catalogs", choices=["auto", "synthetic", "vizier", "xmatch", "local"], default=None,
+                   help="where the Gaia/PS1 catalogues come from (default auto: synthetic on the synthetic "
+                        "sky, VizieR otherwise; URLs from $VASCO_VIZIER_URL, $VASCO_XMATCH_URL)")
+    p.add_argument("--catalog", action="append", metavar="NAME=PATH",
+                   help="a local catalogue file (CSV, Parquet or HATS folder) for gaia or ps1; repeatable")
+    p.add_argument("--tiles", type=int, default=None,
+                   help=f"number of tile positions to sample{_default('survey.tiles')}")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed for sampling and the synthetic sky{_default('survey.seed')}")
+    p.add_argument("--size-arcmin", type=float, default=None,
+                   help=f"tile width and height in arcmin{_default('survey.size_arcmin')}")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"tiles processed at once, one per core{_default('survey.workers')}")
+    p.add_argument("--positions", help="CSV file of tile centres (columns ra, dec in degrees) instead of sampling")
+    p.add_argument("--config", dest="config_file",
+                   help="configuration file: JSON (see config.json of any run), TOML (.toml) or YAML (.yaml)")
+    p.add_argument("--fanout", choices=["local", "deployment"], default="local",
+                   help="run tiles in this process (local, default) or as flow runs of the tile deployment "
+                        "on its work pool (deployment; needs a Prefect server and `prefect deploy`)")
+    p.add_argument("--tile-deployment", default="vasco-tile/tile",
+                   help="the tile deployment for --fanout deployment (default vasco-tile/tile)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="run at most this many of the tiles not yet done (default: all)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run only the tiles whose last run failed (their tile.json says failed); "
+                        "summary.json lists failed tiles by reason (failed_tiles)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="orchestration only: no pixels are read or made (for measuring overhead)")
+    p.add_argument("--out", required=True, help="output folder, or an fsspec URL such as s3://bucket/prefix")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> VascoConfig:
+    """The configuration a parsed command line asks for (options not given are ``None``: not applied)."""
+    return build_config(args.sky, args.tiles, args.seed, args.size_arcmin, args.workers, args.config_file,
+                        args.catalogs, parse_catalog_files(args.catalog))
+
+
+def survey_main(argv: list[str] | None = None, prog: str = "vasco survey") -> int:
+    """``vasco survey`` (``python flows/survey.py``): check the options, run the survey flow, print the totals.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 for bad input (before any work starts).
+    """
+    args = survey_parser(prog).parse_args(argv)
+    try:
+        # Validate everything before any work starts.
+        files = parse_catalog_files(args.catalog)
+        cfg = config_from_args(args)
+        if not args.dry_run:
+            from vasco.sources.xmatch import check_configured_tables
+
+            check_configured_tables(cfg)  # an unknown XMatch table is refused before any work
+        if args.positions:
+            from vasco.sky.sampling import read_positions
+
+            read_positions(Path(args.positions))
+        if args.batch is not None and args.batch < 1:
+            raise ValueError(f"--batch must be at least 1, got {args.batch}")
+        from flows.roots import check_writable
+
+        check_writable(args.out)
+    except ValueError as exc:
+        return usage_error(exc)
+    from flows.survey import survey_flow
+
+    params = {k: v for k, v in vars(args).items() if k != "catalog"}
+    summary = survey_flow(**params, catalog_files=files or None)
+    t = summary["tiles"]
+    print(
+        f"VASCO: {t['processed']}/{t['planned']} tiles processed ({t['rejected']} rejected, {t['failed']} failed), "
+        f"{summary['detections']} detections, {summary['candidates']} candidates -> {args.out}"
+    )
+    if summary.get("report"):
+        print(f"report: {summary['report']}  (vasco report {args.out} rebuilds it)")
+    inj = summary.get("injection")
+    if inj:
+        def fmt(v: Any) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+
+        print(
+            f"synthetic injection: completeness {fmt(inj['completeness'])} "
+            f"({fmt(inj.get('completeness_searchable'))} outside the bright-star zones), "
+            f"purity {fmt(inj['purity'])}; recoverable transients lost by stage {inj.get('lost_by_stage')}; "
+            f"false candidates by class {inj['false_by_class']}"
+        )
+    return 0
 
 
 def _tile(argv: list[str]) -> int:
@@ -47,20 +179,10 @@ def _tile(argv: list[str]) -> int:
     p.add_argument("--out", required=True, help="output folder for this tile")
     a = p.parse_args(argv)
 
-    from flows.survey import parse_catalog_files
-    from vasco.config import VascoConfig
-
     try:
         if not Path(a.fits).is_file():
             raise ValueError(f"--fits {a.fits}: no such file")
-        files = parse_catalog_files(a.catalog)
-        base = VascoConfig.read(Path(a.config_file)) if a.config_file else VascoConfig()
-        data = base.model_dump()
-        data["sky"] = "dss"  # real data: the file stands in for a DSS cutout
-        data["catalogs"] = {**data["catalogs"], "source": "local", "local": files}
-        # Only the catalogues given veto a detection.
-        data["matching"] = {**data["matching"], "catalogs": [c for c in ("gaia", "ps1") if c in files]}
-        cfg = VascoConfig.model_validate(data)
+        cfg = tile_config(parse_catalog_files(a.catalog), a.config_file)
         from flows.roots import check_writable
 
         check_writable(a.out)
@@ -231,7 +353,6 @@ def _epochs(argv: list[str]) -> int:
                    "SkyBoT service (VASCO_SKYBOT_URL or sources.skybot.base_url); auto: synthetic for a "
                    "synthetic-sky survey (default)")
     a = p.parse_args(argv)
-    from vasco.config import VascoConfig
     from vasco.epochs import epochs_table, service_skybot, survey_epochs, synthetic_skybot, write_epochs
 
     root = Path(a.survey)
@@ -273,13 +394,13 @@ def _config(argv: list[str]) -> int:
     p.add_argument("action", choices=["show", "reference"])
     p.add_argument("--config", dest="config_file", help="a configuration file: JSON, TOML (.toml) or YAML (.yaml)")
     a = p.parse_args(argv)
-    from vasco.config import VascoConfig, config_reference
+    from vasco.config import config_reference
 
     if a.action == "reference":
         print(config_reference(), end="")
         return 0
     try:
-        cfg = VascoConfig.read(Path(a.config_file)) if a.config_file else VascoConfig()
+        cfg = read_config(a.config_file)
     except ValueError as exc:
         return usage_error(exc)
     print(cfg.to_json())
@@ -305,8 +426,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:8s} {text}")
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
     if argv[0] == "survey":
-        from flows.survey import main as survey_main
-
         return survey_main(argv[1:], prog="vasco survey")
     handlers = {"compare": _compare, "status": _status, "clean": _clean, "reset": _reset, "config": _config,
                 "tile": _tile, "report": _report, "epochs": _epochs}

@@ -1,11 +1,11 @@
-"""A live progress bar for surveys run from a terminal.
+"""The survey's progress: a live bar on a terminal, and the progress artifact in the Prefect UI.
 
-Shows tiles finished, failed and rejected, the rate (tiles per hour) and the
+:class:`TerminalProgress` shows tiles finished, failed and rejected, the rate (tiles per hour) and the
 time left, on the same terminal as Prefect's log lines: the bar uses the
 console of Prefect's console log handler, so log lines print above it
 instead of through it.  When standard error is not a terminal (a log file, a
 work pool, CI) nothing is drawn at all; the progress artifact in the Prefect
-UI is the record there.
+UI (:class:`ArtifactProgress`) is the record there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["TerminalProgress", "prefect_console"]
+__all__ = ["ArtifactProgress", "TerminalProgress", "prefect_console"]
 
 
 def prefect_console() -> Any:
@@ -105,3 +105,43 @@ class TerminalProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ArtifactProgress:
+    """The survey's progress artifact, updated as tiles finish (at most once per
+    percent or per 10 s, so a survey of 100,000 tiles does not make 100,000 calls).
+
+    Parameters
+    ----------
+    total : int
+        Tiles this run will process.
+    key : str
+        The artifact's key.
+    description : str
+        The artifact's description.
+    """
+
+    def __init__(self, total: int, key: str, description: str) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
+        self.total, self.done = total, 0
+        self._shown, self._at = 0.0, time.monotonic()
+
+    def tile_done(self) -> None:
+        """Count one finished tile; update the artifact if it moved a percent or 10 s went by."""
+        self.done += 1
+        pct = 100.0 * self.done / max(self.total, 1)
+        if pct - self._shown >= 1.0 or time.monotonic() - self._at >= 10.0 or self.done == self.total:
+            self._show(pct)
+
+    def finish(self) -> None:
+        """Show 100 % (a run with nothing to do, too)."""
+        if self._shown < 100.0:
+            self._show(100.0)
+
+    def _show(self, pct: float) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        update_progress_artifact(self.artifact_id, progress=pct)
+        self._shown, self._at = pct, time.monotonic()

@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from vasco.matching.crossmatch import nearest_within
 
-from vasco.matching.crossmatch import nearest_within  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def truth_residuals(tile: Path) -> dict[str, np.ndarray]:

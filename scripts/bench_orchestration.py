@@ -13,13 +13,10 @@ time, the time per tile and the peak resident memory of the survey process
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from survey_child import run_survey  # noqa: E402
+from survey_child import run_survey  # scripts/, the script's own folder, is first on the import path
 
 
 def run(n: int, workers: int, out: Path) -> tuple[float, float]:

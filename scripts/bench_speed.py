@@ -27,23 +27,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from survey_child import run_survey  # scripts/, the script's own folder, is first on the import path
+
+from vasco.config import ExtractionConfig, VascoConfig
+from vasco.extraction import sextractor as sx
+from vasco.sky.sampling import sample_positions
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from vasco.config import ExtractionConfig, VascoConfig  # noqa: E402
-from vasco.extraction import sextractor as sx  # noqa: E402
-from vasco.sky.sampling import sample_positions  # noqa: E402
-
-sys.path.insert(0, str(REPO / "scripts"))
-from survey_child import run_survey  # noqa: E402
 
 def survey(out: Path, positions: Path, cfg_file: Path, workers: int, size: float, seed: int) -> tuple[float, float]:
     """Run flows/survey.py in a fresh process; return (wall s, peak MiB of one process)."""

@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from vasco.matching.crossmatch import nearest_within
+from vasco.qc.injection import CLASS_OF, FALSE_CLASSES
 
-from vasco.matching.crossmatch import nearest_within  # noqa: E402
-from vasco.qc.injection import FALSE_CLASSES, CLASS_OF  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 _OFF = {"vetoes": {s: {"enabled": False} for s in
                    ("spikes", "archives", "asteroids", "variables", "supercosmos", "hpm")}}

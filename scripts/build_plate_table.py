@@ -30,21 +30,15 @@ import argparse
 import gzip
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
+
+from vasco.plates.header import iso_to_jyear
+from vasco.plates.model import SOLUTION_KEYWORDS, PlateSolution
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "shared/data/plates/poss1e_plate_headers.jsonl.gz"
 DEFAULT_OUTPUT = REPO / "vasco/data/poss1e_plates.json.gz"
-
-try:
-    from vasco.plates.header import iso_to_jyear
-    from vasco.plates.model import SOLUTION_KEYWORDS, PlateSolution
-except ImportError:  # run from a checkout without the package installed
-    sys.path.insert(0, str(REPO))
-    from vasco.plates.header import iso_to_jyear
-    from vasco.plates.model import SOLUTION_KEYWORDS, PlateSolution
 
 FORMAT = "vasco-poss1e-plates"
 FORMAT_VERSION = 1

@@ -13,13 +13,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import testlib  # scripts/, the script's own folder, is first on the import path
+
 ROOT = Path(__file__).resolve().parents[1]
 M101 = ROOT.parent / "shared" / "data" / "real" / "dss1red_XE133_m101.fits"
 
 
 def main(argv: list[str]) -> int:
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    import goldens
+    goldens = testlib.load("goldens")
 
     which = argv or ["synthetic8", "m101"]
     with tempfile.TemporaryDirectory() as tmp:

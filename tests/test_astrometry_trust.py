@@ -365,16 +365,16 @@ def test_vasco_status_lists_untrusted_tiles(tmp_path, capsys):
 
 
 def test_funnel_artifact_mentions_untrusted_tiles():
-    from flows.survey import _funnel_markdown
+    from vasco.report.markdown import funnel_markdown
 
     summary = {"funnel": {"detections": 3}, "tiles": {"planned": 1, "processed": 1, "rejected": 0, "failed": 0},
                "failures": {}, "astrometry_trust": {"tiles_untrusted": 1, "candidates_untrusted": 2,
                                                     "by_reason": {"fit_fallback_shift": 1}}}
-    text = _funnel_markdown(summary, [])
+    text = funnel_markdown(summary, [])
     assert "Astrometry not trusted on 1 processed tile(s), with 2 candidate(s)" in text
     assert "`fit_fallback_shift` 1" in text
     summary["astrometry_trust"] = {"tiles_untrusted": 0, "candidates_untrusted": 0, "by_reason": {}}
-    assert "not trusted" not in _funnel_markdown(summary, [])
+    assert "not trusted" not in funnel_markdown(summary, [])
 
 
 def test_a_pass2_table_without_windowed_errors_fails_the_step_with_a_reason(tmp_path):

@@ -3,7 +3,7 @@
 Issue 15, part 2: ``vasco survey --config run.toml`` with ``tiles = 500`` in
 the file used to run 4 tiles, because the flow's own defaults were put over
 the file.  These tests pin the order for the library function, the command
-line (parsed exactly as ``main`` parses it), the flow itself and the
+line (parsed exactly as ``flows.cli.survey_main`` parses it), the flow itself and the
 deployments declared in ``prefect.yaml``.
 """
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.survey import _parser, build_config, config_from_args
+from flows.cli import config_from_args, survey_parser
 from vasco.config import VascoConfig
+from vasco.config_merge import build_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,20 +49,20 @@ def test_without_a_file_the_model_defaults_apply():
 
 
 def test_command_line_keeps_the_files_values(run_toml, tmp_path):
-    args = _parser().parse_args(["--config", str(run_toml), "--out", str(tmp_path / "o")])
+    args = survey_parser().parse_args(["--config", str(run_toml), "--out", str(tmp_path / "o")])
     cfg = config_from_args(args)
     assert cfg.survey.tiles == 500 and cfg.sky == "dss" and cfg.survey.size_arcmin == 20.0
 
 
 def test_command_line_option_wins(run_toml, tmp_path):
-    args = _parser().parse_args(["--config", str(run_toml), "--tiles", "2", "--workers", "1",
+    args = survey_parser().parse_args(["--config", str(run_toml), "--tiles", "2", "--workers", "1",
                                  "--out", str(tmp_path / "o")])
     cfg = config_from_args(args)
     assert (cfg.survey.tiles, cfg.survey.workers, cfg.survey.seed) == (2, 1, 7)
 
 
 def test_help_names_the_model_default_not_a_copy():
-    text = _parser().format_help()
+    text = survey_parser().format_help()
     assert f"else {VascoConfig().survey.tiles}" in text.replace("\n", " ").replace("  ", " ")
 
 

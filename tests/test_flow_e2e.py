@@ -230,7 +230,8 @@ def test_overlapping_tiles_are_deduplicated(overlapping):
 
 def test_dry_run_orchestrates_without_pixels_and_leaves_tiles_pending(tmp_path, harness):
     from flows.roots import open_root
-    from flows.survey import pending_tiles, survey_flow
+    from flows.resume import pending_tiles
+    from flows.survey import survey_flow
     from vasco.config import VascoConfig
     from vasco.sky.sampling import sample_positions
 

@@ -9,7 +9,8 @@ import pytest
 from servers import XMatchStandIn
 
 # Imported here, not under capsys: Prefect's console log handler keeps the stderr it first sees.
-from flows.survey import main, survey_flow
+from flows.cli import survey_main
+from flows.survey import survey_flow
 
 from vasco.config import VascoConfig
 from vasco.sources.config import XMATCH_DEFAULT_TABLES
@@ -70,7 +71,7 @@ def test_cli_refuses_unknown_table_before_any_work(
     out = tmp_path / "run"
     with _server("II/246/out", "II/349/ps1c") as server:  # no II/349/ps1
         monkeypatch.setenv(XMATCH_URL_ENV, server.sync_url)
-        code = main(["--out", str(out), "--sky", "dss", "--catalogs", "xmatch", "--tiles", "1"])
+        code = survey_main(["--out", str(out), "--sky", "dss", "--catalogs", "xmatch", "--tiles", "1"])
         assert server.jobs == [] and server.table_list_requests == 1
     err = capsys.readouterr().err
     assert code == 2

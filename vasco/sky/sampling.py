@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["TilePosition", "sample_positions", "read_positions", "tile_id"]
+from vasco.io import atomic_path
+
+__all__ = ["TilePosition", "sample_positions", "read_positions", "write_positions", "tile_id"]
 
 _TILE_ID_RE = re.compile(r"^t\d{3}\.\d{4}[+-]\d{2}\.\d{4}$")
 
@@ -98,3 +100,24 @@ def read_positions(path: Path) -> list[TilePosition]:
     if not out:
         raise ValueError(f"positions file {path}: has no rows")
     return out
+
+
+def write_positions(out: Path, positions: list[TilePosition]) -> None:
+    """Write ``out/positions.csv`` atomically: ``tile_id``, ``ra``, ``dec`` (10 decimals; :func:`read_positions`).
+
+    Parameters
+    ----------
+    out : Path
+        The survey folder.
+    positions : list of TilePosition
+        The tile centres, in order.
+    """
+    table = pd.DataFrame(
+        {
+            "tile_id": [p.tile_id for p in positions],
+            "ra": [p.ra for p in positions],
+            "dec": [p.dec for p in positions],
+        }
+    )
+    with atomic_path(out / "positions.csv", suffix=".csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.10f")
