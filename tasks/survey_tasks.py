@@ -2,7 +2,7 @@
 
 Orchestration only: each task reads and writes the survey root (fetching
 tiles from, and uploading products to, a remote one), calls the library
-(:mod:`vasco.catalogue`, :mod:`vasco.qc.astrometry`, :mod:`vasco.report`)
+(:mod:`vasco.publish`, :mod:`vasco.qc.astrometry`, :mod:`vasco.report`)
 and posts the artifacts whose text :mod:`vasco.report.markdown` makes.
 """
 
@@ -16,8 +16,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.roots import local_root, open_root
-from vasco.catalogue.dedup import find_duplicates
-from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records
+from vasco.publish.dedup import find_duplicates
+from vasco.publish.merge import build_summary, merge_catalogues, read_tile_records
 from vasco.config import VascoConfig
 from vasco.io import write_parquet_atomic
 from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table

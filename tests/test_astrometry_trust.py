@@ -283,7 +283,7 @@ def _record(tid: str, trusted: bool | None, candidates: int, reasons: tuple[str,
 
 
 def test_summary_counts_untrusted_tiles_and_their_candidates(tmp_path):
-    from vasco.catalogue.publish import build_summary, merge_catalogues
+    from vasco.publish.merge import build_summary, merge_catalogues
     from vasco.outputs import TileRecord, write_tile_record
 
     recs = [_record("t1", True, 1), _record("t2", False, 2, ("fit_fallback_shift", "match_fraction")),

@@ -8,7 +8,7 @@ import pytest
 
 from flows.cli import main
 from vasco.config import VascoConfig
-from vasco.catalogue.publish import build_summary
+from vasco.publish.merge import build_summary
 from vasco.io import write_json_atomic
 from vasco.outputs import PlateInfo, TileRecord, write_tile_record
 from vasco.survey_tree import clean_survey, reset_tile, survey_status

@@ -1,11 +1,11 @@
-"""Global deduplication across overlapping tiles (vasco.catalogue.dedup) and the merged catalogue."""
+"""Global deduplication across overlapping tiles (vasco.publish.dedup) and the merged catalogue."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from vasco.catalogue.dedup import DEDUP_COLUMNS, find_duplicates, overlapping_tile_pairs
-from vasco.catalogue.publish import merge_catalogues
+from vasco.publish.dedup import DEDUP_COLUMNS, find_duplicates, overlapping_tile_pairs
+from vasco.publish.merge import merge_catalogues
 from vasco.outputs import TileRecord, write_tile_record
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vasco.catalogue.publish import read_tile_records
+from vasco.publish.merge import read_tile_records
 from vasco.outputs import (
     SCHEMA_VERSION,
     PlateInfo,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from servers import VizierStandIn, XMatchStandIn
 
-from vasco.catalogue.publish import build_summary
+from vasco.publish.merge import build_summary
 from vasco.config import VascoConfig
 from vasco.io import file_sha256, write_parquet_atomic
 from vasco.steps.catalogs import catalogs, catalogs_xmatch

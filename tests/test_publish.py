@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vasco.catalogue.publish import build_summary, merge_catalogues, read_tile_records
+from vasco.publish.merge import build_summary, merge_catalogues, read_tile_records
 from vasco.outputs import TileRecord, write_tile_record
 from vasco.qc.injection import combine_scores, score_tile
 
@@ -97,7 +97,7 @@ def test_injection_scoring():
 
 
 def test_funnel_side_by_side_with_the_paper():
-    from vasco.catalogue.paper import PAPER_FUNNEL, funnel_vs_paper
+    from vasco.publish.paper import PAPER_FUNNEL, funnel_vs_paper
 
     assert PAPER_FUNNEL["not_hpm"] == 5399 and PAPER_FUNNEL["no_archive"] == 9395
     rows = funnel_vs_paper({"not_bright_star": 100, "no_archive": 10, "not_asteroid": 9, "in_supercosmos": 6,

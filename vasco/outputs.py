@@ -317,7 +317,7 @@ class TileTally(_Block):
 
 
 class PaperRow(_Block):
-    """One of the paper's funnel stages beside ours (:func:`vasco.catalogue.paper.funnel_vs_paper`)."""
+    """One of the paper's funnel stages beside ours (:func:`vasco.publish.paper.funnel_vs_paper`)."""
 
     stage: str = Field(description="The paper's stage.")
     ours: int | None = Field(description="Our sources left at that stage (null when it did not run).")
@@ -327,7 +327,7 @@ class PaperRow(_Block):
 
 
 class TrustSummary(_Block):
-    """Processed tiles whose astrometry cannot support a 5\" claim (:func:`vasco.catalogue.publish.astrometry_trust_summary`)."""
+    """Processed tiles whose astrometry cannot support a 5\" claim (:func:`vasco.publish.merge.astrometry_trust_summary`)."""
 
     tiles_trusted: int = Field(description="Processed tiles whose astrometry is trusted.")
     tiles_untrusted: int = Field(description="Processed tiles whose astrometry is not trusted.")

@@ -20,7 +20,7 @@ import pandas as pd
 from astropy.io import fits
 
 from vasco import __version__
-from vasco.catalogue.publish import read_tile_records
+from vasco.publish.merge import read_tile_records
 from vasco.config import VascoConfig
 from vasco.io import remove_dead_temporaries, write_json_atomic
 from vasco.outputs import read_summary

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
-from vasco.catalogue.paper import funnel_vs_paper
+from vasco.publish.paper import funnel_vs_paper
 from vasco.io import atomic_path
 from vasco.outputs import (
     AstrometrySummary,
@@ -134,7 +134,7 @@ def merge_catalogues(
     ``row_group_rows`` rows, so memory stays bounded by one row group
     whatever the number of tiles.
     Each row gains tile_id, plate_region, plate_label, plate_epoch and the
-    global deduplication flags (:func:`vasco.catalogue.dedup.find_duplicates`):
+    global deduplication flags (:func:`vasco.publish.dedup.find_duplicates`):
     ``dup_group`` (null for a source measured once), ``n_measurements``,
     ``is_primary`` and ``is_survey_candidate``.  ``detections.parquet`` keeps
     every measurement; ``candidates.parquet`` holds each candidate source once
