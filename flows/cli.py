@@ -1,15 +1,15 @@
 """The ``vasco`` command.
 
-    vasco survey --sky synthetic --tiles 4 --seed 1 --out DIR      (same as python flows/survey.py)
-    vasco tile --fits FILE --catalog gaia=PATH [--catalog ps1=PATH] --out DIR
-    vasco compare DIR --published FILE.csv [--match-radius 5]
-    vasco status DIR                      (tiles by status, failed ones by reason, not run yet, untrusted astrometry)
-    vasco clean DIR [--dry-run]           (remove intermediate files, keep catalogues)
-    vasco reset DIR --tile ID [--step S]  (forget a tile, or one step of it)
-    vasco report DIR [--force]            (rebuild the QC plots, MOC, gallery and DIR/report/index.html)
-    vasco epochs DIR [--skybot auto|synthetic|service]  (which plate dates the asteroids confirm)
-    vasco config show [--config FILE]     (the effective configuration, defaults included)
-    vasco config reference                (every parameter: default and meaning, as docs/configuration.md)
+vasco survey --sky synthetic --tiles 4 --seed 1 --out DIR      (same as python flows/survey.py)
+vasco tile --fits FILE --catalog gaia=PATH [--catalog ps1=PATH] --out DIR
+vasco compare DIR --published FILE.csv [--match-radius 5]
+vasco status DIR                      (tiles by status, failed ones by reason, not run yet, untrusted astrometry)
+vasco clean DIR [--dry-run]           (remove intermediate files, keep catalogues)
+vasco reset DIR --tile ID [--step S]  (forget a tile, or one step of it)
+vasco report DIR [--force]            (rebuild the QC plots, MOC, gallery and DIR/report/index.html)
+vasco epochs DIR [--skybot auto|synthetic|service]  (which plate dates the asteroids confirm)
+vasco config show [--config FILE]     (the effective configuration, defaults included)
+vasco config reference                (every parameter: default and meaning, as docs/configuration.md)
 """
 
 from __future__ import annotations
@@ -71,45 +71,87 @@ def survey_parser(prog: str = "vasco survey") -> argparse.ArgumentParser:
         description="Run a VASCO survey: POSS-I tiles -> vanishing-source candidates. Values come from the "
         "configuration model's defaults, then the --config file, then the options given here.",
     )
-    p.add_argument("--sky", choices=["synthetic", "dss"], default=None,
-                   help="where tiles come from: the offline synthetic sky, or STScI DSS (POSS-I red; "
-                        f"URL from $VASCO_DSS_URL){_default('sky')}")
-    p.add_argument("--catalogs", choices=["auto", "synthetic", "vizier", "xmatch", "local"], default=None,
-                   help="where the Gaia/PS1 catalogues come from (default auto: synthetic on the synthetic "
-                        "sky, VizieR otherwise; URLs from $VASCO_VIZIER_URL, $VASCO_XMATCH_URL)")
-    p.add_argument("--catalog", action="append", metavar="NAME=PATH",
-                   help="a local catalogue file (CSV, Parquet or HATS folder) for gaia or ps1; repeatable")
-    p.add_argument("--tiles", type=int, default=None,
-                   help=f"number of tile positions to sample{_default('survey.tiles')}")
-    p.add_argument("--seed", type=int, default=None,
-                   help=f"seed for sampling and the synthetic sky{_default('survey.seed')}")
-    p.add_argument("--size-arcmin", type=float, default=None,
-                   help=f"tile width and height in arcmin{_default('survey.size_arcmin')}")
-    p.add_argument("--workers", type=int, default=None,
-                   help=f"tiles processed at once, one per core{_default('survey.workers')}")
+    p.add_argument(
+        "--sky",
+        choices=["synthetic", "dss"],
+        default=None,
+        help="where tiles come from: the offline synthetic sky, or STScI DSS (POSS-I red; "
+        f"URL from $VASCO_DSS_URL){_default('sky')}",
+    )
+    p.add_argument(
+        "--catalogs",
+        choices=["auto", "synthetic", "vizier", "xmatch", "local"],
+        default=None,
+        help="where the Gaia/PS1 catalogues come from (default auto: synthetic on the synthetic "
+        "sky, VizieR otherwise; URLs from $VASCO_VIZIER_URL, $VASCO_XMATCH_URL)",
+    )
+    p.add_argument(
+        "--catalog",
+        action="append",
+        metavar="NAME=PATH",
+        help="a local catalogue file (CSV, Parquet or HATS folder) for gaia or ps1; repeatable",
+    )
+    p.add_argument(
+        "--tiles", type=int, default=None, help=f"number of tile positions to sample{_default('survey.tiles')}"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help=f"seed for sampling and the synthetic sky{_default('survey.seed')}"
+    )
+    p.add_argument(
+        "--size-arcmin",
+        type=float,
+        default=None,
+        help=f"tile width and height in arcmin{_default('survey.size_arcmin')}",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help=f"tiles processed at once, one per core{_default('survey.workers')}"
+    )
     p.add_argument("--positions", help="CSV file of tile centres (columns ra, dec in degrees) instead of sampling")
-    p.add_argument("--config", dest="config_file",
-                   help="configuration file: JSON (see config.json of any run), TOML (.toml) or YAML (.yaml)")
-    p.add_argument("--fanout", choices=["local", "deployment"], default="local",
-                   help="run tiles in this process (local, default) or as flow runs of the tile deployment "
-                        "on its work pool (deployment; needs a Prefect server and `prefect deploy`)")
-    p.add_argument("--tile-deployment", default="vasco-tile/tile",
-                   help="the tile deployment for --fanout deployment (default vasco-tile/tile)")
-    p.add_argument("--batch", type=int, default=None,
-                   help="run at most this many of the tiles not yet done (default: all)")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="run only the tiles whose last run failed (their tile.json says failed); "
-                        "summary.json lists failed tiles by reason (failed_tiles)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="orchestration only: no pixels are read or made (for measuring overhead)")
+    p.add_argument(
+        "--config",
+        dest="config_file",
+        help="configuration file: JSON (see config.json of any run), TOML (.toml) or YAML (.yaml)",
+    )
+    p.add_argument(
+        "--fanout",
+        choices=["local", "deployment"],
+        default="local",
+        help="run tiles in this process (local, default) or as flow runs of the tile deployment "
+        "on its work pool (deployment; needs a Prefect server and `prefect deploy`)",
+    )
+    p.add_argument(
+        "--tile-deployment",
+        default="vasco-tile/tile",
+        help="the tile deployment for --fanout deployment (default vasco-tile/tile)",
+    )
+    p.add_argument(
+        "--batch", type=int, default=None, help="run at most this many of the tiles not yet done (default: all)"
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run only the tiles whose last run failed (their tile.json says failed); "
+        "summary.json lists failed tiles by reason (failed_tiles)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="orchestration only: no pixels are read or made (for measuring overhead)"
+    )
     p.add_argument("--out", required=True, help="output folder, or an fsspec URL such as s3://bucket/prefix")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> VascoConfig:
     """The configuration a parsed command line asks for (options not given are ``None``: not applied)."""
-    return build_config(args.sky, args.tiles, args.seed, args.size_arcmin, args.workers, args.config_file,
-                        args.catalogs, parse_catalog_files(args.catalog))
+    return build_config(
+        args.sky,
+        args.tiles,
+        args.seed,
+        args.size_arcmin,
+        args.workers,
+        args.config_file,
+        args.catalogs,
+        parse_catalog_files(args.catalog),
+    )
 
 
 def survey_main(argv: list[str] | None = None, prog: str = "vasco survey") -> int:
@@ -153,6 +195,7 @@ def survey_main(argv: list[str] | None = None, prog: str = "vasco survey") -> in
         print(f"report: {summary['report']}  (vasco report {args.out} rebuilds it)")
     inj = summary.get("injection")
     if inj:
+
         def fmt(v: Any) -> str:
             return "n/a" if v is None else f"{v:.3f}"
 
@@ -173,8 +216,13 @@ def _tile(argv: list[str]) -> int:
         "detections.parquet and candidates.parquet into --out.",
     )
     p.add_argument("--fits", required=True, help="the FITS cutout (POSS-I E)")
-    p.add_argument("--catalog", action="append", required=True, metavar="NAME=PATH",
-                   help="gaia=PATH or ps1=PATH: CSV, Parquet or HATS folder (Gaia archive or VizieR column names)")
+    p.add_argument(
+        "--catalog",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="gaia=PATH or ps1=PATH: CSV, Parquet or HATS folder (Gaia archive or VizieR column names)",
+    )
     p.add_argument("--config", dest="config_file", help="configuration file: JSON, TOML (.toml) or YAML (.yaml)")
     p.add_argument("--out", required=True, help="output folder for this tile")
     a = p.parse_args(argv)
@@ -195,8 +243,9 @@ def _tile(argv: list[str]) -> int:
     shown = {k: rec[k] for k in ("tile_id", "status", "reason", "plate", "funnel")}
     ast = rec.get("astrometry") or {}
     if "trusted" in ast:
-        shown["astrometry"] = {k: ast.get(k) for k in ("trusted", "trust_reason", "median_residual_arcsec",
-                                                       "match_fraction")}
+        shown["astrometry"] = {
+            k: ast.get(k) for k in ("trusted", "trust_reason", "median_residual_arcsec", "match_fraction")
+        }
     print(json.dumps(shown, indent=2))
     return 0 if rec["status"] == "ok" else 1
 
@@ -228,10 +277,17 @@ def _compare(argv: list[str]) -> int:
         for path in sorted((out / "tiles").glob("*/tile.json")):
             rec = read_json(path)
             if rec.get("status") == "ok":
-                tiles.append({"tile_id": rec["tile_id"], "ra": rec["centre"]["ra"], "dec": rec["centre"]["dec"],
-                              "size_arcmin": rec.get("size_arcmin", 30.0)})
-        res = compare_published(published, pd.read_parquet(out / "detections.parquet"), tiles,
-                                match_radius_arcsec=a.match_radius)
+                tiles.append(
+                    {
+                        "tile_id": rec["tile_id"],
+                        "ra": rec["centre"]["ra"],
+                        "dec": rec["centre"]["dec"],
+                        "size_arcmin": rec.get("size_arcmin", 30.0),
+                    }
+                )
+        res = compare_published(
+            published, pd.read_parquet(out / "detections.parquet"), tiles, match_radius_arcsec=a.match_radius
+        )
     except ValueError as exc:
         return usage_error(exc)
     name = Path(a.published).stem
@@ -243,13 +299,15 @@ def _compare(argv: list[str]) -> int:
 
     with atomic_path(dest / f"{name}.csv", suffix=".csv") as tmp:
         rows.to_csv(tmp, index=False)
-    print(f"{name}: {res['published_in_footprint']} of {res['published_total']} published positions lie in "
-          f"the {len(tiles)} processed tiles")
+    print(
+        f"{name}: {res['published_in_footprint']} of {res['published_total']} published positions lie in "
+        f"the {len(tiles)} processed tiles"
+    )
     print("recall      " + "  ".join(f'{r:>5s}"' for r in res["recall_detections"]))
     for key in ("recall_detections", "recall_candidates"):
         vals = ["  n/a " if v is None else f"{v:6.3f}" for v in res[key].values()]
         print(f"{key.split('_')[1]:11s} " + " ".join(vals))
-    print(f"where they went (nearest detection within {a.match_radius}\"): {res['removed_by_stage']}")
+    print(f'where they went (nearest detection within {a.match_radius}"): {res["removed_by_stage"]}')
     if "neowise_split" in res:
         print(f"NEOWISE split: {res['neowise_split']}")
     print(f"our candidates: {res['our_candidates']}, not in the list: {res['our_candidates_not_published']}")
@@ -258,9 +316,12 @@ def _compare(argv: list[str]) -> int:
 
 
 def _status(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="vasco status", description="Progress of a survey folder: tiles by "
-                                "status, rejected and failed tiles by reason token, tiles not run yet, processed "
-                                "tiles whose astrometry is not trusted (by reason token).")
+    p = argparse.ArgumentParser(
+        prog="vasco status",
+        description="Progress of a survey folder: tiles by "
+        "status, rejected and failed tiles by reason token, tiles not run yet, processed "
+        "tiles whose astrometry is not trusted (by reason token).",
+    )
     p.add_argument("survey", help="the survey folder (--out of vasco survey)")
     a = p.parse_args(argv)
     from vasco.survey_tree import survey_status
@@ -274,9 +335,12 @@ def _status(argv: list[str]) -> int:
 
 
 def _clean(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="vasco clean", description="Remove a survey's intermediate files (each "
-                                "tile's work/ folder and Prefect's result cache .vasco-cache/); catalogues, tile "
-                                "and step records, cutouts, reference catalogues and QC plots stay.")
+    p = argparse.ArgumentParser(
+        prog="vasco clean",
+        description="Remove a survey's intermediate files (each "
+        "tile's work/ folder and Prefect's result cache .vasco-cache/); catalogues, tile "
+        "and step records, cutouts, reference catalogues and QC plots stay.",
+    )
     p.add_argument("survey", help="the survey folder")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     a = p.parse_args(argv)
@@ -292,8 +356,11 @@ def _clean(argv: list[str]) -> int:
 
 
 def _reset(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="vasco reset", description="Forget a tile (its folder goes) or one step "
-                                "of it (the step record and tile.json go), so the next survey run does it again.")
+    p = argparse.ArgumentParser(
+        prog="vasco reset",
+        description="Forget a tile (its folder goes) or one step "
+        "of it (the step record and tile.json go), so the next survey run does it again.",
+    )
     p.add_argument("survey", help="the survey folder")
     p.add_argument("--tile", required=True, help="the tile id, e.g. t132.8250+11.8000")
     p.add_argument("--step", help="only this step (e.g. psf, pass2, match, vetoes)")
@@ -310,13 +377,17 @@ def _reset(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="vasco report", description="Rebuild a survey's report from what is on "
-                                "disk: QC plots (survey and per tile), the coverage MOC and sky map, the candidate "
-                                "gallery with POSS-I stamps, and DIR/report/index.html, which ties them together. "
-                                "Open that file in a browser; no server is needed.")
+    p = argparse.ArgumentParser(
+        prog="vasco report",
+        description="Rebuild a survey's report from what is on "
+        "disk: QC plots (survey and per tile), the coverage MOC and sky map, the candidate "
+        "gallery with POSS-I stamps, and DIR/report/index.html, which ties them together. "
+        "Open that file in a browser; no server is needed.",
+    )
     p.add_argument("survey", help="the survey folder (--out of vasco survey; it must have summary.json)")
-    p.add_argument("--force", action="store_true",
-                   help="redraw per-tile plots and stamps even where the tile has not changed")
+    p.add_argument(
+        "--force", action="store_true", help="redraw per-tile plots and stamps even where the tile has not changed"
+    )
     a = p.parse_args(argv)
     from vasco.report.build import build_report
 
@@ -327,10 +398,14 @@ def _report(argv: list[str]) -> int:
     root = Path(a.survey)
     print(f"report: {root / man['index']}")
     print(f"gallery: {root / man['gallery']} ({man['candidates']} candidates, {man['stamps']} stamps)")
-    print(f"coverage: {root / man['moc']} ({man['tiles']['ok']} tiles, {man['coverage_deg2']:.2f} deg2), "
-          f"sky map {root / man['sky']}")
-    print(f"plots: {len(man['plots'])} survey plots in {root / 'report' / 'plots'}, "
-          f"{len(man['tile_plots'])} tile plots (tiles/<id>/qc/tile.png); {man['timings']['total_s']:.1f} s")
+    print(
+        f"coverage: {root / man['moc']} ({man['tiles']['ok']} tiles, {man['coverage_deg2']:.2f} deg2), "
+        f"sky map {root / man['sky']}"
+    )
+    print(
+        f"plots: {len(man['plots'])} survey plots in {root / 'report' / 'plots'}, "
+        f"{len(man['tile_plots'])} tile plots (tiles/<id>/qc/tile.png); {man['timings']['total_s']:.1f} s"
+    )
     return 0
 
 
@@ -346,12 +421,19 @@ def _epochs(argv: list[str]) -> int:
         "plates.date_source = 'epochs' then uses each plate's chosen date.",
     )
     p.add_argument("survey", help="the survey folder (--out of vasco survey)")
-    p.add_argument("--config", dest="config_file",
-                   help="configuration file (default: the survey's own DIR/config.json); plates.* is used")
-    p.add_argument("--skybot", choices=["auto", "synthetic", "service"], default="auto",
-                   help="where predictions come from: the synthetic sky's SkyBoT (the survey's), or the "
-                   "SkyBoT service (VASCO_SKYBOT_URL or sources.skybot.base_url); auto: synthetic for a "
-                   "synthetic-sky survey (default)")
+    p.add_argument(
+        "--config",
+        dest="config_file",
+        help="configuration file (default: the survey's own DIR/config.json); plates.* is used",
+    )
+    p.add_argument(
+        "--skybot",
+        choices=["auto", "synthetic", "service"],
+        default="auto",
+        help="where predictions come from: the synthetic sky's SkyBoT (the survey's), or the "
+        "SkyBoT service (VASCO_SKYBOT_URL or sources.skybot.base_url); auto: synthetic for a "
+        "synthetic-sky survey (default)",
+    )
     a = p.parse_args(argv)
     from vasco.epochs import epochs_table, service_skybot, survey_epochs, synthetic_skybot, write_epochs
 
@@ -387,10 +469,13 @@ def _epochs(argv: list[str]) -> int:
 
 
 def _config(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="vasco config", description="Configuration: `vasco config show` prints "
-                                "the effective configuration (a file's values over the defaults) as JSON; "
-                                "`vasco config reference` prints every parameter with its default and meaning "
-                                "(Markdown, as in docs/configuration.md).")
+    p = argparse.ArgumentParser(
+        prog="vasco config",
+        description="Configuration: `vasco config show` prints "
+        "the effective configuration (a file's values over the defaults) as JSON; "
+        "`vasco config reference` prints every parameter with its default and meaning "
+        "(Markdown, as in docs/configuration.md).",
+    )
     p.add_argument("action", choices=["show", "reference"])
     p.add_argument("--config", dest="config_file", help="a configuration file: JSON, TOML (.toml) or YAML (.yaml)")
     a = p.parse_args(argv)
@@ -427,8 +512,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
     if argv[0] == "survey":
         return survey_main(argv[1:], prog="vasco survey")
-    handlers = {"compare": _compare, "status": _status, "clean": _clean, "reset": _reset, "config": _config,
-                "tile": _tile, "report": _report, "epochs": _epochs}
+    handlers = {
+        "compare": _compare,
+        "status": _status,
+        "clean": _clean,
+        "reset": _reset,
+        "config": _config,
+        "tile": _tile,
+        "report": _report,
+        "epochs": _epochs,
+    }
     return handlers[argv[0]](argv[1:])
 
 

@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import get_run_context
+from prefect.futures import PrefectConcurrentFuture
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from flows.tile import tile_flow
@@ -48,8 +50,12 @@ def run_tile_subflow(ra: float, dec: float, out: str, cfg: VascoConfig, dry_run:
 
 
 def run_local(
-    positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
-    on_done: Callable[[str], None], dry_run: bool = False,
+    positions: Sequence[TilePosition],
+    out: str,
+    cfg: VascoConfig,
+    in_flight: int,
+    on_done: Callable[[str], None],
+    dry_run: bool = False,
 ) -> None:
     """Run the tiles as subflows in this process, ``in_flight`` at a time.
 
@@ -62,6 +68,8 @@ def run_local(
         while pending and len(running) < in_flight:
             p = pending.pop()
             fut = run_tile_subflow.submit(p.ra, p.dec, out, cfg, dry_run)
+            if not isinstance(fut, PrefectConcurrentFuture):  # the flow's ThreadPoolTaskRunner makes these
+                raise TypeError(f"tile task submitted as {type(fut).__name__}, not a thread-pool future")
             running[fut.wrapped_future] = (p.tile_id, fut)
         done, _ = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
         for cf in done:
@@ -71,8 +79,14 @@ def run_local(
 
 
 def run_deployments(
-    positions: Sequence[TilePosition], out: str, cfg: VascoConfig, in_flight: int,
-    on_done: Callable[[str], None], deployment: str, poll_s: float = 2.0, dry_run: bool = False,
+    positions: Sequence[TilePosition],
+    out: str,
+    cfg: VascoConfig,
+    in_flight: int,
+    on_done: Callable[[str], None],
+    deployment: str,
+    poll_s: float = 2.0,
+    dry_run: bool = False,
     run_key: str | None = None,
 ) -> None:
     """Run the tiles as flow runs of ``deployment``, at most ``in_flight`` at once.
@@ -94,19 +108,28 @@ def run_deployments(
         try:
             client.read_deployment_by_name(deployment)
         except ObjectNotFound as exc:
-            raise RuntimeError(f"tile deployment {deployment!r} not found on the Prefect server "
-                               f"(deploy it with `prefect deploy --all`)") from exc
+            raise RuntimeError(
+                f"tile deployment {deployment!r} not found on the Prefect server "
+                f"(deploy it with `prefect deploy --all`)"
+            ) from exc
         while pending or running:
             while pending and len(running) < in_flight:
                 p = pending.pop()
                 run = run_deployment(
                     name=deployment,
-                    parameters={"out": out, "ra": p.ra, "dec": p.dec, "config": cfg.model_dump(mode="json"),
-                                "dry_run": dry_run},
+                    parameters={
+                        "out": out,
+                        "ra": p.ra,
+                        "dec": p.dec,
+                        "config": cfg.model_dump(mode="json"),
+                        "dry_run": dry_run,
+                    },
                     timeout=0,
                     idempotency_key=f"{parent}-{p.tile_id}",
                     flow_run_name=f"tile-{p.tile_id}",
                 )
+                if not isinstance(run, FlowRun):  # called synchronously; Prefect types it as maybe a coroutine
+                    raise TypeError(f"run_deployment returned {type(run).__name__}, not a FlowRun")
                 running[run.id] = p.tile_id
             finished = []
             for run_id, tid in running.items():

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from typing import Any
+from uuid import UUID
 
 __all__ = ["ArtifactProgress", "TerminalProgress", "prefect_console"]
 
@@ -100,7 +101,7 @@ class TerminalProgress:
                 self._progress = None
                 self._console.pop_theme()
 
-    def __enter__(self) -> "TerminalProgress":
+    def __enter__(self) -> TerminalProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -124,7 +125,10 @@ class ArtifactProgress:
     def __init__(self, total: int, key: str, description: str) -> None:
         from prefect.artifacts import create_progress_artifact
 
-        self.artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
+        artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
+        if not isinstance(artifact_id, UUID):  # the call is sync here; Prefect types it as maybe a coroutine
+            raise TypeError(f"create_progress_artifact returned {type(artifact_id).__name__}, not a UUID")
+        self.artifact_id = artifact_id
         self.total, self.done = total, 0
         self._shown, self._at = 0.0, time.monotonic()
 

@@ -19,8 +19,9 @@ from vasco.sky.sampling import TilePosition
 __all__ = ["pending_tiles", "tile_status", "record_lost_tile"]
 
 
-def pending_tiles(store: Any, positions: list[TilePosition], config_hash: str,
-                  verdicts: dict[str, dict[str, Any]] | None = None) -> list[TilePosition]:
+def pending_tiles(
+    store: Any, positions: list[TilePosition], config_hash: str, verdicts: dict[str, dict[str, Any]] | None = None
+) -> list[TilePosition]:
     """The positions whose tile is not finished with this configuration and code version.
 
     A tile is finished when its ``tile.json`` says ``ok`` or ``rejected`` for
@@ -62,10 +63,18 @@ def record_lost_tile(store: Any, root: Path, p: TilePosition, cfg: VascoConfig) 
         return
     tile_dir = root / "tiles" / p.tile_id
     tile_dir.mkdir(parents=True, exist_ok=True)
-    write_tile_record(tile_dir, TileRecord(
-        tile_id=p.tile_id, centre=Centre(ra=p.ra, dec=p.dec), plate=PlateInfo(), status="failed",
-        reason="FAIL_FLOW_RUN", funnel={}, config_hash=cfg.science_hash(),
-        error="the tile's flow run ended without writing tile.json (crashed or cancelled)",
-    ))
+    write_tile_record(
+        tile_dir,
+        TileRecord(
+            tile_id=p.tile_id,
+            centre=Centre(ra=p.ra, dec=p.dec),
+            plate=PlateInfo(),
+            status="failed",
+            reason="FAIL_FLOW_RUN",
+            funnel={},
+            config_hash=cfg.science_hash(),
+            error="the tile's flow run ended without writing tile.json (crashed or cancelled)",
+        ),
+    )
     if not store.is_local:
         store.put_file(tile_dir / "tile.json", f"{rel}/tile.json")

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from vasco.storage import Storage
 
-__all__ = ["open_root", "local_root", "lease_owner", "check_writable", "is_finished", "TILE_UPLOAD_EXCLUDE", "LEASE_NAME"]
+__all__ = [
+    "open_root",
+    "local_root",
+    "lease_owner",
+    "check_writable",
+    "is_finished",
+    "TILE_UPLOAD_EXCLUDE",
+    "LEASE_NAME",
+]
 
 #: Files of a tile folder that stay on the machine that made them: partial
 #: files, the private temporary folders of the tool steps (left behind only if
@@ -43,8 +51,13 @@ def is_finished(rec: object, config_hash: str, verdicts: dict[str, dict[str, obj
     """
     from vasco import __version__
 
-    done = (isinstance(rec, dict) and rec.get("status") in ("ok", "rejected") and not rec.get("dry_run")
-            and rec.get("config_hash") == config_hash and rec.get("vasco_version") == __version__)
+    done = (
+        isinstance(rec, dict)
+        and rec.get("status") in ("ok", "rejected")
+        and not rec.get("dry_run")
+        and rec.get("config_hash") == config_hash
+        and rec.get("vasco_version") == __version__
+    )
     if done and verdicts is not None and isinstance(rec, dict) and rec.get("status") == "ok":
         from vasco.epochs import verdict_date
 

@@ -25,6 +25,8 @@ from typing import Any, Literal
 # (a start-up limit that fits a cold machine, no telemetry); see flows/__init__.py.
 import flows  # noqa: F401 - imported for its side effect, before prefect
 
+# isort: split
+
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -43,7 +45,7 @@ from vasco.sky.sampling import TilePosition, read_positions, sample_positions, w
 __all__ = ["survey_flow", "survey_batch"]
 
 
-@flow(name="vasco-survey-batch", task_runner=ThreadPoolTaskRunner(max_workers=64), validate_parameters=False)
+@flow(name="vasco-survey-batch", task_runner=ThreadPoolTaskRunner(max_workers=64), validate_parameters=False)  # type: ignore[arg-type]  # prefect types task_runner invariantly
 def survey_batch(
     positions: list[TilePosition],
     out: str,
@@ -61,14 +63,15 @@ def survey_batch(
     the survey's flow run.  Returns the number of tiles run.
     """
     if fanout == "deployment":
-        run_deployments(positions, out, cfg, cfg.survey.workers, on_done, tile_deployment, dry_run=dry_run,
-                        run_key=run_key)
+        run_deployments(
+            positions, out, cfg, cfg.survey.workers, on_done, tile_deployment, dry_run=dry_run, run_key=run_key
+        )
     else:
         run_local(positions, out, cfg, cfg.survey.workers, on_done, dry_run=dry_run)
     return len(positions)
 
 
-@flow(name="vasco-survey", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=64))
+@flow(name="vasco-survey", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=64))  # type: ignore[arg-type]  # as above
 def survey_flow(
     out: str = "runs/survey",
     sky: Literal["synthetic", "dss"] | None = None,
@@ -121,8 +124,10 @@ def survey_flow(
     else:
         pos = sample_positions(cfg.survey.tiles, cfg.survey.seed, dec_min=cfg.survey.dec_min)
     # Two positions that round to one tile id would share a folder: keep the first.
-    seen: set[str] = set()
-    unique = [p for p in pos if not (p.tile_id in seen or seen.add(p.tile_id))]
+    first: dict[str, TilePosition] = {}
+    for p in pos:
+        first.setdefault(p.tile_id, p)
+    unique = list(first.values())
     if len(unique) < len(pos):
         logger.warning("%d positions repeat a tile id and are skipped", len(pos) - len(unique))
     pos = unique
@@ -144,11 +149,19 @@ def survey_flow(
         todo = [p for p in todo if tile_status(store, p) == "failed"]
     if batch is not None:
         todo = todo[:batch]
-    logger.info("survey of %d tiles into %s: %d already done, %d to run now, %d at a time (%s)",
-                len(pos), store.url, n_done, len(todo), cfg.survey.workers, fanout)
+    logger.info(
+        "survey of %d tiles into %s: %d already done, %d to run now, %d at a time (%s)",
+        len(pos),
+        store.url,
+        n_done,
+        len(todo),
+        cfg.survey.workers,
+        fanout,
+    )
 
     progress = ArtifactProgress(
-        len(todo), key="vasco-survey-progress",
+        len(todo),
+        key="vasco-survey-progress",
         description=f"VASCO survey {store.url}: tiles finished in this run ({len(todo)} to run)",
     )
     if fanout not in ("local", "deployment"):
@@ -168,7 +181,7 @@ def survey_flow(
     run_key = str(getattr(getattr(get_run_context(), "flow_run", None), "id", "local"))
     try:
         for start in range(0, len(todo), step):
-            chunk = todo[start:start + step]
+            chunk = todo[start : start + step]
             survey_batch.with_options(flow_run_name=f"tiles-{start + 1}-{start + len(chunk)}-of-{len(todo)}")(
                 chunk, target, cfg, fanout, tile_deployment, on_done, dry_run, run_key
             )

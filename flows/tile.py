@@ -43,11 +43,11 @@ from vasco.outputs import (
     VetoesInfo,
     write_tile_record,
 )
-from vasco.steps.header import image_centre
 from vasco.qc.injection import score_tile
 from vasco.records import step_timings
 from vasco.sky.sampling import tile_id as make_tile_id
 from vasco.sources.provenance import tile_provenance, utc_now
+from vasco.steps.header import image_centre
 
 __all__ = ["tile_flow", "run_tile"]
 
@@ -95,11 +95,22 @@ def run_tile(
         except Exception as exc:  # noqa: BLE001 - an unreadable file is a failed tile, not a crash
             reason = getattr(exc, "reason", None) or "FAIL_ACQUIRE"
             logger.error("%s: %s", fits_path, exc)
-            return tt.record_tile(tile_dir, TileRecord(
-                tile_id=None, centre=None, plate=PlateInfo.empty(), status="failed", reason=reason,
-                error=f"{type(exc).__name__}: {exc}"[:500], funnel={}, config_hash=cfg.science_hash(),
-                vasco_version=__version__, sky="file", source_file=str(fits_path),
-            ))
+            return tt.record_tile(
+                tile_dir,
+                TileRecord(
+                    tile_id=None,
+                    centre=None,
+                    plate=PlateInfo.empty(),
+                    status="failed",
+                    reason=reason,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    funnel={},
+                    config_hash=cfg.science_hash(),
+                    vasco_version=__version__,
+                    sky="file",
+                    source_file=str(fits_path),
+                ),
+            )
     assert ra is not None and dec is not None
     tid = make_tile_id(ra, dec)
     tile_dir = Path(tile_dir) if tile_dir is not None else out / "tiles" / tid
@@ -127,15 +138,22 @@ def run_tile(
             acq = tt.acquire_dss.with_options(**opts)(tile_dir, ra, dec, cfg)
         elif fits_path is None:
             acq = tt.acquire_synthetic.with_options(**opts)(tile_dir, ra, dec, cfg)
+        assert acq is not None  # from the file (above), DSS or the synthetic sky
         image = acq["outputs"]["image"]
         step = "check_plate"
         chk = tt.check_plate.with_options(**opts)(tile_dir, image, cfg, verdicts)
         info = chk["info"]
         record.plate = PlateInfo(**{k: info.get(k) for k in PlateInfo.model_fields})
         if info.get("date_conflict"):
-            logger.warning("tile %s: plate %s header date %s and plate-table date %s differ by %.2f h; using %s",
-                           tid, info.get("region"), info.get("date_obs_header"), info.get("date_obs_table"),
-                           info.get("date_conflict_hours"), info.get("date_rule"))
+            logger.warning(
+                "tile %s: plate %s header date %s and plate-table date %s differ by %.2f h; using %s",
+                tid,
+                info.get("region"),
+                info.get("date_obs_header"),
+                info.get("date_obs_table"),
+                info.get("date_conflict_hours"),
+                info.get("date_rule"),
+            )
         if not info["ok"]:
             # The reason first: a record that is not ok is checked to have one.
             record.reason = info["reason"]
@@ -176,9 +194,19 @@ def run_tile(
             tile_dir, sel["outputs"]["selected"], image, psf["outputs"]["psf"], cfg
         )
         step = "veto_lists"
-        lists = _veto_lists(tile_dir, acq, catalogs, spr, chk["outputs"]["plate"], ra, dec, cfg,
-                            synthetic_tile=fits_path is None and cfg.sky == "synthetic", opts=opts,
-                            infos=veto_infos)
+        lists = _veto_lists(
+            tile_dir,
+            acq,
+            catalogs,
+            spr,
+            chk["outputs"]["plate"],
+            ra,
+            dec,
+            cfg,
+            synthetic_tile=fits_path is None and cfg.sky == "synthetic",
+            opts=opts,
+            infos=veto_infos,
+        )
         step = "vetoes"
         vet = tt.vetoes.with_options(**opts)(tile_dir, spr["outputs"]["table"], lists, cfg)
     except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
@@ -207,9 +235,7 @@ def run_tile(
     if not astrometry.trusted:
         logger.warning("tile %s: astrometry not trusted: %s", tid, astrometry.trust_reason)
     try:
-        tt.astrometry_plot.with_options(**opts)(
-            tile_dir, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], tid
-        )
+        tt.astrometry_plot.with_options(**opts)(tile_dir, ast["outputs"]["pairs"], ast["outputs"]["astrometry"], tid)
         astrometry.plot = "qc/astrometry.png"
     except Exception as exc:  # noqa: BLE001 - a QC plot never fails a tile
         logger.warning("tile %s: astrometry plot not written: %s", tid, exc)
@@ -265,8 +291,9 @@ def _veto_lists(
             lists[name] = acq["outputs"][key]
             if name == "skybot":
                 # The synthetic SkyBoT answers at the date the tile uses, as the real one would.
-                lists[name] = tt.skybot_epoch.with_options(**opts)(tile_dir, acq["outputs"][key], plate)[
-                    "outputs"]["skybot"]
+                lists[name] = tt.skybot_epoch.with_options(**opts)(tile_dir, acq["outputs"][key], plate)["outputs"][
+                    "skybot"
+                ]
     if any(src in ("local", "service") for src in sources.values()):
         got = tt.veto_lists.with_options(**opts)(tile_dir, spr["outputs"]["table"], plate, ra, dec, cfg)
         lists.update(got["outputs"])
@@ -275,8 +302,9 @@ def _veto_lists(
     return lists
 
 
-def _finished_record(store: Any, tid: str, cfg: VascoConfig,
-                     verdicts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
+def _finished_record(
+    store: Any, tid: str, cfg: VascoConfig, verdicts: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     """The tile's tile.json if it is finished (:func:`flows.roots.is_finished`), else None."""
     try:
         rec = store.read_json(f"tiles/{tid}/tile.json")
@@ -291,14 +319,31 @@ def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[s
 
     tid = make_tile_id(ra, dec)
     tile_dir = root / "tiles" / tid
-    empty = pd.DataFrame({"NUMBER": pd.Series(dtype="int64"), "ra": pd.Series(dtype="float64"),
-                          "dec": pd.Series(dtype="float64"), "is_candidate": pd.Series(dtype="bool")})
+    empty = pd.DataFrame(
+        {
+            "NUMBER": pd.Series(dtype="int64"),
+            "ra": pd.Series(dtype="float64"),
+            "dec": pd.Series(dtype="float64"),
+            "is_candidate": pd.Series(dtype="bool"),
+        }
+    )
     write_parquet_atomic(tile_dir / "detections.parquet", empty)
-    return write_tile_record(tile_dir, TileRecord(
-        tile_id=tid, centre=Centre(ra=ra, dec=dec), plate=PlateInfo.empty(), status="ok",
-        reason=None, funnel={"detections": 0}, config_hash=cfg.science_hash(),
-        vasco_version=__version__, size_arcmin=cfg.survey.size_arcmin, sky=cfg.sky, dry_run=True,
-    ))
+    return write_tile_record(
+        tile_dir,
+        TileRecord(
+            tile_id=tid,
+            centre=Centre(ra=ra, dec=dec),
+            plate=PlateInfo.empty(),
+            status="ok",
+            reason=None,
+            funnel={"detections": 0},
+            config_hash=cfg.science_hash(),
+            vasco_version=__version__,
+            size_arcmin=cfg.survey.size_arcmin,
+            sky=cfg.sky,
+            dry_run=True,
+        ),
+    )
 
 
 @flow(name="vasco-tile", log_prints=True)

@@ -46,8 +46,9 @@ def truth_residuals(tile: Path) -> dict[str, np.ndarray]:
         s = det.loc[mask]
         ref = truth if name == "stars" else truth.loc[truth["cls"] == "transient"]
         for col, (ra, dec) in (("after", ("ra", "dec")), ("before", ("ra_header", "dec_header"))):
-            idx, sep = nearest_within(s[ra].to_numpy(), s[dec].to_numpy(), ref["ra"].to_numpy(),
-                                      ref["dec"].to_numpy(), 3.0)
+            idx, sep = nearest_within(
+                s[ra].to_numpy(), s[dec].to_numpy(), ref["ra"].to_numpy(), ref["dec"].to_numpy(), 3.0
+            )
             out[f"{name}_{col}"] = sep[idx >= 0]
     return out
 
@@ -67,12 +68,27 @@ def main() -> int:
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="vasco-astrometry-"))
     cfg = out / "bench-config.json"
     out.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(json.dumps({"synthetic": {"distortion_arcsec": a.distortion_arcsec,
-                                             "tan_offset_arcsec": a.tan_offset_arcsec}}))
+    cfg.write_text(
+        json.dumps({"synthetic": {"distortion_arcsec": a.distortion_arcsec, "tan_offset_arcsec": a.tan_offset_arcsec}})
+    )
     subprocess.run(
-            [sys.executable, str(REPO / "flows" / "survey.py"), "--sky", "synthetic", "--tiles", str(a.tiles),
-         "--seed", str(a.seed), "--config", str(cfg), "--out", str(out)],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            str(REPO / "flows" / "survey.py"),
+            "--sky",
+            "synthetic",
+            "--tiles",
+            str(a.tiles),
+            "--seed",
+            str(a.seed),
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     rows, allres = [], {}
     for tj in sorted((out / "tiles").glob("*/tile.json")):
@@ -85,29 +101,44 @@ def main() -> int:
         for k, v in tr.items():
             allres.setdefault(k, []).append(v)
         rows.append((rec["tile_id"], ast, tr))
-    print(f"synthetic survey: {a.tiles} tiles, seed {a.seed}, distortion {a.distortion_arcsec}\" RMS, "
-          f"TAN offset {a.tan_offset_arcsec}\"")
+    print(
+        f'synthetic survey: {a.tiles} tiles, seed {a.seed}, distortion {a.distortion_arcsec}" RMS, '
+        f'TAN offset {a.tan_offset_arcsec}"'
+    )
     print("                                        |  vs Gaia at plate epoch    |  vs synthetic truth")
     print("tile                 solution  deg  pairs | before  after   p90 after | before  after  transients")
     for tid, ast, tr in rows:
-        print(f"{tid:20s} {ast['solution']:8s} {ast['degree']!s:>4s} {ast['n_ref']:6d} | "
-              f"{fmt(ast['raw_median_residual_arcsec'])} {fmt(ast['median_residual_arcsec'])} "
-              f"{fmt(ast['p90_residual_arcsec'])}    | {fmt(np.median(tr['stars_before']))} "
-              f"{fmt(np.median(tr['stars_after']))} {fmt(np.median(tr['transients_after']) if tr['transients_after'].size else None)}"
-              f" (n={tr['transients_after'].size})")
+        after = np.median(tr["transients_after"]) if tr["transients_after"].size else None
+        print(
+            f"{tid:20s} {ast['solution']:8s} {ast['degree']!s:>4s} {ast['n_ref']:6d} | "
+            f"{fmt(ast['raw_median_residual_arcsec'])} {fmt(ast['median_residual_arcsec'])} "
+            f"{fmt(ast['p90_residual_arcsec'])}    | {fmt(np.median(tr['stars_before']))} "
+            f"{fmt(np.median(tr['stars_after']))} {fmt(after)}"
+            f" (n={tr['transients_after'].size})"
+        )
     meds = [ast["median_residual_arcsec"] for _, ast, _ in rows]
-    print(f"two-solution offset at the tile centre: "
-          f"{', '.join(fmt(ast['two_solution_offset_arcsec']) for _, ast, _ in rows)} arcsec")
-    print(f"solutions chosen: {sorted({ast['solution'] for _, ast, _ in rows})} "
-          f"(the plate polynomial plus the distortion is the truth)")
+    print(
+        f"two-solution offset at the tile centre: "
+        f"{', '.join(fmt(ast['two_solution_offset_arcsec']) for _, ast, _ in rows)} arcsec"
+    )
+    print(
+        f"solutions chosen: {sorted({ast['solution'] for _, ast, _ in rows})} "
+        f"(the plate polynomial plus the distortion is the truth)"
+    )
     allcat = {k: np.concatenate(v) for k, v in allres.items()}
-    print(f"median over tiles of the per-tile median residual vs Gaia after the fit: {np.median(meds):.3f}\" "
-          f"(worst tile {np.max(meds):.3f}\"; acceptance <= 0.15\")")
-    print(f"all fit stars vs truth: before {np.median(allcat['stars_before']):.3f}\", "
-          f"after {np.median(allcat['stars_after']):.3f}\" (n={allcat['stars_after'].size})")
+    print(
+        f'median over tiles of the per-tile median residual vs Gaia after the fit: {np.median(meds):.3f}" '
+        f'(worst tile {np.max(meds):.3f}"; acceptance <= 0.15")'
+    )
+    print(
+        f'all fit stars vs truth: before {np.median(allcat["stars_before"]):.3f}", '
+        f'after {np.median(allcat["stars_after"]):.3f}" (n={allcat["stars_after"].size})'
+    )
     if allcat["transients_after"].size:
-        print(f"detected transients vs truth: before {np.median(allcat['transients_before']):.3f}\", "
-              f"after {np.median(allcat['transients_after']):.3f}\" (n={allcat['transients_after'].size})")
+        print(
+            f'detected transients vs truth: before {np.median(allcat["transients_before"]):.3f}", '
+            f'after {np.median(allcat["transients_after"]):.3f}" (n={allcat["transients_after"].size})'
+        )
     if not a.out:
         shutil.rmtree(out, ignore_errors=True)
     return 0 if np.max(meds) <= 0.15 else 1

@@ -20,8 +20,9 @@ from survey_child import run_survey  # scripts/, the script's own folder, is fir
 
 
 def run(n: int, workers: int, out: Path) -> tuple[float, float]:
-    wall, peak, _ = run_survey(["--dry-run", "--tiles", str(n), "--seed", "1", "--workers", str(workers),
-                                "--out", str(out)])
+    wall, peak, _ = run_survey(
+        ["--dry-run", "--tiles", str(n), "--seed", "1", "--workers", str(workers), "--out", str(out)]
+    )
     return wall, peak
 
 
@@ -35,8 +36,10 @@ def main() -> int:
         for n in a.tiles:
             wall, peak = run(n, a.workers, Path(tmp) / f"n{n}")
             rows.append((n, wall, peak))
-            print(f"{n:7d} tiles: {wall:8.1f} s wall, {1000 * wall / n:7.1f} ms per tile, "
-                  f"peak memory {peak:7.1f} MiB", flush=True)
+            print(
+                f"{n:7d} tiles: {wall:8.1f} s wall, {1000 * wall / n:7.1f} ms per tile, peak memory {peak:7.1f} MiB",
+                flush=True,
+            )
     (n0, w0, m0), (n1, w1, m1) = rows[0], rows[-1]
     print(f"from {n0} to {n1} tiles: time per tile x{(w1 / n1) / (w0 / n0):.2f}, peak memory x{m1 / m0:.2f}")
     return 0

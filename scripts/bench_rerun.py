@@ -26,8 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_once(args: list[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(REPO / "flows" / "survey.py"), *args], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(REPO / "flows" / "survey.py"), *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -42,8 +46,18 @@ def main() -> int:
     if out.exists() and any(out.iterdir()):
         print(f"error: --out {out} must be empty or absent", file=sys.stderr)
         return 2
-    cli = ["--sky", "synthetic", "--tiles", str(a.tiles), "--seed", str(a.seed),
-           "--size-arcmin", str(a.size_arcmin), "--out", str(out)]
+    cli = [
+        "--sky",
+        "synthetic",
+        "--tiles",
+        str(a.tiles),
+        "--seed",
+        str(a.seed),
+        "--size-arcmin",
+        str(a.size_arcmin),
+        "--out",
+        str(out),
+    ]
     try:
         cold = run_once(cli)
         first = pd.read_parquet(out / "candidates.parquet")
@@ -59,14 +73,18 @@ def main() -> int:
     print(f"cached run: {warm:8.1f} s   speed-up x{cold / warm:.1f}")
     print(f"candidates.parquet identical: {same} ({len(first)} candidates)")
     t = summary["tiles"]
-    print(f"tiles: {t['processed']} processed, {t['rejected']} rejected, {t['failed']} failed; "
-          f"detections {summary['detections']}")
+    print(
+        f"tiles: {t['processed']} processed, {t['rejected']} rejected, {t['failed']} failed; "
+        f"detections {summary['detections']}"
+    )
     inj = summary.get("injection")
     if inj:
-        print(f"injection: {inj['recovered']}/{inj['recoverable']} recoverable recovered, "
-              f"completeness {inj['completeness']:.3f}, outside the bright-star zones "
-              f"{inj['completeness_searchable']:.3f}, model {inj['completeness_model']:.3f}, "
-              f"purity {inj['purity']:.3f}")
+        print(
+            f"injection: {inj['recovered']}/{inj['recoverable']} recoverable recovered, "
+            f"completeness {inj['completeness']:.3f}, outside the bright-star zones "
+            f"{inj['completeness_searchable']:.3f}, model {inj['completeness_model']:.3f}, "
+            f"purity {inj['purity']:.3f}"
+        )
         print(f"recoverable transients lost by stage: {inj['lost_by_stage']}")
         print(f"false candidates by class: {inj['false_by_class']}")
     return 0 if same else 1

@@ -44,8 +44,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 def survey(out: Path, positions: Path, cfg_file: Path, workers: int, size: float, seed: int) -> tuple[float, float]:
     """Run flows/survey.py in a fresh process; return (wall s, peak MiB of one process)."""
-    wall, own, tools = run_survey(["--positions", str(positions), "--config", str(cfg_file), "--workers",
-                                   str(workers), "--size-arcmin", f"{size:g}", "--seed", str(seed), "--out", str(out)])
+    wall, own, tools = run_survey(
+        [
+            "--positions",
+            str(positions),
+            "--config",
+            str(cfg_file),
+            "--workers",
+            str(workers),
+            "--size-arcmin",
+            f"{size:g}",
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ]
+    )
     return wall, max(own, tools)
 
 
@@ -88,8 +102,9 @@ def clip_order_effect(full_out: Path, cuts) -> tuple[int, int, int]:
         for mask in _fixed_tests(t, cuts, tuple(n for n in CUT_ORDER if n != "mad_clip")).values():
             fixed &= mask
         fixed &= t["SPREAD_MODEL"].to_numpy(np.float64) > cuts.spread_model_min
-        clip = (_clip_mask(t["FWHM_IMAGE"].to_numpy(np.float64), fixed, cuts.mad_clip_sigma)
-                & _clip_mask(t["ELONGATION"].to_numpy(np.float64), fixed, cuts.mad_clip_sigma))
+        clip = _clip_mask(t["FWHM_IMAGE"].to_numpy(np.float64), fixed, cuts.mad_clip_sigma) & _clip_mask(
+            t["ELONGATION"].to_numpy(np.float64), fixed, cuts.mad_clip_sigma
+        )
         no_cp = ~np.isfinite(t["counterpart_sep_arcsec"].to_numpy(np.float64))
         theirs[idx] = fixed & clip & no_cp
     return int(ours.sum()), int(theirs.sum()), int((ours ^ theirs).sum())
@@ -115,20 +130,21 @@ def main() -> int:
         root.mkdir(parents=True, exist_ok=True)
         pos = sample_positions(a.tiles, a.seed)
         positions = root / "positions.csv"
-        pd.DataFrame({"ra": [q.ra for q in pos], "dec": [q.dec for q in pos]}).to_csv(positions, index=False,
-                                                                                  float_format="%.10f")
+        pd.DataFrame({"ra": [q.ra for q in pos], "dec": [q.dec for q in pos]}).to_csv(
+            positions, index=False, float_format="%.10f"
+        )
         configs = {}
         for scope in ("needed", "all"):
-            cfg = VascoConfig.model_validate({"survey": {"size_arcmin": a.size_arcmin, "seed": a.seed},
-                                              "extraction": {"psf_fit_scope": scope}})
+            cfg = VascoConfig.model_validate(
+                {"survey": {"size_arcmin": a.size_arcmin, "seed": a.seed}, "extraction": {"psf_fit_scope": scope}}
+            )
             configs[scope] = root / f"config-{scope}.json"
             cfg.write(configs[scope])
 
         print(f"{a.tiles} synthetic {a.size_arcmin:g}' tiles, seed {a.seed}", flush=True)
         w1, m1 = survey(root / "one-worker", positions, configs["needed"], 1, a.size_arcmin, a.seed)
         print(f"  one worker:          {w1:7.1f} s  peak {m1:6.1f} MiB", flush=True)
-        wn, mn = survey(root / f"{a.workers}-workers", positions, configs["needed"], a.workers, a.size_arcmin,
-                        a.seed)
+        wn, mn = survey(root / f"{a.workers}-workers", positions, configs["needed"], a.workers, a.size_arcmin, a.seed)
         print(f"  {a.workers} workers:           {wn:7.1f} s  peak {mn:6.1f} MiB", flush=True)
         wf, _ = survey(root / "full-pass2", positions, configs["all"], a.workers, a.size_arcmin, a.seed)
         print(f"  full pass 2, {a.workers} workers: {wf:7.1f} s", flush=True)
@@ -144,20 +160,40 @@ def main() -> int:
             image = root / "one-worker" / "tiles" / tid / "raw" / "image.fits"
             b = bare(image, root / "bare" / tid)
             flow = rec["timings"]["tile_wall_s"] - steps.get("acquire", 0.0)
-            rows.append({
-                "tile": tid, "detections": rec["funnel"]["detections"],
-                "bare_pass1": b["pass1"], "bare_psfex": b["psfex"],
-                "bare_pass2_full": b["pass2_full"],
-                "flow_pass2": steps.get("pass2", float("nan")) + steps.get("spread_model", float("nan")),
-                "flow_s": flow, "ratio": flow / (b["pass1"] + b["psfex"]),
-                "same_funnel": rec["funnel"] == full.get(tid, {}).get("funnel"),
-                **{f"step_{k}": v for k, v in steps.items()},
-            })
+            rows.append(
+                {
+                    "tile": tid,
+                    "detections": rec["funnel"]["detections"],
+                    "bare_pass1": b["pass1"],
+                    "bare_psfex": b["psfex"],
+                    "bare_pass2_full": b["pass2_full"],
+                    "flow_pass2": steps.get("pass2", float("nan")) + steps.get("spread_model", float("nan")),
+                    "flow_s": flow,
+                    "ratio": flow / (b["pass1"] + b["psfex"]),
+                    "same_funnel": rec["funnel"] == full.get(tid, {}).get("funnel"),
+                    **{f"step_{k}": v for k, v in steps.items()},
+                }
+            )
         table = pd.DataFrame(rows)
         pd.set_option("display.width", 200)
         print()
-        print(table[["tile", "detections", "bare_pass1", "bare_psfex", "bare_pass2_full", "flow_pass2", "flow_s",
-                     "ratio", "same_funnel"]].round(2).to_string(index=False))
+        print(
+            table[
+                [
+                    "tile",
+                    "detections",
+                    "bare_pass1",
+                    "bare_psfex",
+                    "bare_pass2_full",
+                    "flow_pass2",
+                    "flow_s",
+                    "ratio",
+                    "same_funnel",
+                ]
+            ]
+            .round(2)
+            .to_string(index=False)
+        )
         step_cols = sorted(c for c in table.columns if c.startswith("step_"))
         print("\nmedian step times (s), one worker:")
         for c in step_cols:
@@ -166,19 +202,29 @@ def main() -> int:
         same = candidates_of(root / "one-worker").equals(candidates_of(root / "full-pass2"))
         near = table.iloc[(table["detections"] - 3000).abs().argsort()[:1]].iloc[0]
         n_ok = len(table)
-        print(f"\nflow / bare (pass 1 + PSFEx): median x{table['ratio'].median():.2f}; "
-              f"on the tile nearest 3,000 detections ({near['tile']}, {near['detections']}): x{near['ratio']:.2f}")
-        print(f"pass 2: full {table['bare_pass2_full'].median():.2f} s; without the PSF model + PSF fit where "
-              f"needed {table['flow_pass2'].median():.2f} s (medians)")
-        print(f"tiles per hour: one worker {3600 * n_ok / w1:.0f}, {a.workers} workers {3600 * n_ok / wn:.0f} "
-              f"(x{w1 / wn:.2f}); full pass 2 with {a.workers} workers {3600 * n_ok / wf:.0f}")
+        print(
+            f"\nflow / bare (pass 1 + PSFEx): median x{table['ratio'].median():.2f}; "
+            f"on the tile nearest 3,000 detections ({near['tile']}, {near['detections']}): x{near['ratio']:.2f}"
+        )
+        print(
+            f"pass 2: full {table['bare_pass2_full'].median():.2f} s; without the PSF model + PSF fit where "
+            f"needed {table['flow_pass2'].median():.2f} s (medians)"
+        )
+        print(
+            f"tiles per hour: one worker {3600 * n_ok / w1:.0f}, {a.workers} workers {3600 * n_ok / wn:.0f} "
+            f"(x{w1 / wn:.2f}); full pass 2 with {a.workers} workers {3600 * n_ok / wf:.0f}"
+        )
         print(f"peak memory of one process: {max(m1, mn):.1f} MiB")
-        print(f"candidates identical to the full pass 2 on every tile: {same} "
-              f"({len(candidates_of(root / 'one-worker'))} candidates); funnels identical: "
-              f"{bool(table['same_funnel'].all())}")
+        print(
+            f"candidates identical to the full pass 2 on every tile: {same} "
+            f"({len(candidates_of(root / 'one-worker'))} candidates); funnels identical: "
+            f"{bool(table['same_funnel'].all())}"
+        )
         ours, theirs, differ = clip_order_effect(root / "full-pass2", VascoConfig().cuts)
-        print(f"MAD clip before SPREAD_MODEL (VASCO) / after it (replications): {ours} / {theirs} detections "
-              f"reach the later vetoes, {differ} differ")
+        print(
+            f"MAD clip before SPREAD_MODEL (VASCO) / after it (replications): {ours} / {theirs} detections "
+            f"reach the later vetoes, {differ} differ"
+        )
     return 0 if same and bool(table["same_funnel"].all()) else 1
 
 

@@ -28,8 +28,9 @@ from vasco.qc.injection import CLASS_OF, FALSE_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 
-_OFF = {"vetoes": {s: {"enabled": False} for s in
-                   ("spikes", "archives", "asteroids", "variables", "supercosmos", "hpm")}}
+_OFF = {
+    "vetoes": {s: {"enabled": False} for s in ("spikes", "archives", "asteroids", "variables", "supercosmos", "hpm")}
+}
 
 
 def grid(ra0: float, dec0: float, n: int, step_arcmin: float) -> list[tuple[float, float]]:
@@ -66,16 +67,32 @@ def score(out: Path) -> dict:
         lab = CLASS_OF.get(others["cls"].to_numpy()[j[k]], "other") if j[k] >= 0 else "other"
         false_by[lab] += 1
     return {
-        "transients": int(len(tr)), "recoverable": int(recoverable.sum()), "recovered": int(found.sum()),
+        "transients": int(len(tr)),
+        "recoverable": int(recoverable.sum()),
+        "recovered": int(found.sum()),
         "completeness": float(found.sum() / recoverable.sum()) if recoverable.sum() else None,
-        "candidates": int(len(cands)), "true": int(true.sum()),
-        "purity": float(true.mean()) if len(cands) else None, "false_by_class": false_by,
+        "candidates": int(len(cands)),
+        "true": int(true.sum()),
+        "purity": float(true.mean()) if len(cands) else None,
+        "false_by_class": false_by,
     }
 
 
 def run(out: Path, pos: Path, seed: int, size: float, cfg: Path | None) -> dict:
-    cmd = [sys.executable, str(REPO / "flows" / "survey.py"), "--sky", "synthetic", "--positions", str(pos),
-           "--seed", str(seed), "--size-arcmin", str(size), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(REPO / "flows" / "survey.py"),
+        "--sky",
+        "synthetic",
+        "--positions",
+        str(pos),
+        "--seed",
+        str(seed),
+        "--size-arcmin",
+        str(size),
+        "--out",
+        str(out),
+    ]
     if cfg is not None:
         cmd += ["--config", str(cfg)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,8 +119,10 @@ def main() -> int:
     for name, cfg in (("vetoes on", None), ("vetoes off", off_cfg)):
         summary = run(out / name.replace(" ", "-"), pos, a.seed, a.size_arcmin, cfg)
         results[name] = (summary, score(out / name.replace(" ", "-")))
-    print(f"{a.grid}x{a.grid} tiles of {a.size_arcmin}' every {a.step_arcmin}' around "
-          f"({a.ra}, {a.dec}), seed {a.seed}; output {out}")
+    print(
+        f"{a.grid}x{a.grid} tiles of {a.size_arcmin}' every {a.step_arcmin}' around "
+        f"({a.ra}, {a.dec}), seed {a.seed}; output {out}"
+    )
     on, off = results["vetoes on"], results["vetoes off"]
     print("\nfunnel (vetoes on):")
     for k, v in on[0]["funnel"].items():
@@ -112,13 +131,17 @@ def main() -> int:
     for r in on[0]["funnel_vs_paper"]:
         ours = "   -   " if r["ours_kept"] is None else f"{r['ours_kept']:7.1%}"
         paper = "   -   " if r["paper_kept"] is None else f"{r['paper_kept']:7.1%}"
-        print(f"  {r['stage']:16s} ours {r['ours'] if r['ours'] is not None else '-':>6} {ours}   "
-              f"paper {r['paper']:>7,} {paper}")
+        print(
+            f"  {r['stage']:16s} ours {r['ours'] if r['ours'] is not None else '-':>6} {ours}   "
+            f"paper {r['paper']:>7,} {paper}"
+        )
     print(f"\nduplicates: {on[0]['duplicates']}")
-    for name, (summary, sc) in results.items():
-        print(f"\n{name}: {sc['candidates']} unique candidates, {sc['true']} true; purity "
-              f"{sc['purity']:.3f}; completeness {sc['recovered']}/{sc['recoverable']} = {sc['completeness']:.3f}"
-              f"\n  false by class: {sc['false_by_class']}")
+    for name, (_summary, sc) in results.items():
+        print(
+            f"\n{name}: {sc['candidates']} unique candidates, {sc['true']} true; purity "
+            f"{sc['purity']:.3f}; completeness {sc['recovered']}/{sc['recoverable']} = {sc['completeness']:.3f}"
+            f"\n  false by class: {sc['false_by_class']}"
+        )
     d_comp = (off[1]["completeness"] - on[1]["completeness"]) * 100
     print(f"\npurity {off[1]['purity']:.3f} -> {on[1]['purity']:.3f}; completeness drop {d_comp:.1f} points")
     return 0 if (on[1]["purity"] > off[1]["purity"] and d_comp <= 2.0) else 1

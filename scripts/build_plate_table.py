@@ -44,8 +44,20 @@ FORMAT = "vasco-poss1e-plates"
 FORMAT_VERSION = 1
 _DROP = re.compile(r"^(SIMPLE|BITPIX|NAXIS|DATE|AMDRE[XY]\d+)$")
 _REQUIRED = (
-    "REGION", "PLTLABEL", "PLATEID", "DATE-OBS", "SURVEY", "EMULSION", "EXPOSURE",
-    "PLTSCALE", "NAXIS1", "NAXIS2", "PPO1", "PPO2", "PPO4", "PPO5",
+    "REGION",
+    "PLTLABEL",
+    "PLATEID",
+    "DATE-OBS",
+    "SURVEY",
+    "EMULSION",
+    "EXPOSURE",
+    "PLTSCALE",
+    "NAXIS1",
+    "NAXIS2",
+    "PPO1",
+    "PPO2",
+    "PPO4",
+    "PPO5",
     *SOLUTION_KEYWORDS,
     *(f"AMDX{i}" for i in range(14, 21)),
     *(f"AMDY{i}" for i in range(14, 21)),

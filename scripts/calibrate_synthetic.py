@@ -60,7 +60,12 @@ TARGET_BINS = [
     ("18-19", 18.0, 19.0, 7800.0, 2.0, 0.04),
     ("19-20", 19.0, 20.0, None, None, None),
 ]
-PEAK_BINS = [("10-15", 10.0, 15.0, 12970.0), ("16-16.5", 16.0, 16.5, 12260.0), ("17-18", 17.0, 18.0, 10500.0), ("18-19", 18.0, 19.0, 7800.0)]
+PEAK_BINS = [
+    ("10-15", 10.0, 15.0, 12970.0),
+    ("16-16.5", 16.0, 16.5, 12260.0),
+    ("17-18", 17.0, 18.0, 10500.0),
+    ("18-19", 18.0, 19.0, 7800.0),
+]
 
 PASS1_PARAMS = """NUMBER
 X_IMAGE
@@ -155,9 +160,17 @@ def extract(
     info: dict = {}
     t0 = time.perf_counter()
     out = run(
-        sex_args(image, work / "pass1.ldac", work / "pass1.param", work / "default.conv",
-                 {"CATALOG_TYPE": "FITS_LDAC", "CHECKIMAGE_TYPE": "SEGMENTATION,BACKGROUND",
-                  "CHECKIMAGE_NAME": f"{work/'seg.fits'},{work/'bkg.fits'}"}),
+        sex_args(
+            image,
+            work / "pass1.ldac",
+            work / "pass1.param",
+            work / "default.conv",
+            {
+                "CATALOG_TYPE": "FITS_LDAC",
+                "CHECKIMAGE_TYPE": "SEGMENTATION,BACKGROUND",
+                "CHECKIMAGE_NAME": f"{work / 'seg.fits'},{work / 'bkg.fits'}",
+            },
+        ),
         work,
     )
     m = re.search(r"Background:\s*([\d.]+)\s+RMS:\s*([\d.]+)", out)
@@ -166,12 +179,38 @@ def extract(
     info["t_pass1"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     run(
-        [PSFEX, str(work / "pass1.ldac"), "-c", "/dev/null", "-PSF_SIZE", "25,25", "-PSFVAR_DEGREES", "2",
-         "-SAMPLE_FWHMRANGE", f"{psf_fwhm_range[0]},{psf_fwhm_range[1]}" if psf_fwhm_range else "2.0,10.0",
-         "-SAMPLE_AUTOSELECT", "N" if psf_fwhm_range else "Y",
-         "-SAMPLE_VARIABILITY", "0.2", "-SAMPLE_MINSN", "20",
-         "-SAMPLE_MAXELLIP", "0.3", "-CHECKPLOT_TYPE", "NONE", "-CHECKIMAGE_TYPE", "NONE",
-         "-WRITE_XML", "Y", "-XML_NAME", str(work / "psfex.xml"), "-PSF_DIR", str(work), "-NTHREADS", "1"],
+        [
+            PSFEX,
+            str(work / "pass1.ldac"),
+            "-c",
+            "/dev/null",
+            "-PSF_SIZE",
+            "25,25",
+            "-PSFVAR_DEGREES",
+            "2",
+            "-SAMPLE_FWHMRANGE",
+            f"{psf_fwhm_range[0]},{psf_fwhm_range[1]}" if psf_fwhm_range else "2.0,10.0",
+            "-SAMPLE_AUTOSELECT",
+            "N" if psf_fwhm_range else "Y",
+            "-SAMPLE_VARIABILITY",
+            "0.2",
+            "-SAMPLE_MINSN",
+            "20",
+            "-SAMPLE_MAXELLIP",
+            "0.3",
+            "-CHECKPLOT_TYPE",
+            "NONE",
+            "-CHECKIMAGE_TYPE",
+            "NONE",
+            "-WRITE_XML",
+            "Y",
+            "-XML_NAME",
+            str(work / "psfex.xml"),
+            "-PSF_DIR",
+            str(work),
+            "-NTHREADS",
+            "1",
+        ],
         work,
     )
     info["t_psfex"] = time.perf_counter() - t0
@@ -181,8 +220,13 @@ def extract(
     if not spread:
         params.write_text(PASS2_PARAMS.replace("SPREAD_MODEL\nSPREADERR_MODEL\n", ""))
     run(
-        sex_args(image, work / "pass2.fits", params, work / "default.conv",
-                 {"CATALOG_TYPE": "FITS_1.0", "PSF_NAME": str(work / "pass1.psf")}),
+        sex_args(
+            image,
+            work / "pass2.fits",
+            params,
+            work / "default.conv",
+            {"CATALOG_TYPE": "FITS_1.0", "PSF_NAME": str(work / "pass1.psf")},
+        ),
         work,
     )
     info["t_pass2"] = time.perf_counter() - t0
@@ -258,8 +302,9 @@ def paper_cuts(cat: pd.DataFrame) -> np.ndarray:
 
 def match_truth(cat: pd.DataFrame, truth: pd.DataFrame, radius_px: float = 1.5) -> pd.DataFrame:
     """For each detection, the brightest point-like truth object within radius (or none)."""
-    pts = truth[truth.cls.isin(["star", "hpm_star", "transient", "galaxy", "defect", "asteroid", "ir_source",
-                                "variable"])].reset_index(drop=True)
+    pts = truth[
+        truth.cls.isin(["star", "hpm_star", "transient", "galaxy", "defect", "asteroid", "ir_source", "variable"])
+    ].reset_index(drop=True)
     tree = cKDTree(np.c_[pts.x.to_numpy(), pts.y.to_numpy()])
     hits = tree.query_ball_point(np.c_[cat.X_IMAGE.to_numpy(), cat.Y_IMAGE.to_numpy()], r=radius_px)
     best = np.full(len(cat), -1, dtype=np.int64)
@@ -292,7 +337,9 @@ def summarise(cat: pd.DataFrame, truth: pd.DataFrame, image: np.ndarray, work: P
     g = stars.t_gmag.astype(float)
     peak = stars.FLUX_MAX + stars.BACKGROUND
     lines.append("")
-    lines.append(f"{'G bin':>8} {'N':>5} {'FWHM syn':>9} {'target':>7} {'SPREAD>-0.002':>14} {'target':>7} {'ELONG<1.3':>10}")
+    lines.append(
+        f"{'G bin':>8} {'N':>5} {'FWHM syn':>9} {'target':>7} {'SPREAD>-0.002':>14} {'target':>7} {'ELONG<1.3':>10}"
+    )
     for label, lo, hi, _, fw_t, sp_t in TARGET_BINS:
         s = (g >= lo) & (g < hi)
         n = int(s.sum())
@@ -303,8 +350,8 @@ def summarise(cat: pd.DataFrame, truth: pd.DataFrame, image: np.ndarray, work: P
         sp = float(np.mean(stars.SPREAD_MODEL[s] > -0.002)) if "SPREAD_MODEL" in stars else float("nan")
         el = float(np.mean(stars.ELONGATION[s] < 1.3))
         fwt = f"{fw_t:.1f}" if fw_t else "-"
-        spt = f"{100*sp_t:.0f}%" if sp_t is not None else "-"
-        lines.append(f"{label:>8} {n:>5} {fw:>9.2f} {fwt:>7} {100*sp:>13.0f}% {spt:>7} {100*el:>9.0f}%")
+        spt = f"{100 * sp_t:.0f}%" if sp_t is not None else "-"
+        lines.append(f"{label:>8} {n:>5} {fw:>9.2f} {fwt:>7} {100 * sp:>13.0f}% {spt:>7} {100 * el:>9.0f}%")
     lines.append("")
     lines.append(f"{'G bin':>8} {'N':>5} {'peak syn':>9} {'target':>7}")
     for label, lo, hi, pk_t in PEAK_BINS:
@@ -324,14 +371,18 @@ def summarise(cat: pd.DataFrame, truth: pd.DataFrame, image: np.ndarray, work: P
         lines.append("")
         lines.append(
             f"transients: injected {len(tr)}, recoverable (truth) {rec.sum()}, detected {det.sum()} "
-            f"(of recoverable {np.sum(det & rec)}), pass paper cuts {passed.sum()} (of recoverable {np.sum(passed & rec)}; "
+            f"(of recoverable {np.sum(det & rec)}), pass paper cuts {passed.sum()} "
+            f"(of recoverable {np.sum(passed & rec)}; "
             f"non-recoverable passing {np.sum(passed & ~rec)})"
         )
         if det.any():
             ratio = cat.SNR_WIN.to_numpy()[j[det]] / tr.snr_model.to_numpy()[det]
-            lines.append(f"transients: measured SNR_WIN / snr_model, median {np.median(ratio):.2f} "
-                         f"(16-84%: {np.percentile(ratio, 16):.2f}-{np.percentile(ratio, 84):.2f}, n={det.sum()})")
-        lines.append(f"stars passing the paper's cuts (incl. MAD clip): {int(np.sum(cuts & m.t_cls.isin(['star','hpm_star']).to_numpy()))}")
+            lines.append(
+                f"transients: measured SNR_WIN / snr_model, median {np.median(ratio):.2f} "
+                f"(16-84%: {np.percentile(ratio, 16):.2f}-{np.percentile(ratio, 84):.2f}, n={det.sum()})"
+            )
+        star_like = m.t_cls.isin(["star", "hpm_star"]).to_numpy()
+        lines.append(f"stars passing the paper's cuts (incl. MAD clip): {int(np.sum(cuts & star_like))}")
     if "psfex_FWHM_Mean" in info:
         lines.append(
             f"PSFEx: {info.get('psfex_NStars_Accepted_Total', 0):.0f} stars accepted, model FWHM "
@@ -349,8 +400,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=float, default=30.0, help="tile size (arcmin)")
     ap.add_argument("--keep", type=Path, default=None, help="copy the work directory here")
     ap.add_argument("--no-spread", action="store_true", help="skip SPREAD_MODEL (fast)")
-    ap.add_argument("--psf-fwhm-range", type=str, default=None,
-                    help="fix the PSFEx sample to 2*FLUX_RADIUS in 'lo,hi' px instead of the automatic choice")
+    ap.add_argument(
+        "--psf-fwhm-range",
+        type=str,
+        default=None,
+        help="fix the PSFEx sample to 2*FLUX_RADIUS in 'lo,hi' px instead of the automatic choice",
+    )
     a = ap.parse_args(argv)
 
     from vasco.config import SyntheticConfig
@@ -367,11 +422,18 @@ def main(argv: list[str] | None = None) -> int:
         cat, info = extract(img_path, work, spread=not a.no_spread, psf_fwhm_range=rng)
         if a.no_spread:
             cat["SPREAD_MODEL"] = np.nan
-        print(f"tile RA {a.ra} Dec {a.dec} size {a.size}' seed {a.seed}: plate {tile.plate.region} "
-              f"({tile.plate.label}, epoch {tile.plate.epoch:.2f}), {tile.image.shape[1]}x{tile.image.shape[0]} px, "
-              f"rendered in {t_render:.1f}s; truth: " + ", ".join(f"{k}={v}" for k, v in tile.truth.cls.value_counts().items()))
-        print("lists: " + ", ".join(f"{k}={len(getattr(tile, k))}" for k in ("gaia", "ps1", "usnob", "allwise", "vsx",
-                                                                              "skybot", "scos")))
+        print(
+            f"tile RA {a.ra} Dec {a.dec} size {a.size}' seed {a.seed}: plate {tile.plate.region} "
+            f"({tile.plate.label}, epoch {tile.plate.epoch:.2f}), {tile.image.shape[1]}x{tile.image.shape[0]} px, "
+            f"rendered in {t_render:.1f}s; truth: "
+            + ", ".join(f"{k}={v}" for k, v in tile.truth.cls.value_counts().items())
+        )
+        print(
+            "lists: "
+            + ", ".join(
+                f"{k}={len(getattr(tile, k))}" for k in ("gaia", "ps1", "usnob", "allwise", "vsx", "skybot", "scos")
+            )
+        )
         print(summarise(cat, tile.truth, tile.image, work, info))
         if a.keep:
             shutil.copytree(work, a.keep, dirs_exist_ok=True)

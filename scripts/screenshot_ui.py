@@ -40,9 +40,12 @@ def _port() -> int:
 
 
 def _api(base: str, path: str, body: dict | None = None) -> object:
-    req = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        base + path,
+        method="POST" if body is not None else "GET",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -65,11 +68,24 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="vasco-ui-"))
     port = _port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"{base}/api",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
-           "VASCO_HOME": str(REPO), "VASCO_WORKER_ID": "ui-worker"}
-    procs = [subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"{base}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "VASCO_HOME": str(REPO),
+        "VASCO_WORKER_ID": "ui-worker",
+    }
+    procs = [
+        subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    ]
     try:
         for _ in range(240):
             try:
@@ -77,20 +93,33 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.5)
-        subprocess.run([PREFECT, "work-pool", "create", "vasco-process", "--type", "process"], env=env,
-                       check=True, capture_output=True)
-        subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env, check=True,
-                       capture_output=True)
-        procs.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vasco-process", "--limit", "2"],
-                                      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True))
+        subprocess.run(
+            [PREFECT, "work-pool", "create", "vasco-process", "--type", "process"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env, check=True, capture_output=True)
+        procs.append(
+            subprocess.Popen(
+                [PREFECT, "worker", "start", "--pool", "vasco-process", "--limit", "2"],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         params = {"out": str(home / "survey"), "tiles": 2, "size_arcmin": 10.0, "seed": 1, "workers": 2}
-        subprocess.run([PREFECT, "deployment", "run", "vasco-survey/survey-on-demand", "--params",
-                        json.dumps(params)], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [PREFECT, "deployment", "run", "vasco-survey/survey-on-demand", "--params", json.dumps(params)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         run = None
         for _ in range(900):
-            runs = _api(f"{base}/api", "/flow_runs/filter",
-                        {"deployments": {"name": {"any_": ["survey-on-demand"]}}})
+            runs = _api(f"{base}/api", "/flow_runs/filter", {"deployments": {"name": {"any_": ["survey-on-demand"]}}})
             if runs and runs[0]["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED"):
                 run = runs[0]
                 break

@@ -35,8 +35,13 @@ def run_survey(args: list[str]) -> tuple[float, float, float]:
     argv = ["flows/survey.py", *args]
     code = _CHILD.format(argv=argv, script=str(REPO / "flows" / "survey.py"))
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"},
+    )
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"flows/survey.py {' '.join(args)} failed:\n{res.stderr[-3000:]}")

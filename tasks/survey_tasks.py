@@ -16,18 +16,25 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.roots import local_root, open_root
-from vasco.publish.dedup import find_duplicates
-from vasco.publish.merge import build_summary, merge_catalogues, read_tile_records
 from vasco.config import VascoConfig
 from vasco.io import write_parquet_atomic
+from vasco.publish.dedup import find_duplicates
+from vasco.publish.merge import build_summary, merge_catalogues, read_tile_records
 from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table
 from vasco.report.markdown import candidate_rows, funnel_markdown, products_markdown, report_markdown
 
 __all__ = ["publish", "report", "SURVEY_PRODUCTS"]
 
 #: Survey-level files (uploaded to a remote root when the survey is published).
-SURVEY_PRODUCTS = ("config.json", "positions.csv", "summary.json", "candidates.parquet", "detections.parquet",
-                   "duplicates.parquet", "astrometry.csv")
+SURVEY_PRODUCTS = (
+    "config.json",
+    "positions.csv",
+    "summary.json",
+    "candidates.parquet",
+    "detections.parquet",
+    "duplicates.parquet",
+    "astrometry.csv",
+)
 
 #: Rows of the candidates table artifact (the full list is in candidates.parquet).
 _TABLE_ROWS = 500
@@ -55,8 +62,9 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
         "measurements_in_groups": int(len(dup)),
         "tile_candidates": int(counts["tile_candidates"]),
     }
-    summary = build_summary(Path(out), records, counts, config_hash, duplicates=duplicates,
-                            astrometry=summarize_astrometry(ast)).to_dict()
+    summary = build_summary(
+        Path(out), records, counts, config_hash, duplicates=duplicates, astrometry=summarize_astrometry(ast)
+    ).to_dict()
     create_markdown_artifact(
         key="vasco-survey-funnel",
         markdown=funnel_markdown(summary, records),
@@ -73,7 +81,8 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
             if (root / name).exists():
                 store.put_file(root / name, name)
     create_markdown_artifact(
-        key="vasco-survey-products", markdown=products_markdown(store.url, records),
+        key="vasco-survey-products",
+        markdown=products_markdown(store.url, records),
         description=f"Where the outputs and QC products of {store.url} are",
     )
     return summary
@@ -94,16 +103,20 @@ def report(out: str) -> str | None:
     try:
         man = build_report(root)
     except Exception as exc:  # noqa: BLE001 - the survey's results stand without their report
-        logger.warning("the report of %s was not built: %s: %s (try `vasco report %s`)",
-                       store.url, type(exc).__name__, exc, root)
+        logger.warning(
+            "the report of %s was not built: %s: %s (try `vasco report %s`)", store.url, type(exc).__name__, exc, root
+        )
         return None
     if not store.is_local:
         store.put_tree(root / "report", "report")
         for rel in man["tile_plots"]:
             store.put_file(root / rel, rel)
     index = store.uri("report/index.html") if not store.is_local else str((root / man["index"]).resolve())
-    create_markdown_artifact(key="vasco-survey-report", markdown=report_markdown(store.url, index, man),
-                             description=f"VASCO report of {store.url}")
+    create_markdown_artifact(
+        key="vasco-survey-report",
+        markdown=report_markdown(store.url, index, man),
+        description=f"VASCO report of {store.url}",
+    )
     logger.info("report: %s", index)
     return index
 

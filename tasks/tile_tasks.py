@@ -33,8 +33,8 @@ from prefect.context import TaskRunContext
 
 from vasco.codehash import code_fingerprint
 from vasco.config import VascoConfig
-from vasco.io import read_json
 from vasco.filters.registry import list_sources
+from vasco.io import read_json
 from vasco.outputs import TileRecord, write_tile_record
 from vasco.records import load_record, record_path, source_hash
 from vasco.steps import acquire
@@ -125,13 +125,26 @@ def _retry_unless_final(task: Any, task_run: Any, state: Any) -> bool:
 _COMMON: dict[str, Any] = dict(persist_result=True, retry_condition_fn=_retry_unless_final)
 
 
-@task(name="acquire_synthetic", retries=2, retry_delay_seconds=[2, 10], cache_policy=_step_cache("acquire", acquire.acquire_synthetic), **_COMMON)
+@task(
+    name="acquire_synthetic",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=_step_cache("acquire", acquire.acquire_synthetic),
+    **_COMMON,
+)
 def acquire_synthetic(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
     """Render the synthetic tile and its catalogues (step ``acquire``)."""
     return acquire.acquire_synthetic(tile_dir, ra, dec, cfg)
 
 
-@task(name="acquire_dss", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("acquire", acquire.acquire_dss), **_COMMON)
+@task(
+    name="acquire_dss",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_jitter_factor=0.5,
+    cache_policy=_step_cache("acquire", acquire.acquire_dss),
+    **_COMMON,
+)
 def acquire_dss(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
     """Download the cutout from STScI, at most ``catalogs.service_concurrency`` at once (step ``acquire``)."""
     with concurrency(service_limit("dss"), occupy=1, strict=True):
@@ -144,14 +157,28 @@ def acquire_file(tile_dir: Path, fits_path: Path) -> dict[str, Any]:
     return acquire.acquire_file(tile_dir, fits_path)
 
 
-@task(name="catalogs", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", catalogs_step.catalogs), **_COMMON)
+@task(
+    name="catalogs",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_jitter_factor=0.5,
+    cache_policy=_step_cache("catalogs", catalogs_step.catalogs),
+    **_COMMON,
+)
 def catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[str, Any]:
     """Cone queries (VizieR, politely limited) or local catalogue files."""
     with _politely("vizier" if cfg.catalogs.resolved(cfg.sky) == "vizier" else None):
         return catalogs_step.catalogs(tile_dir, ra, dec, cfg)
 
 
-@task(name="catalogs_xmatch", retries=2, retry_delay_seconds=[30, 120], retry_jitter_factor=0.5, cache_policy=_step_cache("catalogs", catalogs_step.catalogs_xmatch), **_COMMON)
+@task(
+    name="catalogs_xmatch",
+    retries=2,
+    retry_delay_seconds=[30, 120],
+    retry_jitter_factor=0.5,
+    cache_policy=_step_cache("catalogs", catalogs_step.catalogs_xmatch),
+    **_COMMON,
+)
 def catalogs_xmatch(tile_dir: Path, measured: dict[str, str], tile_dec: float, cfg: VascoConfig) -> dict[str, Any]:
     """CDS XMatch jobs, one at a time across the whole survey (CDS bans parallel jobs; step ``catalogs``)."""
     with concurrency(service_limit("xmatch"), occupy=1, strict=True):
@@ -160,7 +187,9 @@ def catalogs_xmatch(tile_dir: Path, measured: dict[str, str], tile_dec: float, c
 
 @task(name="check_plate", cache_policy=_step_cache("check_plate", check_plate_step.check_plate), **_COMMON)
 def check_plate(
-    tile_dir: Path, image: dict[str, str], cfg: VascoConfig | None = None,
+    tile_dir: Path,
+    image: dict[str, str],
+    cfg: VascoConfig | None = None,
     verdicts: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Is the cutout POSS-I E? Which plate, which of its dates, which epoch?"""
@@ -199,7 +228,9 @@ def astrometry(
     return astrometry_step.astrometry(tile_dir, measured, catalogs, plate, ra0, dec0, cfg)
 
 
-@task(name="astrometry_plot", cache_policy=_step_cache("astrometry_plot", astrometry_plot_step.astrometry_plot), **_COMMON)
+@task(
+    name="astrometry_plot", cache_policy=_step_cache("astrometry_plot", astrometry_plot_step.astrometry_plot), **_COMMON
+)
 def astrometry_plot(tile_dir: Path, pairs: dict[str, str], astrometry: dict[str, str], tile_id: str) -> dict[str, Any]:
     """The residual plot of the fit (qc/astrometry.png)."""
     return astrometry_plot_step.astrometry_plot(tile_dir, pairs, astrometry, tile_id)
@@ -226,7 +257,13 @@ def select(
     return select_step.select(tile_dir, matched, match_info, cfg, astrometry=astrometry)
 
 
-@task(name="spread_model", retries=1, retry_delay_seconds=2, cache_policy=_step_cache("spread_model", spread_model_step.spread_model), **_COMMON)
+@task(
+    name="spread_model",
+    retries=1,
+    retry_delay_seconds=2,
+    cache_policy=_step_cache("spread_model", spread_model_step.spread_model),
+    **_COMMON,
+)
 def spread_model(
     tile_dir: Path, selected: dict[str, str], image: dict[str, str], psf: dict[str, str], cfg: VascoConfig
 ) -> dict[str, Any]:
@@ -234,15 +271,23 @@ def spread_model(
     return spread_model_step.spread_model(tile_dir, selected, image, psf, cfg)
 
 
-@task(name="veto_lists", retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5, cache_policy=_step_cache("veto_lists", veto_lists_step.veto_lists), **_COMMON)
+@task(
+    name="veto_lists",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_jitter_factor=0.5,
+    cache_policy=_step_cache("veto_lists", veto_lists_step.veto_lists),
+    **_COMMON,
+)
 def veto_lists(
     tile_dir: Path, selected: dict[str, str], plate: dict[str, str], ra: float, dec: float, cfg: VascoConfig
 ) -> dict[str, Any]:
     """Reference lists of the later vetoes (local files, or services around the candidates),
     at most ``catalogs.service_concurrency`` tiles asking the services at once, and at most
     :data:`vasco.sources.skybot.SKYBOT_MAX_CONCURRENCY` of them when SkyBoT is asked."""
-    with _politely("vizier" if _vetoes_ask_services(cfg) else None), _politely(
-        "skybot" if _skybot_asked(cfg) else None
+    with (
+        _politely("vizier" if _vetoes_ask_services(cfg) else None),
+        _politely("skybot" if _skybot_asked(cfg) else None),
     ):
         return veto_lists_step.veto_lists(tile_dir, selected, plate, ra, dec, cfg)
 
@@ -254,7 +299,9 @@ def skybot_epoch(tile_dir: Path, skybot: dict[str, str], plate: dict[str, str]) 
 
 
 @task(name="vetoes", cache_policy=_step_cache("vetoes", vetoes_step.vetoes), **_COMMON)
-def vetoes(tile_dir: Path, selected: dict[str, str], lists: dict[str, dict[str, str]], cfg: VascoConfig) -> dict[str, Any]:
+def vetoes(
+    tile_dir: Path, selected: dict[str, str], lists: dict[str, dict[str, str]], cfg: VascoConfig
+) -> dict[str, Any]:
     """The later vetoes (the registry's stages); detections and candidates."""
     return vetoes_step.vetoes(tile_dir, selected, lists, cfg)
 

@@ -88,8 +88,8 @@ def write_report(path: Path) -> None:
         "# Fault-injection results",
         "",
         "Written by the test suite itself (`tests/test_faults.py`, `tests/faultlog.py`) on its last full run:",
-        f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, Python {platform.python_version()}.",
-        f"**{ok} of {len(ROWS)} faults behaved as expected.** Each row is one test; \"observed\" is what",
+        f"{_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, Python {platform.python_version()}.",
+        f'**{ok} of {len(ROWS)} faults behaved as expected.** Each row is one test; "observed" is what',
         "the pipeline did in that run, and the verdict is the test's outcome.",
         "",
         "| area | fault | expected | observed | verdict |",
@@ -97,8 +97,9 @@ def write_report(path: Path) -> None:
     ]
     for r in sorted(ROWS, key=lambda r: (AREAS.index(r.area), r.test)):
         verdict = "ok" if r.outcome == "passed" else f"**{r.outcome.upper()}**"
-        lines.append(f"| {r.area} | {_cell(r.fault)} | {_cell(r.expected)} | {_cell('; '.join(r.observed) or '-')} "
-                     f"| {verdict} |")
+        lines.append(
+            f"| {r.area} | {_cell(r.fault)} | {_cell(r.expected)} | {_cell('; '.join(r.observed) or '-')} | {verdict} |"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines) + "\n")

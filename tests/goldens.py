@@ -106,9 +106,11 @@ def compare(folder: Path, name: str) -> list[str]:
         now_csv = _csv(cand[want_cols]) if want_cols else _csv(cand.iloc[:, :0])
         if now_csv != want_csv:
             a, b = want_csv.splitlines(), now_csv.splitlines()
-            rows = [i for i in range(max(len(a), len(b))) if (a[i:i + 1] != b[i:i + 1])]
-            problems.append(f"candidates: {len(a) - 1} golden rows, {len(b) - 1} now; "
-                            f"{len(rows)} lines differ (first: line {rows[0] + 1 if rows else '?'})")
+            rows = [i for i in range(max(len(a), len(b))) if (a[i : i + 1] != b[i : i + 1])]
+            problems.append(
+                f"candidates: {len(a) - 1} golden rows, {len(b) - 1} now; "
+                f"{len(rows)} lines differ (first: line {rows[0] + 1 if rows else '?'})"
+            )
     want_dets = json.loads((dest / "detections.json").read_text())
     for tile, want in want_dets.items():
         got = snap["detections"].get(tile)
@@ -132,8 +134,9 @@ def new_columns(folder: Path, name: str) -> dict[str, list[str]]:
     """Per tile, the detection columns written now that the golden files lack."""
     snap = snapshot(folder)
     want = json.loads((GOLDEN / name / "detections.json").read_text())
-    return {t: sorted(set(d["columns"]) - set(want.get(t, {}).get("columns", {})))
-            for t, d in snap["detections"].items()}
+    return {
+        t: sorted(set(d["columns"]) - set(want.get(t, {}).get("columns", {}))) for t, d in snap["detections"].items()
+    }
 
 
 def m101_gaia_file(m101: Path, workdir: Path) -> Path:
@@ -146,8 +149,16 @@ def m101_gaia_file(m101: Path, workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     t = sx.read_ldac(sx.run_pass1(m101, workdir / "p1.ldac", ExtractionConfig()))
     ra, dec = pixel_to_sky(read_fits_header(m101), t["X_IMAGE"], t["Y_IMAGE"])
-    cat = pd.DataFrame({"RA_ICRS": ra, "DE_ICRS": dec, "pmRA": 0.0, "pmDE": 0.0, "Gmag": 16.0,
-                        "Source": np.arange(len(t), dtype=np.int64)}).iloc[::2]
+    cat = pd.DataFrame(
+        {
+            "RA_ICRS": ra,
+            "DE_ICRS": dec,
+            "pmRA": 0.0,
+            "pmDE": 0.0,
+            "Gmag": 16.0,
+            "Source": np.arange(len(t), dtype=np.int64),
+        }
+    ).iloc[::2]
     path = workdir / "gaia.csv"
     cat.to_csv(path, index=False)
     return path

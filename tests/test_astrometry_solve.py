@@ -33,8 +33,8 @@ def _sky(ra0, dec0, n=600, seed=3, half=900.0, noise=0.05):
     plate = from_tangent_plane(pxi, peta, ra0, dec0)
     # ... and the TAN WCS is that, 2.3" away.
     tan = from_tangent_plane(pxi + 2.3 * np.cos(0.7), peta + 2.3 * np.sin(0.7), ra0, dec0)
-    x = (xi / 1.7 + 530.0)
-    y = (eta / 1.7 + 530.0)
+    x = xi / 1.7 + 530.0
+    y = eta / 1.7 + 530.0
     return truth, {"plate": plate, "tan": tan}, x, y
 
 
@@ -87,8 +87,7 @@ def test_only_plate_polynomial_and_missing_configured_solution():
     sol = solve_tile(only, x, y, np.ones(len(x), bool), truth[0], truth[1], 132.8, 11.8, AstrometryConfig())
     assert sol.choice == "only_solution" and sol.summary()["median_residual_arcsec"] <= 0.15
     with pytest.raises(ValueError, match="'tan' is not in the header"):
-        solve_tile(only, x, y, np.ones(len(x), bool), truth[0], truth[1], 132.8, 11.8,
-                   AstrometryConfig(solution="tan"))
+        solve_tile(only, x, y, np.ones(len(x), bool), truth[0], truth[1], 132.8, 11.8, AstrometryConfig(solution="tan"))
 
 
 def test_too_few_stars_fall_back_as_stated():
@@ -96,8 +95,7 @@ def test_too_few_stars_fall_back_as_stated():
     sol = solve_tile(pos, x, y, np.ones(8, bool), truth[0], truth[1], 132.8, 11.8, AstrometryConfig())
     assert sol.summary()["status"] == "fallback_shift" and sol.summary()["degree"] == 0
     two = {k: (v[0][:2], v[1][:2]) for k, v in pos.items()}
-    sol = solve_tile(two, x[:2], y[:2], np.ones(2, bool), truth[0][:2], truth[1][:2], 132.8, 11.8,
-                     AstrometryConfig())
+    sol = solve_tile(two, x[:2], y[:2], np.ones(2, bool), truth[0][:2], truth[1][:2], 132.8, 11.8, AstrometryConfig())
     assert sol.summary()["status"] == "fallback_none" and not sol.summary()["fitted"]
     with pytest.raises(ValueError, match="fit_mask has 8 rows, positions have 2"):
         solve_tile(two, x[:2], y[:2], np.ones(8, bool), truth[0], truth[1], 132.8, 11.8, AstrometryConfig())
@@ -116,9 +114,17 @@ def test_isolated_and_unusable_references_are_not_paired_with_a_neighbour():
 
 
 def test_reference_at_epoch_moves_stars_and_drops_those_without_motion():
-    cat = pd.DataFrame({"source_id": [1, 2], "ra": [10.0, 10.0], "dec": [0.0, 1.0],
-                        "pmra": [1000.0, np.nan], "pmdec": [0.0, np.nan], "epoch": [2016.0, 2016.0],
-                        "mag": [15.0, 16.0]})
+    cat = pd.DataFrame(
+        {
+            "source_id": [1, 2],
+            "ra": [10.0, 10.0],
+            "dec": [0.0, 1.0],
+            "pmra": [1000.0, np.nan],
+            "pmdec": [0.0, np.nan],
+            "epoch": [2016.0, 2016.0],
+            "mag": [15.0, 16.0],
+        }
+    )
     ra, dec = reference_at_epoch(cat, 1956.0)
     assert len(ra) == 1
     assert (ra[0] - 10.0) * 3600 == pytest.approx(-60.0, rel=1e-6)
@@ -145,8 +151,12 @@ def test_residual_plot_and_survey_table(tmp_path):
     empty = plot_residuals(sol.pairs.iloc[:0], {"solution": "plate"}, tmp_path / "empty.png")
     assert empty.stat().st_size > 1000
     recs = [
-        {"tile_id": "t1", "status": "ok", "plate": {"region": "XE133"},
-         "astrometry": {**sol.summary(), "two_solution_offset_arcsec": 2.3, "plot": "qc/astrometry.png"}},
+        {
+            "tile_id": "t1",
+            "status": "ok",
+            "plate": {"region": "XE133"},
+            "astrometry": {**sol.summary(), "two_solution_offset_arcsec": 2.3, "plot": "qc/astrometry.png"},
+        },
         {"tile_id": "t2", "status": "failed", "plate": {}, "astrometry": None},
     ]
     table = astrometry_table(recs)

@@ -80,12 +80,15 @@ def test_every_reason_that_applies_is_listed_in_order():
 
 
 def _cut_table(n: int = 6) -> pd.DataFrame:
-    t = pd.DataFrame({
-        "ra": np.full(n, 10.0), "dec": np.full(n, 20.0),
-        "SNR_WIN": [50.0, 31.0, 30.0, 100.0, 100.0, 100.0],
-        "FLAGS": [0, 0, 0, 2, 0, 0],
-        "gaia_sep_arcsec": [0.3, np.nan, 0.2, 0.1, np.nan, 0.4],
-    })
+    t = pd.DataFrame(
+        {
+            "ra": np.full(n, 10.0),
+            "dec": np.full(n, 20.0),
+            "SNR_WIN": [50.0, 31.0, 30.0, 100.0, 100.0, 100.0],
+            "FLAGS": [0, 0, 0, 2, 0, 0],
+            "gaia_sep_arcsec": [0.3, np.nan, 0.2, 0.1, np.nan, 0.4],
+        }
+    )
     for col in SHAPE_CUT_COLUMNS:
         t[col] = True
     t.loc[4, "cut_elongation"] = False  # a trail: not point-like
@@ -109,9 +112,8 @@ def test_test_stars_are_bright_clean_and_point_like():
 
 def test_pixel_scale_from_a_synthetic_header():
     from vasco.astrometry.positions import pixel_to_sky
-    from vasco.synthetic.tile import make_synthetic_tile
-
     from vasco.config import SyntheticConfig
+    from vasco.synthetic.tile import make_synthetic_tile
 
     tile = make_synthetic_tile(RA0, DEC0, 10.0, 1, SyntheticConfig(n_transients=0))
     rng = np.random.default_rng(0)
@@ -177,36 +179,64 @@ def _tile(tmp_path: Path, *, n_stars: int = 300, n_pm: int | None = None, n_tran
     snr = np.concatenate([rng.uniform(35.0, 400.0, n_stars), rng.uniform(40.0, 60.0, n_transients)])
     fwhm = np.full(n, 3.0)
     err = 0.6 * fwhm / 2.3548 / snr * 1.2
-    measured = pd.DataFrame({
-        "NUMBER": np.arange(1, n + 1, dtype=np.int64), "ra": ra_h, "dec": dec_h,
-        "X_IMAGE": x, "Y_IMAGE": y, "XWIN_IMAGE": x, "YWIN_IMAGE": y,
-        "ERRAWIN_IMAGE": err * 1.1, "ERRBWIN_IMAGE": err * 0.9,
-        "XMIN_IMAGE": x - 3, "XMAX_IMAGE": x + 3, "YMIN_IMAGE": y - 3, "YMAX_IMAGE": y + 3,
-        "SNR_WIN": snr, "FLAGS": np.zeros(n, dtype=np.int16), "FWHM_IMAGE": fwhm + rng.uniform(-0.05, 0.05, n),
-        "ELONGATION": 1.05 + rng.uniform(0, 0.05, n),
-        "SPREAD_MODEL": np.full(n, 0.001, np.float32), "SPREADERR_MODEL": np.full(n, 0.001, np.float32),
-        "MAG_PSF": np.full(n, 17.0, np.float32), "MAGERR_PSF": np.full(n, 0.05, np.float32),
-        "ra_plate": ra_h, "dec_plate": dec_h, "ra_tan": np.nan, "dec_tan": np.nan,
-        "astrometry_solution": "plate",
-    })
+    measured = pd.DataFrame(
+        {
+            "NUMBER": np.arange(1, n + 1, dtype=np.int64),
+            "ra": ra_h,
+            "dec": dec_h,
+            "X_IMAGE": x,
+            "Y_IMAGE": y,
+            "XWIN_IMAGE": x,
+            "YWIN_IMAGE": y,
+            "ERRAWIN_IMAGE": err * 1.1,
+            "ERRBWIN_IMAGE": err * 0.9,
+            "XMIN_IMAGE": x - 3,
+            "XMAX_IMAGE": x + 3,
+            "YMIN_IMAGE": y - 3,
+            "YMAX_IMAGE": y + 3,
+            "SNR_WIN": snr,
+            "FLAGS": np.zeros(n, dtype=np.int16),
+            "FWHM_IMAGE": fwhm + rng.uniform(-0.05, 0.05, n),
+            "ELONGATION": 1.05 + rng.uniform(0, 0.05, n),
+            "SPREAD_MODEL": np.full(n, 0.001, np.float32),
+            "SPREADERR_MODEL": np.full(n, 0.001, np.float32),
+            "MAG_PSF": np.full(n, 17.0, np.float32),
+            "MAGERR_PSF": np.full(n, 0.05, np.float32),
+            "ra_plate": ra_h,
+            "dec_plate": dec_h,
+            "ra_tan": np.nan,
+            "dec_tan": np.nan,
+            "astrometry_solution": "plate",
+        }
+    )
     n_pm = n_stars if n_pm is None else n_pm
     pm = np.where(np.arange(n_stars) < n_pm, 0.0, np.nan)
-    gaia = pd.DataFrame({"source_id": np.arange(n_stars, dtype=np.int64), "ra": truth[0][:n_stars],
-                         "dec": truth[1][:n_stars], "pmra": pm, "pmdec": pm, "ref_epoch": 2016.0,
-                         "phot_g_mean_mag": rng.uniform(12.0, 19.0, n_stars)})
+    gaia = pd.DataFrame(
+        {
+            "source_id": np.arange(n_stars, dtype=np.int64),
+            "ra": truth[0][:n_stars],
+            "dec": truth[1][:n_stars],
+            "pmra": pm,
+            "pmdec": pm,
+            "ref_epoch": 2016.0,
+            "phot_g_mean_mag": rng.uniform(12.0, 19.0, n_stars),
+        }
+    )
     tile = tmp_path / "tile"
     plate = write_json_atomic(tile / "work" / "plate.json", {"ok": True, "epoch": 1955.3})
-    return (tile, _write(tile / "work" / "measured.parquet", measured),
-            {"gaia": _write(tmp_path / "gaia.parquet", gaia)},
-            {"path": str(plate), "sha256": file_sha256(plate)})
+    return (
+        tile,
+        _write(tile / "work" / "measured.parquet", measured),
+        {"gaia": _write(tmp_path / "gaia.parquet", gaia)},
+        {"path": str(plate), "sha256": file_sha256(plate)},
+    )
 
 
 def _run(tmp_path: Path, cfg: VascoConfig, **kw):
     tile, measured, cats, plate = _tile(tmp_path, **kw)
     ast = astrometry(tile, measured, cats, plate, RA0, DEC0, cfg)
     mat = match(tile, ast["outputs"]["table"], cats, plate, DEC0, cfg)
-    sel = select(tile, mat["outputs"]["table"], mat["info"], cfg,
-                            astrometry=ast["outputs"]["astrometry"])
+    sel = select(tile, mat["outputs"]["table"], mat["info"], cfg, astrometry=ast["outputs"]["astrometry"])
     spr = spread_model(tile, sel["outputs"]["selected"], {}, {}, cfg)
     vet = vetoes(tile, spr["outputs"]["table"], {}, cfg)
     return ast, sel, vet
@@ -256,13 +286,17 @@ def test_a_tile_with_a_forced_fallback_is_marked_and_so_are_its_candidates(tmp_p
 def test_changing_a_trust_threshold_reruns_selection_not_the_fit(tmp_path):
     tile, measured, cats, plate = _tile(tmp_path)
     ast = astrometry(tile, measured, cats, plate, RA0, DEC0, CFG)
-    strict = CFG.model_copy(update={"astrometry": CFG.astrometry.model_copy(
-        update={"trust": AstrometryTrustConfig(max_median_residual_arcsec=0.01)})})
+    strict = CFG.model_copy(
+        update={
+            "astrometry": CFG.astrometry.model_copy(
+                update={"trust": AstrometryTrustConfig(max_median_residual_arcsec=0.01)}
+            )
+        }
+    )
     again = astrometry(tile, measured, cats, plate, RA0, DEC0, strict)
     assert again["key"] == ast["key"]
     mat = match(tile, ast["outputs"]["table"], cats, plate, DEC0, strict)
-    sel = select(tile, mat["outputs"]["table"], mat["info"], strict,
-                            astrometry=ast["outputs"]["astrometry"])
+    sel = select(tile, mat["outputs"]["table"], mat["info"], strict, astrometry=ast["outputs"]["astrometry"])
     assert sel["info"]["astrometry_trust"]["trust_reasons"] == ["median_residual"]
     table = pd.read_parquet(sel["outputs"]["selected"]["path"])
     assert (table["astrometry_trust_reason"] == "median_residual").all()
@@ -275,25 +309,46 @@ def test_changing_a_trust_threshold_reruns_selection_not_the_fit(tmp_path):
 def _record(tid: str, trusted: bool | None, candidates: int, reasons: tuple[str, ...] = ()) -> dict:
     ast = {"solution": "plate", "status": "fit" if trusted else "fallback_shift", "median_residual_arcsec": 0.2}
     if trusted is not None:
-        ast.update(trusted=trusted, trust_reasons=list(reasons),
-                   trust_reason="; ".join(f"<{r}>" for r in reasons) or None, match_fraction=0.9)
-    return {"tile_id": tid, "centre": {"ra": 1.0, "dec": 2.0}, "plate": {"region": "XE001", "label": "E1",
-            "epoch": 1952.5}, "status": "ok", "reason": None, "funnel": {"detections": 3}, "config_hash": "abc",
-            "counts": {"detections": 3, "candidates": candidates}, "astrometry": ast}
+        ast.update(
+            trusted=trusted,
+            trust_reasons=list(reasons),
+            trust_reason="; ".join(f"<{r}>" for r in reasons) or None,
+            match_fraction=0.9,
+        )
+    return {
+        "tile_id": tid,
+        "centre": {"ra": 1.0, "dec": 2.0},
+        "plate": {"region": "XE001", "label": "E1", "epoch": 1952.5},
+        "status": "ok",
+        "reason": None,
+        "funnel": {"detections": 3},
+        "config_hash": "abc",
+        "counts": {"detections": 3, "candidates": candidates},
+        "astrometry": ast,
+    }
 
 
 def test_summary_counts_untrusted_tiles_and_their_candidates(tmp_path):
-    from vasco.publish.merge import build_summary, merge_catalogues
     from vasco.outputs import TileRecord, write_tile_record
+    from vasco.publish.merge import build_summary, merge_catalogues
 
-    recs = [_record("t1", True, 1), _record("t2", False, 2, ("fit_fallback_shift", "match_fraction")),
-            _record("t3", None, 1)]
+    recs = [
+        _record("t1", True, 1),
+        _record("t2", False, 2, ("fit_fallback_shift", "match_fraction")),
+        _record("t3", None, 1),
+    ]
     for rec in recs:
         d = tmp_path / "tiles" / rec["tile_id"]
         trusted = rec["astrometry"].get("trusted", True)
-        det = pd.DataFrame({"NUMBER": [1, 2, 3], "ra": [10.0, 10.1, 10.2], "dec": [0.0, 0.1, 0.2],
-                            "is_candidate": [True, rec["tile_id"] == "t2", False],
-                            "astrometry_trusted": [trusted] * 3})
+        det = pd.DataFrame(
+            {
+                "NUMBER": [1, 2, 3],
+                "ra": [10.0, 10.1, 10.2],
+                "dec": [0.0, 0.1, 0.2],
+                "is_candidate": [True, rec["tile_id"] == "t2", False],
+                "astrometry_trusted": [trusted] * 3,
+            }
+        )
         d.mkdir(parents=True)
         det.to_parquet(d / "detections.parquet", index=False)
         write_tile_record(d, TileRecord.model_validate(rec))
@@ -311,8 +366,9 @@ def test_summary_counts_untrusted_tiles_and_their_candidates(tmp_path):
 def test_astrometry_table_has_the_trust_columns():
     from vasco.qc.astrometry import astrometry_table, summarize_astrometry
 
-    table = astrometry_table([_record("t1", True, 0), _record("t2", False, 0, ("median_residual",)),
-                              _record("t3", None, 0)])
+    table = astrometry_table(
+        [_record("t1", True, 0), _record("t2", False, 0, ("median_residual",)), _record("t3", None, 0)]
+    )
     assert table["trusted"].tolist()[:2] == [True, False] and pd.isna(table["trusted"].iloc[2])
     assert table["trust_reasons"].tolist()[:2] == ["", "median_residual"] and pd.isna(table["trust_reasons"].iloc[2])
     assert table["match_fraction"].dtype == np.float64
@@ -325,25 +381,57 @@ def test_report_page_lists_untrusted_tiles_with_their_reasons(tmp_path):
     from vasco.report.page import write_index
 
     hostile = "</td><script>alert(1)</script>"
-    summary = {"tiles": {"planned": 2, "processed": 2}, "detections": 6, "candidates": 3, "funnel": {},
-               "astrometry_trust": {"tiles_untrusted": 1, "candidates_untrusted": 2,
-                                    "untrusted_tiles": {"t002.0000+02.0000": "fit fell back " + hostile}}}
-    page = write_index(tmp_path / "s" / "report" / "index.html", summary=summary, plots={}, tiles=[],
-                       coverage={}, gallery=None, config_hash="x", vasco_version="0", created="now").read_text()
+    summary = {
+        "tiles": {"planned": 2, "processed": 2},
+        "detections": 6,
+        "candidates": 3,
+        "funnel": {},
+        "astrometry_trust": {
+            "tiles_untrusted": 1,
+            "candidates_untrusted": 2,
+            "untrusted_tiles": {"t002.0000+02.0000": "fit fell back " + hostile},
+        },
+    }
+    page = write_index(
+        tmp_path / "s" / "report" / "index.html",
+        summary=summary,
+        plots={},
+        tiles=[],
+        coverage={},
+        gallery=None,
+        config_hash="x",
+        vasco_version="0",
+        created="now",
+    ).read_text()
     assert 'id="untrusted-tiles"' in page and "t002.0000+02.0000" in page and "2 candidate(s)" in page
     assert html.escape("fit fell back " + hostile) in page and "<script>alert(1)" not in page
     clean = dict(summary, astrometry_trust={"tiles_untrusted": 0, "candidates_untrusted": 0, "untrusted_tiles": {}})
-    page = write_index(tmp_path / "s" / "report" / "index.html", summary=clean, plots={}, tiles=[], coverage={},
-                       gallery=None, config_hash="x", vasco_version="0", created="now").read_text()
+    page = write_index(
+        tmp_path / "s" / "report" / "index.html",
+        summary=clean,
+        plots={},
+        tiles=[],
+        coverage={},
+        gallery=None,
+        config_hash="x",
+        vasco_version="0",
+        created="now",
+    ).read_text()
     assert "Untrusted astrometry" in page and 'id="untrusted-tiles"' not in page
 
 
 def test_gallery_cards_carry_the_mark_and_the_uncertainty():
     from vasco.report.gallery import _card_data
 
-    cands = pd.DataFrame({"ra": [10.0, 11.0], "dec": [1.0, 2.0], "tile_id": ["t1", "t2"],
-                          "astrometry_trust_reason": pd.array(["", "fit_fallback_shift"], dtype="string"),
-                          "pos_err_arcsec": [0.15, 0.4]})
+    cands = pd.DataFrame(
+        {
+            "ra": [10.0, 11.0],
+            "dec": [1.0, 2.0],
+            "tile_id": ["t1", "t2"],
+            "astrometry_trust_reason": pd.array(["", "fit_fallback_shift"], dtype="string"),
+            "pos_err_arcsec": [0.15, 0.4],
+        }
+    )
     cards = _card_data(cands, [None, None])
     assert [c["untrusted"] for c in cards] == ["", "fit_fallback_shift"]
     assert [c["poserr"] for c in cards] == [0.15, 0.4]
@@ -354,8 +442,10 @@ def test_vasco_status_lists_untrusted_tiles(tmp_path, capsys):
     from vasco.survey_tree import survey_status
 
     (tmp_path / "positions.csv").write_text("ra,dec\n10,10\n20,20\n")
-    for rec in (_record("t010.0000+10.0000", True, 0),
-                _record("t020.0000+20.0000", False, 1, ("fit_fallback_none", "match_fraction"))):
+    for rec in (
+        _record("t010.0000+10.0000", True, 0),
+        _record("t020.0000+20.0000", False, 1, ("fit_fallback_none", "match_fraction")),
+    ):
         write_json_atomic(tmp_path / "tiles" / rec["tile_id"] / "tile.json", rec)
     st = survey_status(tmp_path)
     assert st.untrusted == {"fit_fallback_none": ["t020.0000+20.0000"], "match_fraction": ["t020.0000+20.0000"]}
@@ -367,9 +457,12 @@ def test_vasco_status_lists_untrusted_tiles(tmp_path, capsys):
 def test_funnel_artifact_mentions_untrusted_tiles():
     from vasco.report.markdown import funnel_markdown
 
-    summary = {"funnel": {"detections": 3}, "tiles": {"planned": 1, "processed": 1, "rejected": 0, "failed": 0},
-               "failures": {}, "astrometry_trust": {"tiles_untrusted": 1, "candidates_untrusted": 2,
-                                                    "by_reason": {"fit_fallback_shift": 1}}}
+    summary = {
+        "funnel": {"detections": 3},
+        "tiles": {"planned": 1, "processed": 1, "rejected": 0, "failed": 0},
+        "failures": {},
+        "astrometry_trust": {"tiles_untrusted": 1, "candidates_untrusted": 2, "by_reason": {"fit_fallback_shift": 1}},
+    }
     text = funnel_markdown(summary, [])
     assert "Astrometry not trusted on 1 processed tile(s), with 2 candidate(s)" in text
     assert "`fit_fallback_shift` 1" in text

@@ -8,13 +8,16 @@ import pytest
 
 from flows.cli import main
 from vasco.config import VascoConfig
-from vasco.publish.merge import build_summary
 from vasco.io import write_json_atomic
 from vasco.outputs import PlateInfo, TileRecord, write_tile_record
+from vasco.publish.merge import build_summary
 from vasco.survey_tree import clean_survey, reset_tile, survey_status
 
-TILES = {"t010.0000+10.0000": ("ok", None), "t020.0000+20.0000": ("failed", "FAIL_PSFEX"),
-         "t030.0000+30.0000": ("rejected", "REJECT_NON_POSS")}
+TILES = {
+    "t010.0000+10.0000": ("ok", None),
+    "t020.0000+20.0000": ("failed", "FAIL_PSFEX"),
+    "t030.0000+30.0000": ("rejected", "REJECT_NON_POSS"),
+}
 
 
 @pytest.fixture
@@ -24,8 +27,12 @@ def survey(tmp_path):
     (out / "positions.csv").write_text("ra,dec\n10,10\n20,20\n30,30\n40,40\n")
     for tid, (status, reason) in TILES.items():
         d = out / "tiles" / tid
-        write_tile_record(d, TileRecord(tile_id=tid, centre=None, plate=PlateInfo(), status=status, reason=reason,
-                                        funnel={}, config_hash="h"))
+        write_tile_record(
+            d,
+            TileRecord(
+                tile_id=tid, centre=None, plate=PlateInfo(), status=status, reason=reason, funnel={}, config_hash="h"
+            ),
+        )
         write_json_atomic(d / "steps" / "psf.json", {"key": "k"})
         (d / "work").mkdir()
         (d / "work" / "pass2.ldac").write_bytes(b"x" * 1000)
@@ -74,11 +81,14 @@ def test_not_a_survey_folder_is_named(tmp_path, capsys):
     assert "not a survey folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name,text", [
-    ("c.toml", "[cuts]\nsnr_win_min = 25.0\n[survey]\nworkers = 1\n"),
-    ("c.yaml", "cuts:\n  snr_win_min: 25.0\nsurvey:\n  workers: 1\n"),
-    ("c.json", json.dumps({"cuts": {"snr_win_min": 25.0}, "survey": {"workers": 1}})),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("c.toml", "[cuts]\nsnr_win_min = 25.0\n[survey]\nworkers = 1\n"),
+        ("c.yaml", "cuts:\n  snr_win_min: 25.0\nsurvey:\n  workers: 1\n"),
+        ("c.json", json.dumps({"cuts": {"snr_win_min": 25.0}, "survey": {"workers": 1}})),
+    ],
+)
 def test_config_files_in_three_formats_and_config_show(name, text, tmp_path, capsys):
     path = tmp_path / name
     path.write_text(text)

@@ -4,10 +4,11 @@ nothing the step does not use."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,20 +17,32 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-import importlib
-
 import vasco
 from vasco.codehash import PACKAGE_ROOT, code_fingerprint, module_closure
 from vasco.io import read_json
 from vasco.steps import acquire
 
 #: Step shell function -> its module under vasco.steps (variants of a step share its module).
-MODULE = {"acquire_synthetic": "acquire", "acquire_dss": "acquire", "acquire_file": "acquire",
-          "catalogs_xmatch": "catalogs"}
+MODULE = {
+    "acquire_synthetic": "acquire",
+    "acquire_dss": "acquire",
+    "acquire_file": "acquire",
+    "catalogs_xmatch": "catalogs",
+}
 #: The step functions of a tile before the quality cuts, in flow order.
 BEFORE_SELECT = (
-    "acquire_synthetic", "acquire_dss", "acquire_file", "catalogs", "catalogs_xmatch", "check_plate",
-    "psf", "pass2", "measure", "astrometry", "astrometry_plot", "match",
+    "acquire_synthetic",
+    "acquire_dss",
+    "acquire_file",
+    "catalogs",
+    "catalogs_xmatch",
+    "check_plate",
+    "psf",
+    "pass2",
+    "measure",
+    "astrometry",
+    "astrometry_plot",
+    "match",
 )
 #: Every step function (each writes a step record).
 STEPS = (*BEFORE_SELECT, "select", "spread_model", "veto_lists", "vetoes")
@@ -66,7 +79,10 @@ def test_select_depends_on_the_cuts_and_the_steps_before_it_do_not():
         assert "vasco.steps.base" in mods, step
         own = f"vasco.steps.{MODULE.get(step, step)}"
         assert not {m for m in mods if m.startswith("vasco.steps.") and m != own} - {
-            "vasco.steps.base", "vasco.steps.header", "vasco.steps.tools"}, step
+            "vasco.steps.base",
+            "vasco.steps.header",
+            "vasco.steps.tools",
+        }, step
 
 
 def test_function_local_imports_and_package_inits_are_followed():
@@ -84,8 +100,11 @@ def test_function_local_imports_and_package_inits_are_followed():
 
 
 def test_extraction_steps_cover_tool_configs_and_versions():
-    shipped = sorted(p.relative_to(PACKAGE_ROOT).as_posix()
-                     for p in (PACKAGE_ROOT / "extraction" / "config").iterdir() if p.is_file())
+    shipped = sorted(
+        p.relative_to(PACKAGE_ROOT).as_posix()
+        for p in (PACKAGE_ROOT / "extraction" / "config").iterdir()
+        if p.is_file()
+    )
     assert len(shipped) >= 5
     for step in EXTRACTION_STEPS:
         fp = code_fingerprint(step_fn(step))
@@ -151,8 +170,9 @@ def test_prefect_cache_key_follows_the_library_code(tmp_path, monkeypatch):
     first = key_fn(ctx, params)
     assert first is not None and first == key_fn(ctx, params)
     real = tile_tasks.code_fingerprint
-    monkeypatch.setattr(tile_tasks, "code_fingerprint",
-                        lambda fn: type(real(fn))(digest="0" * 16))  # the library step's code changed
+    monkeypatch.setattr(
+        tile_tasks, "code_fingerprint", lambda fn: type(real(fn))(digest="0" * 16)
+    )  # the library step's code changed
     assert key_fn(ctx, params) != first
 
 
@@ -181,9 +201,14 @@ print(json.dumps({"file": vasco.__file__, "fingerprints": {
 
 def _fingerprints(root: Path, steps=STEPS, **env: str) -> dict[str, dict]:
     """Step fingerprints computed by a fresh process on the package under ``root`` (nothing imported but it)."""
-    out = subprocess.run([sys.executable, "-c", _PRINT_DIGESTS, json.dumps(MODULE), *steps], capture_output=True,
-                         text=True,
-                         env={**os.environ, "PYTHONPATH": str(root), **env}, check=True, cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-c", _PRINT_DIGESTS, json.dumps(MODULE), *steps],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), **env},
+        check=True,
+        cwd=root,
+    )
     got = json.loads(out.stdout)
     assert Path(got["file"]).is_relative_to(root)
     return got["fingerprints"]
@@ -281,13 +306,15 @@ def test_changing_a_cut_in_the_library_reruns_select_and_after_only(tmp_path):
 
     def run() -> tuple[dict[str, int], dict[str, dict]]:
         env = {**os.environ, "PYTHONPATH": str(root)}
-        out = subprocess.run([sys.executable, str(script), str(tile)], capture_output=True, text=True, env=env,
-                             cwd=tmp_path, timeout=600)
+        out = subprocess.run(
+            [sys.executable, str(script), str(tile)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         got = json.loads(out.stdout.strip().splitlines()[-1])
         assert Path(got["file"]).is_relative_to(root)
-        recs = {p.stem: {**read_json(p), "mtime_ns": p.stat().st_mtime_ns}
-                for p in sorted((tile / "steps").glob("*.json"))}
+        recs = {
+            p.stem: {**read_json(p), "mtime_ns": p.stat().st_mtime_ns} for p in sorted((tile / "steps").glob("*.json"))
+        }
         return got["funnel"], recs
 
     funnel1, first = run()

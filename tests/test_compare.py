@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SHARED
+
 from vasco.qc.compare import compare_published, funnel_stage, in_footprint, read_published
 
 PUBLISHED = SHARED / "published"
@@ -34,28 +34,41 @@ def test_footprint_is_the_square_tile_also_across_ra_zero():
 
 
 def test_funnel_stage_order():
-    det = pd.DataFrame({
-        "cut_flags": [False, True, True, True, True, True],
-        "cut_snr": [False, False, True, True, True, True],
-        "no_gaia": [True, True, False, True, True, True],
-        "veto_not_bright_star": [False, False, False, True, False, False],
-        "veto_in_supercosmos": [False, False, False, False, True, False],
-        "is_survey_candidate": [False, False, False, False, False, True],
-    })
-    assert funnel_stage(det).tolist() == ["flags", "snr", "no_gaia", "not_bright_star", "in_supercosmos",
-                                          "candidate"]
+    det = pd.DataFrame(
+        {
+            "cut_flags": [False, True, True, True, True, True],
+            "cut_snr": [False, False, True, True, True, True],
+            "no_gaia": [True, True, False, True, True, True],
+            "veto_not_bright_star": [False, False, False, True, False, False],
+            "veto_in_supercosmos": [False, False, False, False, True, False],
+            "is_survey_candidate": [False, False, False, False, False, True],
+        }
+    )
+    assert funnel_stage(det).tolist() == ["flags", "snr", "no_gaia", "not_bright_star", "in_supercosmos", "candidate"]
 
 
 def test_compare_recall_attribution_and_ours_only():
     s = 1 / 3600
-    det = pd.DataFrame({
-        "tile_id": "t1", "NUMBER": [1, 2, 3, 4],
-        "ra": [10.0, 10.05, 10.1, 10.12], "dec": [0.0, 0.0, 0.0, 0.0],
-        "cut_snr": [True, False, True, True], "counterpart_sep_arcsec": [np.nan, np.nan, 0.3, np.nan],
-        "no_gaia": [True, True, False, True], "is_survey_candidate": [True, False, False, True],
-    })
-    pub = pd.DataFrame({"ra": [10.0 + 0.5 * s, 10.05 + 4 * s, 10.1, 10.08, 50.0], "dec": [0.0] * 5,
-                        "RA_NEOWISE": 0.0, "DEC_NEOWISE": 0.0})
+    det = pd.DataFrame(
+        {
+            "tile_id": "t1",
+            "NUMBER": [1, 2, 3, 4],
+            "ra": [10.0, 10.05, 10.1, 10.12],
+            "dec": [0.0, 0.0, 0.0, 0.0],
+            "cut_snr": [True, False, True, True],
+            "counterpart_sep_arcsec": [np.nan, np.nan, 0.3, np.nan],
+            "no_gaia": [True, True, False, True],
+            "is_survey_candidate": [True, False, False, True],
+        }
+    )
+    pub = pd.DataFrame(
+        {
+            "ra": [10.0 + 0.5 * s, 10.05 + 4 * s, 10.1, 10.08, 50.0],
+            "dec": [0.0] * 5,
+            "RA_NEOWISE": 0.0,
+            "DEC_NEOWISE": 0.0,
+        }
+    )
     tiles = [{"tile_id": "t1", "ra": 10.05, "dec": 0.0, "size_arcmin": 30.0}]
     res = compare_published(pub, det, tiles)
     assert res["published_in_footprint"] == 4
@@ -69,12 +82,17 @@ def test_compare_recall_attribution_and_ours_only():
 
 def test_a_source_measured_in_two_tiles_is_attributed_by_its_primary_measurement():
     s = 1 / 3600
-    det = pd.DataFrame({
-        "tile_id": ["t1", "t2", "t1", "t2"], "NUMBER": [1, 1, 2, 2],
-        "ra": [10.0, 10.0 + 0.3 * s, 10.05, 10.05 + 0.3 * s], "dec": 0.0,
-        "cut_snr": [True, True, True, False],
-        "is_primary": [False, True, False, True], "is_survey_candidate": [False, True, False, False],
-    })
+    det = pd.DataFrame(
+        {
+            "tile_id": ["t1", "t2", "t1", "t2"],
+            "NUMBER": [1, 1, 2, 2],
+            "ra": [10.0, 10.0 + 0.3 * s, 10.05, 10.05 + 0.3 * s],
+            "dec": 0.0,
+            "cut_snr": [True, True, True, False],
+            "is_primary": [False, True, False, True],
+            "is_survey_candidate": [False, True, False, False],
+        }
+    )
     # Published exactly on the non-primary copies.
     pub = pd.DataFrame({"ra": [10.0, 10.05], "dec": [0.0, 0.0]})
     res = compare_published(pub, det, [{"tile_id": "t1", "ra": 10.0, "dec": 0.0, "size_arcmin": 30.0}])

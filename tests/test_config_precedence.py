@@ -32,7 +32,12 @@ def run_toml(tmp_path: Path) -> Path:
 def test_file_values_hold_when_no_option_is_given(run_toml):
     cfg = build_config(config_file=str(run_toml))
     assert (cfg.sky, cfg.survey.tiles, cfg.survey.seed, cfg.survey.size_arcmin, cfg.survey.workers) == (
-        "dss", 500, 7, 20.0, 3)
+        "dss",
+        500,
+        7,
+        20.0,
+        3,
+    )
 
 
 def test_explicit_option_wins_over_the_file(run_toml):
@@ -55,8 +60,9 @@ def test_command_line_keeps_the_files_values(run_toml, tmp_path):
 
 
 def test_command_line_option_wins(run_toml, tmp_path):
-    args = survey_parser().parse_args(["--config", str(run_toml), "--tiles", "2", "--workers", "1",
-                                 "--out", str(tmp_path / "o")])
+    args = survey_parser().parse_args(
+        ["--config", str(run_toml), "--tiles", "2", "--workers", "1", "--out", str(tmp_path / "o")]
+    )
     cfg = config_from_args(args)
     assert (cfg.survey.tiles, cfg.survey.workers, cfg.survey.seed) == (2, 1, 7)
 

@@ -7,8 +7,17 @@ from vasco.filters.cuts import CUT_ORDER, apply_quality_cuts, mad_sigma, spread_
 
 
 def _star(**kw):
-    row = dict(FLAGS=0, SNR_WIN=100.0, SPREAD_MODEL=0.0, FWHM_IMAGE=3.0, ELONGATION=1.05,
-               XMIN_IMAGE=10, XMAX_IMAGE=14, YMIN_IMAGE=20, YMAX_IMAGE=24)
+    row = dict(
+        FLAGS=0,
+        SNR_WIN=100.0,
+        SPREAD_MODEL=0.0,
+        FWHM_IMAGE=3.0,
+        ELONGATION=1.05,
+        XMIN_IMAGE=10,
+        XMAX_IMAGE=14,
+        YMIN_IMAGE=20,
+        YMAX_IMAGE=24,
+    )
     row.update(kw)
     return row
 
@@ -21,14 +30,16 @@ def test_each_fixed_cut_rejects_what_the_paper_says():
     cfg = CutsConfig()
     # Many good stars with a little scatter so the MAD clip has a distribution.
     rng = np.random.default_rng(1)
-    good = [_star(FWHM_IMAGE=3.0 + 0.05 * rng.standard_normal(), ELONGATION=1.05 + 0.01 * rng.standard_normal())
-            for _ in range(40)]
+    good = [
+        _star(FWHM_IMAGE=3.0 + 0.05 * rng.standard_normal(), ELONGATION=1.05 + 0.01 * rng.standard_normal())
+        for _ in range(40)
+    ]
     bad = {
         "flags": _star(FLAGS=2),
-        "snr": _star(SNR_WIN=30.0),            # must be strictly > 30
-        "fwhm": _star(FWHM_IMAGE=7.0),         # must be < 7
-        "elongation": _star(ELONGATION=1.3),   # must be < 1.3
-        "extent": _star(XMAX_IMAGE=17),        # |7 - 4| = 3 >= 2
+        "snr": _star(SNR_WIN=30.0),  # must be strictly > 30
+        "fwhm": _star(FWHM_IMAGE=7.0),  # must be < 7
+        "elongation": _star(ELONGATION=1.3),  # must be < 1.3
+        "extent": _star(XMAX_IMAGE=17),  # |7 - 4| = 3 >= 2
     }
     table = _table(good + list(bad.values()))
     out, funnel = apply_quality_cuts(table, cfg)

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vasco.outputs import TileRecord, write_tile_record
 from vasco.publish.dedup import DEDUP_COLUMNS, find_duplicates, overlapping_tile_pairs
 from vasco.publish.merge import merge_catalogues
-from vasco.outputs import TileRecord, write_tile_record
 
 
 def _tile(root, tid, ra0, dec0, rows, size=10.0):
@@ -15,20 +15,38 @@ def _tile(root, tid, ra0, dec0, rows, size=10.0):
     det = pd.DataFrame(rows)
     det["NUMBER"] = np.arange(1, len(det) + 1)
     det.to_parquet(d / "detections.parquet", index=False)
-    rec = {"tile_id": tid, "centre": {"ra": ra0, "dec": dec0}, "plate": {"region": "XE001"}, "status": "ok",
-           "reason": None, "funnel": {"detections": len(det)}, "config_hash": "x", "size_arcmin": size}
+    rec = {
+        "tile_id": tid,
+        "centre": {"ra": ra0, "dec": dec0},
+        "plate": {"region": "XE001"},
+        "status": "ok",
+        "reason": None,
+        "funnel": {"detections": len(det)},
+        "config_hash": "x",
+        "size_arcmin": size,
+    }
     return write_tile_record(d, TileRecord.model_validate(rec))
 
 
 def _row(ra, dec, edge, snr=50.0, cp=np.nan, cand=False):
-    return {"ra": ra, "dec": dec, "tile_edge_dist_px": edge, "SNR_WIN": snr, "counterpart_sep_arcsec": cp,
-            "is_candidate": cand}
+    return {
+        "ra": ra,
+        "dec": dec,
+        "tile_edge_dist_px": edge,
+        "SNR_WIN": snr,
+        "counterpart_sep_arcsec": cp,
+        "is_candidate": cand,
+    }
 
 
 def test_overlapping_pairs_use_true_geometry():
-    tiles = [{"ra": 10.0, "dec": 0.0, "size_arcmin": 30.0}, {"ra": 10.4, "dec": 0.0, "size_arcmin": 30.0},
-             {"ra": 11.2, "dec": 0.0, "size_arcmin": 30.0}, {"ra": 359.9, "dec": 0.0, "size_arcmin": 30.0},
-             {"ra": 0.2, "dec": 0.0, "size_arcmin": 30.0}]
+    tiles = [
+        {"ra": 10.0, "dec": 0.0, "size_arcmin": 30.0},
+        {"ra": 10.4, "dec": 0.0, "size_arcmin": 30.0},
+        {"ra": 11.2, "dec": 0.0, "size_arcmin": 30.0},
+        {"ra": 359.9, "dec": 0.0, "size_arcmin": 30.0},
+        {"ra": 0.2, "dec": 0.0, "size_arcmin": 30.0},
+    ]
     assert overlapping_tile_pairs(tiles) == [(0, 1), (3, 4)]  # across RA 0/360 too
     assert overlapping_tile_pairs(tiles[:1]) == []
 
@@ -38,10 +56,16 @@ def test_a_source_in_two_tiles_is_one_row_and_edge_copies_never_become_candidate
     # Source A: a candidate in both tiles -> one candidate, the measurement far from its edge.
     # Source B: cut by t1's edge, a candidate there, but t2 sees its counterpart -> no candidate.
     # Source C: far apart (2"): two sources, nothing merged.
-    r1 = [_row(10.05, 0.0, edge=200.0, cand=True), _row(10.08, 0.01, edge=2.0, cand=True),
-          _row(10.06, 0.02, edge=150.0, cand=True)]
-    r2 = [_row(10.05 + s, 0.0, edge=40.0, snr=90.0, cand=True), _row(10.08, 0.01 + s, edge=120.0, cp=0.4),
-          _row(10.06 + 2 / 3600, 0.02, edge=60.0, cand=True)]
+    r1 = [
+        _row(10.05, 0.0, edge=200.0, cand=True),
+        _row(10.08, 0.01, edge=2.0, cand=True),
+        _row(10.06, 0.02, edge=150.0, cand=True),
+    ]
+    r2 = [
+        _row(10.05 + s, 0.0, edge=40.0, snr=90.0, cand=True),
+        _row(10.08, 0.01 + s, edge=120.0, cp=0.4),
+        _row(10.06 + 2 / 3600, 0.02, edge=60.0, cand=True),
+    ]
     recs = [_tile(tmp_path, "t1", 10.0, 0.0, r1), _tile(tmp_path, "t2", 10.1, 0.0, r2)]
     dup = find_duplicates(tmp_path, recs, 0.5)
     assert list(dup.columns) == list(DEDUP_COLUMNS)

@@ -64,24 +64,41 @@ def server(tmp_path_factory):
         "VASCO_HOME": str(REPO),
     }
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in the teardown
-    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     workers: list[subprocess.Popen] = []
     try:
         _wait_http(f"http://127.0.0.1:{port}/api/health", 120)
-        subprocess.run([PREFECT, "work-pool", "create", "vasco-process", "--type", "process"], env=env,
-                       check=True, capture_output=True, timeout=120)
-        dep = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=300)
+        subprocess.run(
+            [PREFECT, "work-pool", "create", "vasco-process", "--type", "process"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        dep = subprocess.run(
+            [PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
         assert dep.returncode == 0, dep.stdout[-3000:] + dep.stderr[-3000:]
         # Two slots each: whichever worker runs the survey keeps one for a tile; with three tiles
         # in flight the three free slots are all needed, so both workers take tiles.
         for name, limit in (("w1", "2"), ("w2", "2")):
             wlog = open(home / f"{name}.log", "wb")  # noqa: SIM115
-            workers.append(subprocess.Popen(
-                [PREFECT, "worker", "start", "--pool", "vasco-process", "--name", name, "--limit", limit],
-                env={**env, "VASCO_WORKER_ID": name}, cwd=REPO, stdout=wlog, stderr=subprocess.STDOUT,
-                start_new_session=True))
+            workers.append(
+                subprocess.Popen(
+                    [PREFECT, "worker", "start", "--pool", "vasco-process", "--name", name, "--limit", limit],
+                    env={**env, "VASCO_WORKER_ID": name},
+                    cwd=REPO,
+                    stdout=wlog,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         yield env, home
     finally:
         for p in [*workers, proc]:
@@ -98,9 +115,12 @@ def server(tmp_path_factory):
 
 
 def _api(env: dict, path: str, body: dict | None = None) -> dict | list:
-    req = urllib.request.Request(env["PREFECT_API_URL"] + path, method="POST" if body is not None else "GET",
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        env["PREFECT_API_URL"] + path,
+        method="POST" if body is not None else "GET",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -135,7 +155,11 @@ def test_deployments_fan_tiles_out_over_two_workers(server, tmp_path):
     params = {"out": str(out), "positions": str(pos), "size_arcmin": 10.0, "seed": 1, "workers": 3}
     run = subprocess.run(
         [PREFECT, "deployment", "run", "vasco-survey/survey-fanout", "--params", json.dumps(params)],
-        env=env, capture_output=True, text=True, timeout=120)
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     state = _final_state(env, "survey-fanout", 900)
     logs = "".join((home / f).read_text(errors="replace")[-2000:] for f in ("w1.log", "w2.log"))
@@ -151,9 +175,26 @@ def test_deployments_fan_tiles_out_over_two_workers(server, tmp_path):
     # The same survey in one process gives the same outputs (run as a separate process, as a
     # user would, so this test leaves no client state pointing at its server behind).
     local_run = subprocess.run(
-        [sys.executable, str(REPO / "flows" / "survey.py"), "--positions", str(pos), "--size-arcmin", "10",
-         "--seed", "1", "--workers", "2", "--out", str(tmp_path / "local")],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            str(REPO / "flows" / "survey.py"),
+            "--positions",
+            str(pos),
+            "--size-arcmin",
+            "10",
+            "--seed",
+            "1",
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path / "local"),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert local_run.returncode == 0, local_run.stdout[-2000:] + local_run.stderr[-2000:]
     local = json.loads((tmp_path / "local" / "summary.json").read_text())
     assert local["candidates"] == summary["candidates"] and local["funnel"] == summary["funnel"]
@@ -172,7 +213,11 @@ def test_deployment_run_with_a_config_file_keeps_its_values(server, tmp_path):
     params = {"out": str(out), "config_file": str(conf), "dry_run": True}
     run = subprocess.run(
         [PREFECT, "deployment", "run", "vasco-survey/survey-on-demand", "--params", json.dumps(params)],
-        env=env, capture_output=True, text=True, timeout=120)
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     state = _final_state(env, "survey-on-demand", 600)
     assert state == "COMPLETED", "".join((home / f).read_text(errors="replace")[-2000:] for f in ("w1.log", "w2.log"))

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import M101
 
 from vasco.config import EpochsConfig, VascoConfig
 from vasco.epochs import candidate_dates, count_hits, decide, read_verdicts, verdict_date, write_epochs
 from vasco.plates.header import check_poss1e, plate_dates, read_fits_header
-
-from conftest import M101
 
 
 @pytest.fixture(scope="module")
@@ -118,15 +117,31 @@ def test_decide_rules():
 
 
 def test_write_and_read_verdicts(tmp_path):
-    result = {"format": "vasco-epochs", "version": 1, "skybot": "synthetic", "parameters": {}, "n_tiles": 1,
-              "plates": {"XE133": {"region": "XE133", "label": "E1409", "tiles": ["t1"],
-                                   "date_obs_header": "1955-04-24T06:58:00.000",
-                                   "date_obs_table": "1955-04-23T07:37:00.000", "date_conflict_hours": 23.35,
-                                   "exposure_min": 50.0,
-                                   "candidates": [{"label": "table", **_cand("table", 8)},
-                                                  {"label": "header", **_cand("header", 0)}],
-                                   "decided": True, "verdict": "table", "winner": "table",
-                                   "date_obs": "1955-04-23T07:37:00.000", "n_hits": 8, "why": "x"}}}
+    result = {
+        "format": "vasco-epochs",
+        "version": 1,
+        "skybot": "synthetic",
+        "parameters": {},
+        "n_tiles": 1,
+        "plates": {
+            "XE133": {
+                "region": "XE133",
+                "label": "E1409",
+                "tiles": ["t1"],
+                "date_obs_header": "1955-04-24T06:58:00.000",
+                "date_obs_table": "1955-04-23T07:37:00.000",
+                "date_conflict_hours": 23.35,
+                "exposure_min": 50.0,
+                "candidates": [{"label": "table", **_cand("table", 8)}, {"label": "header", **_cand("header", 0)}],
+                "decided": True,
+                "verdict": "table",
+                "winner": "table",
+                "date_obs": "1955-04-23T07:37:00.000",
+                "n_hits": 8,
+                "why": "x",
+            }
+        },
+    }
     js, csv = write_epochs(tmp_path, result)
     table = pd.read_csv(csv)
     assert table.loc[0, "region"] == "XE133" and table.loc[0, "hits_table"] == 8 and table.loc[0, "hits_header"] == 0
@@ -158,9 +173,19 @@ def _m101_survey(root: Path, true_date: str, n_ast: int = 8, seed: int = 3):
     shutil.copyfile(M101, tile / "raw" / "image.fits")
     header = read_fits_header(M101)
     (ra_c,), (dec_c,) = pixel_to_sky(header, np.array([265.5]), np.array([265.5]))
-    write_tile_record(tile, TileRecord(tile_id="tM101", centre=Centre(ra=float(ra_c), dec=float(dec_c)),
-                                       plate=PlateInfo(), status="ok", reason=None, funnel={}, config_hash="h",
-                                       size_arcmin=15.0))
+    write_tile_record(
+        tile,
+        TileRecord(
+            tile_id="tM101",
+            centre=Centre(ra=float(ra_c), dec=float(dec_c)),
+            plate=PlateInfo(),
+            status="ok",
+            reason=None,
+            funnel={},
+            config_hash="h",
+            size_arcmin=15.0,
+        ),
+    )
     rng = np.random.default_rng(seed)
     x, y = rng.uniform(60, 470, n_ast), rng.uniform(60, 470, n_ast)
     a_ra, a_dec = pixel_to_sky(header, x, y)
@@ -168,18 +193,29 @@ def _m101_survey(root: Path, true_date: str, n_ast: int = 8, seed: int = 3):
     b_ra, b_dec = pixel_to_sky(header, bx, by)
     # detections: the asteroids (0.7" off) and 300 other sources, none with a counterpart
     off = 0.7 / 3600.0
-    det = pd.DataFrame({"ra": np.concatenate([a_ra + off / np.cos(np.radians(a_dec)), b_ra]),
-                        "dec": np.concatenate([a_dec, b_dec]),
-                        "counterpart_sep_arcsec": np.full(n_ast + 300, np.nan)})
+    det = pd.DataFrame(
+        {
+            "ra": np.concatenate([a_ra + off / np.cos(np.radians(a_dec)), b_ra]),
+            "dec": np.concatenate([a_dec, b_dec]),
+            "counterpart_sep_arcsec": np.full(n_ast + 300, np.nan),
+        }
+    )
     write_parquet_atomic(tile / "detections.parquet", det)
     VascoConfig(sky="dss").write(root / "config.json")
-    objects = pd.DataFrame({
-        "Num": list(range(1000, 1000 + n_ast)), "Name": [f"A{i}" for i in range(n_ast)],
-        "ra": a_ra, "dec": a_dec, "Class": ["MB>Middle"] * n_ast, "Mv": rng.uniform(16.0, 19.5, n_ast),
-        "ErrPos": rng.uniform(0.1, 2.0, n_ast),
-        # 0.1-0.3 deg a day, as main-belt asteroids away from their stationary points
-        "dRAcosDec": rng.choice([-1, 1], n_ast) * rng.uniform(15.0, 45.0, n_ast), "dDEC": rng.uniform(-10, 10, n_ast),
-    })
+    objects = pd.DataFrame(
+        {
+            "Num": list(range(1000, 1000 + n_ast)),
+            "Name": [f"A{i}" for i in range(n_ast)],
+            "ra": a_ra,
+            "dec": a_dec,
+            "Class": ["MB>Middle"] * n_ast,
+            "Mv": rng.uniform(16.0, 19.5, n_ast),
+            "ErrPos": rng.uniform(0.1, 2.0, n_ast),
+            # 0.1-0.3 deg a day, as main-belt asteroids away from their stationary points
+            "dRAcosDec": rng.choice([-1, 1], n_ast) * rng.uniform(15.0, 45.0, n_ast),
+            "dDEC": rng.uniform(-10, 10, n_ast),
+        }
+    )
     return objects, iso_to_jd(true_date) + 25.0 / 1440.0
 
 
@@ -203,14 +239,16 @@ def test_vasco_epochs_with_the_skybot_service_on_the_real_m101_tile(tmp_path, mo
     assert row["region"] == "XE133" and row["date_conflict_hours"] == pytest.approx(23.35, abs=1e-3)
     assert row["verdict"] == truth and row["decided"]
     assert row["date_obs"].startswith(true_date)
-    hits_true, hits_other = (row["hits_header"], row["hits_table"]) if truth == "header" else (
-        row["hits_table"], row["hits_header"])
+    hits_true, hits_other = (
+        (row["hits_header"], row["hits_table"]) if truth == "header" else (row["hits_table"], row["hits_header"])
+    )
     assert hits_true == 8 and hits_other <= 1
     # one request per candidate (table=header-1d, header, header+1d), at mid-exposure, from Palomar
     assert len(seen) == 3 and {a["-loc"] for a in seen} == {"675"}
     asked = sorted(float(a["-ep"]) for a in seen)
-    want = sorted(iso_to_jd(d) + 25.0 / 1440.0 for d in
-                  ("1955-04-23T07:37:00", "1955-04-24T06:58:00", "1955-04-25T06:58:00"))
+    want = sorted(
+        iso_to_jd(d) + 25.0 / 1440.0 for d in ("1955-04-23T07:37:00", "1955-04-24T06:58:00", "1955-04-25T06:58:00")
+    )
     assert asked == pytest.approx(want, abs=1e-6)
     out = capsys.readouterr().out
     assert "XE133" in out and "epochs.csv" in out

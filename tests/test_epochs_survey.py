@@ -9,8 +9,9 @@ from vasco.io import read_json
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("source-extractor") is None and shutil.which("sex") is None,
-                       reason="SExtractor is not installed"),
+    pytest.mark.skipif(
+        shutil.which("source-extractor") is None and shutil.which("sex") is None, reason="SExtractor is not installed"
+    ),
 ]
 
 TRUE_XE133 = "1955-04-23T07:37:00"  # the plate table's date: the sky is rendered at it
@@ -26,10 +27,13 @@ def survey(tmp_path_factory, harness):
     pos = out / "positions.in.csv"
     pos.write_text("ra,dec\n210.2,53.3\n200.9,53.2\n")  # one tile on XE133, one on XE132
     cfg = out / "cfg.toml"
-    cfg.write_text('[synthetic]\nn_asteroids_per_deg2 = 600.0\nheader_date_offset_days = {XE133 = 1.0}\n\n'
-                   '[plates]\ndate_source = "header"\n')
-    summary = survey_flow(out=str(out), tiles=2, seed=1, size_arcmin=12.0, workers=2, positions=str(pos),
-                          config_file=str(cfg))
+    cfg.write_text(
+        "[synthetic]\nn_asteroids_per_deg2 = 600.0\nheader_date_offset_days = {XE133 = 1.0}\n\n"
+        '[plates]\ndate_source = "header"\n'
+    )
+    summary = survey_flow(
+        out=str(out), tiles=2, seed=1, size_arcmin=12.0, workers=2, positions=str(pos), config_file=str(cfg)
+    )
     return out, summary
 
 
@@ -73,7 +77,11 @@ def test_epochs_names_the_true_date(survey, capsys):
     assert ((out / "epochs.csv").read_bytes(), (out / "epochs.json").read_bytes()) == first
     # the report page shows the table (vasco epochs rebuilt it)
     page = (out / "report" / "index.html").read_text()
-    assert 'id="epochs-table"' in page and "XE133" in page and "by more than <code>plates.conflict_hours</code>: 1 (" in page
+    assert (
+        'id="epochs-table"' in page
+        and "XE133" in page
+        and "by more than <code>plates.conflict_hours</code>: 1 (" in page
+    )
 
 
 def summary_asteroid_false(out):
@@ -88,8 +96,15 @@ def test_survey_uses_the_verdict(survey):
         pytest.skip("needs test_epochs_names_the_true_date first")
     cfg = out / "cfg2.toml"
     cfg.write_text((out / "cfg.toml").read_text().replace('"header"', '"epochs"'))
-    summary = survey_flow(out=str(out), tiles=2, seed=1, size_arcmin=12.0, workers=2,
-                          positions=str(out / "positions.in.csv"), config_file=str(cfg))
+    summary = survey_flow(
+        out=str(out),
+        tiles=2,
+        seed=1,
+        size_arcmin=12.0,
+        workers=2,
+        positions=str(out / "positions.in.csv"),
+        config_file=str(cfg),
+    )
     recs = _tiles(out)
     a, b = recs["XE133"]["plate"], recs["XE132"]["plate"]
     assert a["date_obs"].startswith(TRUE_XE133) and a["date_rule"].startswith("epochs")

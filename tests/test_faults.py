@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
+from servers.dss import DssStandIn
 
 import flows.survey  # noqa: F401 - Prefect sets up its log handlers now, on the real stderr
-from servers.dss import DssStandIn
 from vasco.config import VascoConfig
 from vasco.io import read_json
 
@@ -46,10 +46,17 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def _dss_cfg(url: str, **http: float) -> VascoConfig:
-    fast = {"max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "read_timeout_s": 2.0,
-            "connect_timeout_s": 2.0, **http}
-    return VascoConfig.model_validate({"survey": {"size_arcmin": 15.0},
-                                       "sources": {"dss": {"base_url": url, "http": fast}}})
+    fast = {
+        "max_attempts": 3,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        "read_timeout_s": 2.0,
+        "connect_timeout_s": 2.0,
+        **http,
+    }
+    return VascoConfig.model_validate(
+        {"survey": {"size_arcmin": 15.0}, "sources": {"dss": {"base_url": url, "http": fast}}}
+    )
 
 
 def _acquire(tile_dir: Path, cfg: VascoConfig) -> tuple[str, float]:
@@ -104,8 +111,7 @@ NETWORK_ALWAYS = [
 
 
 @pytest.mark.parametrize("name,action,token,attempts", NETWORK_ALWAYS, ids=[n for n, *_ in NETWORK_ALWAYS])
-def test_persistent_network_fault_fails_the_step_with_its_token(name, action, token, attempts, dss, tmp_path,
-                                                                 fault):
+def test_persistent_network_fault_fails_the_step_with_its_token(name, action, token, attempts, dss, tmp_path, fault):
     tries = "not retried" if attempts == 1 else f"after {attempts} attempts"
     row = fault("network", f"DSS: {name}", f"`{token}` {tries}; no file left")
     dss.queue(*[action] * 5)
@@ -148,17 +154,21 @@ def test_catalogue_answer_cut_at_the_row_limit_is_completed(fault):
     from servers.clients import Recorder, client
     from servers.vizier import VizierStandIn
     from test_sources import gaia_like, in_cone
+
     from vasco.sources.vizier import ConeStats, query_cone
 
     row = fault("network", "VizieR: answer cut at the row limit", "cone split until complete: every row, once")
     table = gaia_like(900, 150.0, 20.0, 0.4, seed=3)
     stats = ConeStats()
     with VizierStandIn({"I/350/gaiaedr3": (table, "RA_ICRS", "DE_ICRS")}) as viz:
-        got = query_cone("I/350/gaiaedr3", 150.0, 20.0, 0.3, row_limit=120, server_url=viz.url,
-                         http=client(Recorder()), stats=stats)
+        got = query_cone(
+            "I/350/gaiaedr3", 150.0, 20.0, 0.3, row_limit=120, server_url=viz.url, http=client(Recorder()), stats=stats
+        )
     want = in_cone(table, 150.0, 20.0, 0.3, "RA_ICRS", "DE_ICRS")
-    row.saw(f"{len(got)} rows of {len(want)} in the cone, {int(got['Source'].duplicated().sum())} duplicates; "
-            f"{stats.truncated_answers} cut answers, {stats.requests} requests")
+    row.saw(
+        f"{len(got)} rows of {len(want)} in the cone, {int(got['Source'].duplicated().sum())} duplicates; "
+        f"{stats.truncated_answers} cut answers, {stats.requests} requests"
+    )
     assert len(want) > 120 and sorted(got["Source"]) == sorted(want["Source"]) and got["Source"].is_unique
 
 
@@ -167,25 +177,34 @@ def test_skybot_empty_answer_is_no_object_only_when_complete(fault):
     from servers.clients import Recorder, client
     from servers.skybot import SkybotStandIn
     from test_sources_vetoes import JD_1953, asteroids
+
     from vasco.sources.http import SourceError
     from vasco.sources.skybot import query_skybot
 
-    row = fault("network", "SkyBoT: empty answer (a field with no known object)",
-                "Content-Length 0 or a finished chunked body: no object; no length and no chunks: "
-                "FAIL_SKYBOT_EMPTY; chunked body cut: FAIL_SKYBOT_TRUNCATED")
+    row = fault(
+        "network",
+        "SkyBoT: empty answer (a field with no known object)",
+        "Content-Length 0 or a finished chunked body: no object; no length and no chunks: "
+        "FAIL_SKYBOT_EMPTY; chunked body cut: FAIL_SKYBOT_TRUNCATED",
+    )
     seen = {}
     with SkybotStandIn(asteroids(), JD_1953, no_object="empty") as server:
         for action in ("pass", "chunked", "unframed", "chunked_cut"):
             server.queue((action,))
             try:
-                got = query_skybot(10.0, -40.0, 0.05, JD_1953, base_url=server.base_url,
-                                   http=client(Recorder(), max_attempts=1))
+                got = query_skybot(
+                    10.0, -40.0, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder(), max_attempts=1)
+                )
                 seen[action] = f"{len(got)} objects"
             except SourceError as exc:
                 seen[action] = exc.reason
     row.saw("; ".join(f"{k}: `{v}`" for k, v in seen.items()))
-    assert seen == {"pass": "0 objects", "chunked": "0 objects", "unframed": "FAIL_SKYBOT_EMPTY",
-                    "chunked_cut": "FAIL_SKYBOT_TRUNCATED"}
+    assert seen == {
+        "pass": "0 objects",
+        "chunked": "0 objects",
+        "unframed": "FAIL_SKYBOT_EMPTY",
+        "chunked_cut": "FAIL_SKYBOT_TRUNCATED",
+    }
 
 
 def test_supercosmos_unreadable_page_is_never_no_rows(fault):
@@ -193,11 +212,15 @@ def test_supercosmos_unreadable_page_is_never_no_rows(fault):
     from servers.clients import Recorder, client
     from servers.supercosmos import SupercosmosStandIn
     from test_sources_vetoes import ssa_like
+
     from vasco.sources.http import SourceError
     from vasco.sources.supercosmos import query_supercosmos
 
-    row = fault("network", "SuperCOSMOS: answer page unreadable (busy page, loose 'nothing found', miscount)",
-                "FAIL_SUPERCOSMOS_UNREADABLE / COUNT_MISMATCH, never an empty answer")
+    row = fault(
+        "network",
+        "SuperCOSMOS: answer page unreadable (busy page, loose 'nothing found', miscount)",
+        "FAIL_SUPERCOSMOS_UNREADABLE / COUNT_MISMATCH, never an empty answer",
+    )
     table = ssa_like(300, 0.05, 20.0, 0.1, seed=2)
     seen = {}
     for label, kwargs, action, centre in (
@@ -214,8 +237,11 @@ def test_supercosmos_unreadable_page_is_never_no_rows(fault):
             except SourceError as exc:
                 seen[label] = exc.reason
     row.saw("; ".join(f"{k}: `{v}`" for k, v in seen.items()))
-    assert seen == {"busy page": "FAIL_SUPERCOSMOS_UNREADABLE", "loose 'no objects'": "FAIL_SUPERCOSMOS_UNREADABLE",
-                    "stated 3 rows": "FAIL_SUPERCOSMOS_COUNT_MISMATCH"}
+    assert seen == {
+        "busy page": "FAIL_SUPERCOSMOS_UNREADABLE",
+        "loose 'no objects'": "FAIL_SUPERCOSMOS_UNREADABLE",
+        "stated 3 rows": "FAIL_SUPERCOSMOS_COUNT_MISMATCH",
+    }
 
 
 # =========================================================================== files and tools (one tile)
@@ -227,9 +253,16 @@ def gaia_csv(tmp_path_factory) -> Path:
     rng = np.random.default_rng(1)
     n = 200
     path = tmp_path_factory.mktemp("gaia") / "gaia.csv"
-    pd.DataFrame({"RA_ICRS": M101_CENTRE[0] + rng.uniform(-0.2, 0.2, n),
-                  "DE_ICRS": M101_CENTRE[1] + rng.uniform(-0.12, 0.12, n), "pmRA": 0.0, "pmDE": 0.0,
-                  "Gmag": rng.uniform(12, 19, n), "Source": np.arange(n, dtype=np.int64)}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "RA_ICRS": M101_CENTRE[0] + rng.uniform(-0.2, 0.2, n),
+            "DE_ICRS": M101_CENTRE[1] + rng.uniform(-0.12, 0.12, n),
+            "pmRA": 0.0,
+            "pmDE": 0.0,
+            "Gmag": rng.uniform(12, 19, n),
+            "Source": np.arange(n, dtype=np.int64),
+        }
+    ).to_csv(path, index=False)
     return path
 
 
@@ -251,8 +284,11 @@ def _temporaries(folder: Path) -> list[str]:
     """Partial files and private temporary folders left anywhere under ``folder``."""
     if not folder.exists():
         return []
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")
-                  if p.name.endswith((".part", ".tmp")) or (p.is_dir() and p.parent.name == "work"))
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob(".*")
+        if p.name.endswith((".part", ".tmp")) or (p.is_dir() and p.parent.name == "work")
+    )
 
 
 def _with_data(m101_path: Path, dest: Path, data: np.ndarray | None = None, strip: tuple[str, ...] = ()) -> Path:
@@ -270,8 +306,10 @@ def _with_data(m101_path: Path, dest: Path, data: np.ndarray | None = None, stri
 
 
 def _tile_row(row, code: int, rec: dict, out: Path) -> None:
-    row.saw(f"exit {code}; tile.json status `{rec.get('status')}`, reason `{rec.get('reason')}`; "
-            f"candidates file: {(out / 'candidates.parquet').exists()}; temporaries left: {len(_temporaries(out))}")
+    row.saw(
+        f"exit {code}; tile.json status `{rec.get('status')}`, reason `{rec.get('reason')}`; "
+        f"candidates file: {(out / 'candidates.parquet').exists()}; temporaries left: {len(_temporaries(out))}"
+    )
 
 
 @needs_tools
@@ -287,10 +325,16 @@ def test_corrupt_fits(tmp_path, gaia_csv, harness, fault):
 
 @needs_tools
 def test_fits_without_usable_astrometry(m101_path, tmp_path, gaia_csv, harness, fault):
-    row = fault("files", "FITS with no usable astrometry (WCS and plate solution removed)",
-                "tile `failed`, `FAIL_NO_ASTROMETRY`; no candidates")
-    img = _with_data(m101_path, tmp_path / "noast.fits", strip=("CRPIX", "CRVAL", "CD1_", "CD2_", "CTYPE", "AMDX",
-                                                                 "AMDY", "PLTRA", "PLTDEC", "PPO", "CDELT"))
+    row = fault(
+        "files",
+        "FITS with no usable astrometry (WCS and plate solution removed)",
+        "tile `failed`, `FAIL_NO_ASTROMETRY`; no candidates",
+    )
+    img = _with_data(
+        m101_path,
+        tmp_path / "noast.fits",
+        strip=("CRPIX", "CRVAL", "CD1_", "CD2_", "CTYPE", "AMDX", "AMDY", "PLTRA", "PLTDEC", "PPO", "CDELT"),
+    )
     code, rec = _tile(img, tmp_path / "out", gaia_csv)
     _tile_row(row, code, rec, tmp_path / "out")
     assert code == 1 and rec["status"] == "failed" and rec["reason"] == "FAIL_NO_ASTROMETRY"
@@ -362,7 +406,9 @@ def test_tool_crashes(tool, names, m101_path, tmp_path, gaia_csv, harness, fault
 
 @needs_tools
 def test_tool_hangs(m101_path, tmp_path, gaia_csv, harness, fault, monkeypatch):
-    row = fault("tools", "SExtractor hangs", "killed at `extraction.tool_timeout_s`; tile `failed`, `FAIL_TOOL_TIMEOUT`")
+    row = fault(
+        "tools", "SExtractor hangs", "killed at `extraction.tool_timeout_s`; tile `failed`, `FAIL_TOOL_TIMEOUT`"
+    )
     bin_dir = tmp_path / "bin"
     for name in ("source-extractor", "sex"):
         _fake_tool(bin_dir, name, "exec sleep 120")
@@ -377,8 +423,11 @@ def test_tool_hangs(m101_path, tmp_path, gaia_csv, harness, fault, monkeypatch):
 
 @needs_tools
 def test_corrupt_cache_entries_are_recomputed(m101_path, tmp_path, gaia_csv, harness, fault):
-    row = fault("files", "corrupt cache entries (an intermediate file and a step record overwritten)",
-                "the damaged steps run again; outputs identical to the first run")
+    row = fault(
+        "files",
+        "corrupt cache entries (an intermediate file and a step record overwritten)",
+        "the damaged steps run again; outputs identical to the first run",
+    )
     out = tmp_path / "out"
     code, rec = _tile(m101_path, out, gaia_csv)
     assert code == 0
@@ -389,22 +438,29 @@ def test_corrupt_cache_entries_are_recomputed(m101_path, tmp_path, gaia_csv, har
     code2, rec2 = _tile(m101_path, out, gaia_csv)
     again = pd.read_parquet(out / "detections.parquet")
     redone = sorted(k for k, v in rec2["timings"]["steps_s"].items() if v is not None)
-    row.saw(f"second run exit {code2}; pass2.ldac rebuilt: {fits.getheader(out / 'work' / 'pass2.ldac', 2)['NAXIS2']} "
-            f"rows; detections identical: {again.equals(first)}")
+    row.saw(
+        f"second run exit {code2}; pass2.ldac rebuilt: {fits.getheader(out / 'work' / 'pass2.ldac', 2)['NAXIS2']} "
+        f"rows; detections identical: {again.equals(first)}"
+    )
     assert code2 == 0 and again.equals(first) and rec2["funnel"] == rec["funnel"]
     assert redone  # the records carry the times of the steps that ran
 
 
 def _mount_tmpfs(where: Path, options: str) -> bool:
     where.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True).returncode
+        == 0
+    )
 
 
 @needs_tools
 def test_full_disk(m101_path, tmp_path, gaia_csv, harness, fault):
-    row = fault("files", "disk full (an 800 KiB tmpfs as the output folder; the cutout is 585 KiB)",
-                "tile `failed` with a reason token, or a clear error; no partial file left")
+    row = fault(
+        "files",
+        "disk full (an 800 KiB tmpfs as the output folder; the cutout is 585 KiB)",
+        "tile `failed` with a reason token, or a clear error; no partial file left",
+    )
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "size=800k"):
         pytest.skip("cannot mount a tmpfs here (needs root)")
@@ -428,8 +484,11 @@ def test_full_disk(m101_path, tmp_path, gaia_csv, harness, fault):
 def test_unwritable_output_folder(tmp_path, fault, capsys):
     from flows.cli import main
 
-    row = fault("files", "output folder not writable (read-only filesystem, or under a file)",
-                "exit 2 before any work, naming the folder")
+    row = fault(
+        "files",
+        "output folder not writable (read-only filesystem, or under a file)",
+        "exit 2 before any work, naming the folder",
+    )
     blocker = tmp_path / "file"
     blocker.write_text("x")
     targets = [blocker / "out"]
@@ -440,8 +499,10 @@ def test_unwritable_output_folder(tmp_path, fault, capsys):
         for target in targets:
             code = main(["survey", "--sky", "synthetic", "--tiles", "1", "--out", str(target)])
             err = capsys.readouterr().err
-            row.saw(f"{'read-only fs' if target.parent == ro else 'under a file'}: exit {code}, "
-                    f"`{err.strip().replace(f'{tmp_path}/', '')[:110]}`")
+            row.saw(
+                f"{'read-only fs' if target.parent == ro else 'under a file'}: exit {code}, "
+                f"`{err.strip().replace(f'{tmp_path}/', '')[:110]}`"
+            )
             assert code == 2 and str(target) in err and "--out" in err
     finally:
         if len(targets) > 1:
@@ -465,8 +526,23 @@ def _survey_files(folder: Path, positions=POSITIONS) -> tuple[Path, Path]:
 
 
 def _survey_cmd(pos: Path, conf: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(REPO / "flows" / "survey.py"), "--sky", "synthetic", "--positions", str(pos),
-            "--size-arcmin", "10", "--seed", "1", "--config", str(conf), "--out", str(out), *extra]
+    return [
+        sys.executable,
+        str(REPO / "flows" / "survey.py"),
+        "--sky",
+        "synthetic",
+        "--positions",
+        str(pos),
+        "--size-arcmin",
+        "10",
+        "--seed",
+        "1",
+        "--config",
+        str(conf),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _api_env() -> dict[str, str]:
@@ -509,12 +585,16 @@ def test_sigkill_at_random_points_then_rerun(reference, tmp_path, fault):
     report), then runs it once more to the end and compares with the uninterrupted run.
     """
     kills_wanted = 20
-    row = fault("process", f"survey killed with SIGKILL at random points ({kills_wanted} kills), then run again",
-                "final catalogues identical to an uninterrupted run; no partial file; no finished tile run again")
+    row = fault(
+        "process",
+        f"survey killed with SIGKILL at random points ({kills_wanted} kills), then run again",
+        "final catalogues identical to an uninterrupted run; no partial file; no finished tile run again",
+    )
     pos, conf = _survey_files(tmp_path)
     t0 = time.perf_counter()
-    subprocess.run(_survey_cmd(pos, conf, tmp_path / "timing"), env=_api_env(), check=True, capture_output=True,
-                   timeout=600)
+    subprocess.run(
+        _survey_cmd(pos, conf, tmp_path / "timing"), env=_api_env(), check=True, capture_output=True, timeout=600
+    )
     full = time.perf_counter() - t0
     rng = np.random.default_rng(20261121)
     kills = finished_early = mid_work = rounds = 0
@@ -526,8 +606,13 @@ def test_sigkill_at_random_points_then_rerun(reference, tmp_path, fault):
         first_written: dict[str, int] = {}
         while kills < kills_wanted:
             delay = float(rng.uniform(0.3, 0.6 * full))
-            proc = subprocess.Popen(_survey_cmd(pos, conf, out), env=_api_env(), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                _survey_cmd(pos, conf, out),
+                env=_api_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 proc.wait(timeout=delay)
                 finished_early += 1
@@ -541,24 +626,27 @@ def test_sigkill_at_random_points_then_rerun(reference, tmp_path, fault):
                 first_written.setdefault(path.parent.name, path.stat().st_mtime_ns)
             if (out / "summary.json").exists():
                 break  # this round's survey has been complete once: run it to the end and check it
-        final = subprocess.run(_survey_cmd(pos, conf, out), env=_api_env(), capture_output=True, text=True,
-                               timeout=600)
+        final = subprocess.run(_survey_cmd(pos, conf, out), env=_api_env(), capture_output=True, text=True, timeout=600)
         assert final.returncode == 0, final.stderr[-2000:]
-        rewritten = [t for t, ns in first_written.items()
-                     if (out / "tiles" / t / "tile.json").stat().st_mtime_ns != ns]
+        rewritten = [t for t, ns in first_written.items() if (out / "tiles" / t / "tile.json").stat().st_mtime_ns != ns]
         ref, got = _outputs(reference), _outputs(out)
         candidates.add(len(got["candidates"]))
         left = _temporaries(out) + [str(p.relative_to(out)) for p in out.rglob(".lease*")]
         if not all(ref[k].equals(got[k]) for k in ref) or _tile_results(out) != _tile_results(reference):
-            problems.append(f"round {rounds}: catalogues or tile results differ: {_tile_results(out)}; "
-                            f"final run: {final.stdout[-1500:]}{final.stderr[-3000:]}")
+            problems.append(
+                f"round {rounds}: catalogues or tile results differ: {_tile_results(out)}; "
+                f"final run: {final.stdout[-1500:]}{final.stderr[-3000:]}"
+            )
         if left or rewritten:
-            problems.append(f"round {rounds}: partial files or leases left {left}; finished tiles run again "
-                            f"{rewritten}")
-    saw = (f"{kills} kills in {rounds} rounds (fresh survey folders), {mid_work} of them before the survey's "
-           f"first complete publish (uninterrupted run {full:.0f} s; {finished_early} runs ended before their "
-           f"kill); candidates per round {sorted(candidates)}; rounds with catalogues or tile results unlike the "
-           f"uninterrupted run's, partial files, leases or finished tiles run again: {len(problems)}")
+            problems.append(
+                f"round {rounds}: partial files or leases left {left}; finished tiles run again {rewritten}"
+            )
+    saw = (
+        f"{kills} kills in {rounds} rounds (fresh survey folders), {mid_work} of them before the survey's "
+        f"first complete publish (uninterrupted run {full:.0f} s; {finished_early} runs ended before their "
+        f"kill); candidates per round {sorted(candidates)}; rounds with catalogues or tile results unlike the "
+        f"uninterrupted run's, partial files, leases or finished tiles run again: {len(problems)}"
+    )
     row.saw(saw)
     detail = saw + "\n" + "\n".join(problems)
     assert kills == kills_wanted and mid_work >= 10, detail
@@ -568,19 +656,32 @@ def test_sigkill_at_random_points_then_rerun(reference, tmp_path, fault):
 @pytest.mark.slow
 @needs_tools
 def test_two_workers_given_the_same_tile_at_once(reference, tmp_path, fault):
-    row = fault("concurrency", "two workers given the same tiles at the same moment (two survey processes)",
-                "each tile processed by one of them; one result, identical to a single run; no corruption")
+    row = fault(
+        "concurrency",
+        "two workers given the same tiles at the same moment (two survey processes)",
+        "each tile processed by one of them; one result, identical to a single run; no corruption",
+    )
     pos, conf = _survey_files(tmp_path)
     out = tmp_path / "out"
-    procs = [subprocess.Popen(_survey_cmd(pos, conf, out, "--workers", "1"), env=_api_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            _survey_cmd(pos, conf, out, "--workers", "1"),
+            env=_api_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     logs = [p.communicate(timeout=600)[0] for p in procs]
     codes = [p.returncode for p in procs]
     skipped = sum(log.count("being processed by another worker") + log.count("is already done") for log in logs)
     ref, got = _outputs(reference), _outputs(out)
     same = all(ref[k].equals(got[k]) for k in ref)
-    row.saw(f"exit codes {codes}; tiles left to the other worker: {skipped}; catalogues identical: {same}; "
-            f"partial files left: {len(_temporaries(out))}")
+    row.saw(
+        f"exit codes {codes}; tiles left to the other worker: {skipped}; catalogues identical: {same}; "
+        f"partial files left: {len(_temporaries(out))}"
+    )
     assert codes == [0, 0] and same and _tile_results(out) == _tile_results(reference)
     assert skipped >= 1 and _temporaries(out) == []
 
@@ -589,8 +690,11 @@ def test_two_workers_given_the_same_tile_at_once(reference, tmp_path, fault):
 def test_retry_failed_reruns_only_the_failed_tiles(tmp_path, harness, fault, monkeypatch):
     from flows.survey import survey_flow
 
-    row = fault("process", "`--retry-failed` after a run where a tile failed",
-                "only the failed tile runs again; summary.json lists failed tiles by reason")
+    row = fault(
+        "process",
+        "`--retry-failed` after a run where a tile failed",
+        "only the failed tile runs again; summary.json lists failed tiles by reason",
+    )
     pos1, conf = _survey_files(tmp_path / "first", POSITIONS[:1])
     out = tmp_path / "out"
     bin_dir = tmp_path / "bin"
@@ -600,11 +704,12 @@ def test_retry_failed_reruns_only_the_failed_tiles(tmp_path, harness, fault, mon
         first = survey_flow(out=str(out), positions=str(pos1), size_arcmin=10.0, config_file=str(conf))
     failed_tid = next(iter(first["failed_tiles"]["FAIL_PSFEX"]))
     pos2, _ = _survey_files(tmp_path / "second", POSITIONS)
-    again = survey_flow(out=str(out), positions=str(pos2), size_arcmin=10.0, config_file=str(conf),
-                        retry_failed=True)
+    again = survey_flow(out=str(out), positions=str(pos2), size_arcmin=10.0, config_file=str(conf), retry_failed=True)
     statuses = _tile_results(out)
-    row.saw(f"first run failed_tiles {first['failed_tiles']}; retry: {again['tiles']}; tiles with a tile.json: "
-            f"{len(statuses)} of {len(POSITIONS)}")
+    row.saw(
+        f"first run failed_tiles {first['failed_tiles']}; retry: {again['tiles']}; tiles with a tile.json: "
+        f"{len(statuses)} of {len(POSITIONS)}"
+    )
     assert first["tiles"]["failed"] == 1 and first["failures"] == {"FAIL_PSFEX": 1}
     assert statuses[failed_tid][0] == "ok" and len(statuses) == 1
     assert again["tiles"]["processed"] == 1 and again["tiles"]["not_run"] == 1
@@ -651,10 +756,13 @@ def test_bad_parameter_is_named_before_any_work(name, positions, args, named, tm
     assert code == 2 and named.lower() in err.lower() and not out.exists()
 
 
-@pytest.mark.parametrize("name,args,words", [
-    ("unknown sky", ["--sky", "mars"], "invalid choice: 'mars'"),
-    ("unknown catalogue source", ["--catalogs", "simbad"], "invalid choice: 'simbad'"),
-])
+@pytest.mark.parametrize(
+    "name,args,words",
+    [
+        ("unknown sky", ["--sky", "mars"], "invalid choice: 'mars'"),
+        ("unknown catalogue source", ["--catalogs", "simbad"], "invalid choice: 'simbad'"),
+    ],
+)
 def test_unknown_names_are_refused_by_the_parser(name, args, words, tmp_path, fault, capsys):
     from flows.cli import main
 
@@ -685,8 +793,10 @@ def test_no_shell_strings_anywhere(fault):
                     calls += 1
                     if node.args and not isinstance(node.args[0], (ast.List, ast.Name, ast.Starred)):
                         found.append(f"{path.name}:{node.lineno} {name} with a non-list command")
-                if any(k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
-                       for k in node.keywords):
+                if any(
+                    k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+                    for k in node.keywords
+                ):
                     found.append(f"{path.name}:{node.lineno} shell=")
                 if name in ("os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput"):
                     found.append(f"{path.name}:{node.lineno} {name}")
@@ -697,8 +807,9 @@ def test_no_shell_strings_anywhere(fault):
 def test_tile_ids_and_paths_come_from_validated_numbers(fault):
     from vasco.sky.sampling import tile_id
 
-    row = fault("security", "tile ids and folders from positions", "ids only from finite RA/Dec in range; "
-                "anything else refused")
+    row = fault(
+        "security", "tile ids and folders from positions", "ids only from finite RA/Dec in range; anything else refused"
+    )
     import re
 
     ok = [tile_id(0.0, -90.0), tile_id(359.99999, 90.0), tile_id(123.456789, -12.3456)]
@@ -714,8 +825,11 @@ def test_tile_ids_and_paths_come_from_validated_numbers(fault):
 def test_credentials_never_reach_outputs_or_logs(tmp_path, harness, fault, caplog, monkeypatch):
     from flows.survey import survey_flow
 
-    row = fault("security", "credentials in the environment (S3 keys, Prefect API key)",
-                "never logged, never written into any output file")
+    row = fault(
+        "security",
+        "credentials in the environment (S3 keys, Prefect API key)",
+        "never logged, never written into any output file",
+    )
     secret = "VASCO-TEST-SECRET-7f3a9c"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", secret + "-id")
@@ -725,6 +839,8 @@ def test_credentials_never_reach_outputs_or_logs(tmp_path, harness, fault, caplo
     survey_flow(out=str(out), tiles=2, dry_run=True)
     text = caplog.text
     hits = [str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
-    row.saw(f"files with the secret: {len(hits)} of {sum(1 for p in out.rglob('*') if p.is_file())}; "
-            f"in the logs: {secret in text}")
+    row.saw(
+        f"files with the secret: {len(hits)} of {sum(1 for p in out.rglob('*') if p.is_file())}; "
+        f"in the logs: {secret in text}"
+    )
     assert hits == [] and secret not in text

@@ -13,15 +13,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-_PROBE = ("import flows; "
-          "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as s; "
-          "print(s.value())")
+_PROBE = (
+    "import flows; from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as s; print(s.value())"
+)
 
 
 def _probe(**env: str) -> str:
     base = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
-    res = subprocess.run([sys.executable, "-c", _PROBE], env={**base, **env}, cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", _PROBE], env={**base, **env}, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout.strip().splitlines()[-1]
 

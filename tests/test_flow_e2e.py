@@ -9,8 +9,9 @@ from vasco.io import file_sha256, read_json
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("source-extractor") is None and shutil.which("sex") is None,
-                       reason="SExtractor is not installed"),
+    pytest.mark.skipif(
+        shutil.which("source-extractor") is None and shutil.which("sex") is None, reason="SExtractor is not installed"
+    ),
 ]
 
 
@@ -49,14 +50,24 @@ def test_outputs_contract(survey):
         assert all(a >= b for a, b in zip(funnel, funnel[1:]))
     inj = summary["injection"]
     assert inj["injected"] > 0 and set(inj["false_by_class"]) == {
-        "high_proper_motion", "defect", "galaxy", "spike", "asteroid", "infrared", "variable", "other"}
+        "high_proper_motion",
+        "defect",
+        "galaxy",
+        "spike",
+        "asteroid",
+        "infrared",
+        "variable",
+        "other",
+    }
     assert not list(out.rglob("*.part"))
     # The funnel is posted to Prefect as a markdown artifact.
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vasco-survey-funnel"])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vasco-survey-funnel"]))
+        )
     assert arts and "| no_gaia |" in arts[0].data
 
 
@@ -74,8 +85,9 @@ def test_second_run_reuses_everything(survey):
     out, summary = survey
     before = file_sha256(out / "candidates.parquet")
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "tiles").rglob("work/*.ldac")}
-    again = survey_flow(out=str(out), tiles=2, seed=1, size_arcmin=10.0, workers=2,
-                        positions=str(out / "positions.in.csv"))
+    again = survey_flow(
+        out=str(out), tiles=2, seed=1, size_arcmin=10.0, workers=2, positions=str(out / "positions.in.csv")
+    )
     assert again["candidates"] == summary["candidates"]
     assert file_sha256(out / "candidates.parquet") == before
     # SExtractor did not run again: its catalogues were not rewritten.
@@ -94,8 +106,9 @@ def distorted(tmp_path_factory, harness):
     cfg.write_text(json.dumps({"synthetic": {"distortion_arcsec": 0.8, "tan_offset_arcsec": 2.3}}))
     pos = out / "positions.in.csv"
     pos.write_text("ra,dec\n132.8250,11.8000\n")
-    summary = survey_flow(out=str(out), tiles=1, seed=1, size_arcmin=15.0, workers=1, positions=str(pos),
-                          config_file=str(cfg))
+    summary = survey_flow(
+        out=str(out), tiles=1, seed=1, size_arcmin=15.0, workers=1, positions=str(pos), config_file=str(cfg)
+    )
     return out, summary
 
 
@@ -148,8 +161,10 @@ def test_trust_and_position_uncertainty_in_the_flow(distorted):
     assert all(dets[c].dtype == np.float64 for c in cols)
     assert np.isfinite(dets[cols].to_numpy()).all()
     assert dets["astrometry_trusted"].all() and (dets["astrometry_trust_reason"] == "").all()
-    bins = [dets.loc[(dets["SNR_WIN"] > lo) & (dets["SNR_WIN"] <= hi), "pos_err_centroid_arcsec"].median()
-            for lo, hi in ((10, 30), (30, 100), (100, np.inf))]
+    bins = [
+        dets.loc[(dets["SNR_WIN"] > lo) & (dets["SNR_WIN"] <= hi), "pos_err_centroid_arcsec"].median()
+        for lo, hi in ((10, 30), (30, 100), (100, np.inf))
+    ]
     assert bins[0] > bins[1] > bins[2] > 0
     assert summary["astrometry_trust"]["tiles_untrusted"] == 0 and summary["astrometry_trust"]["tiles_trusted"] == 1
 
@@ -176,9 +191,25 @@ def test_vetoes_funnel_and_compare_with_the_injected_list(survey, tmp_path):
     rows = pd.read_csv(out / "compare" / "injected.csv")
     # Every injected transient is attributed to a stage; the ones that survived are candidates at < 5".
     assert rows["stage"].notna().all() and set(rows["stage"]) <= {
-        "not_detected", "flags", "snr", "spread_model", "fwhm", "elongation", "extent", "mad_clip",
-        "no_gaia", "no_ps1", "not_bright_star", "no_archive", "not_asteroid", "not_variable",
-        "in_supercosmos", "not_hpm", "dedup", "candidate"}
+        "not_detected",
+        "flags",
+        "snr",
+        "spread_model",
+        "fwhm",
+        "elongation",
+        "extent",
+        "mad_clip",
+        "no_gaia",
+        "no_ps1",
+        "not_bright_star",
+        "no_archive",
+        "not_asteroid",
+        "not_variable",
+        "in_supercosmos",
+        "not_hpm",
+        "dedup",
+        "candidate",
+    }
     recovered = rows[rows["stage"] == "candidate"]
     assert len(recovered) == summary["injection"]["true_candidates"]
     assert (recovered["cand_sep_arcsec"] < 5.0).all()
@@ -216,8 +247,9 @@ def test_overlapping_tiles_are_deduplicated(overlapping):
     assert summary["duplicates"]["tile_candidates"] >= len(cands)
     # Each candidate source once: no two candidates within the dedup radius.
     if len(cands) > 1:
-        idx, _ = nearest_within(cands["ra"].to_numpy(), cands["dec"].to_numpy(), cands["ra"].to_numpy(),
-                                cands["dec"].to_numpy(), 0.5)
+        idx, _ = nearest_within(
+            cands["ra"].to_numpy(), cands["dec"].to_numpy(), cands["ra"].to_numpy(), cands["dec"].to_numpy(), 0.5
+        )
         assert (idx == np.arange(len(cands))).all()
     # No measurement of a candidate source has a counterpart (edge copies included).
     grouped = dets[dets["dup_group"].isin(cands["dup_group"].dropna())]
@@ -229,8 +261,8 @@ def test_overlapping_tiles_are_deduplicated(overlapping):
 
 
 def test_dry_run_orchestrates_without_pixels_and_leaves_tiles_pending(tmp_path, harness):
-    from flows.roots import open_root
     from flows.resume import pending_tiles
+    from flows.roots import open_root
     from flows.survey import survey_flow
     from vasco.config import VascoConfig
     from vasco.sky.sampling import sample_positions
@@ -259,12 +291,20 @@ def test_a_tile_whose_fit_falls_back_is_marked_through_to_the_report(tmp_path_fa
     cfg = out / "config.in.json"
     # Denser injected transients than the default, and no bright-star veto (which takes the few
     # there are here), give this 10' tile candidates.
-    cfg.write_text(json.dumps({"astrometry": {"fit_min_stars_per_term": 100000}, "synthetic": {"n_transients": 300},
-                               "vetoes": {"spikes": {"enabled": False}}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "astrometry": {"fit_min_stars_per_term": 100000},
+                "synthetic": {"n_transients": 300},
+                "vetoes": {"spikes": {"enabled": False}},
+            }
+        )
+    )
     pos = out / "positions.in.csv"
     pos.write_text("ra,dec\n132.8250,11.8000\n")
-    summary = survey_flow(out=str(out), tiles=1, seed=1, size_arcmin=10.0, workers=1, positions=str(pos),
-                          config_file=str(cfg))
+    summary = survey_flow(
+        out=str(out), tiles=1, seed=1, size_arcmin=10.0, workers=1, positions=str(pos), config_file=str(cfg)
+    )
     (tile,) = list((out / "tiles").iterdir())
     rec = read_json(tile / "tile.json")
     assert rec["status"] == "ok" and rec["astrometry"]["status"] == "fallback_shift"

@@ -47,13 +47,16 @@ def test_the_check_sees_a_forbidden_import(tmp_path):
 
 def test_importing_every_vasco_module_loads_no_orchestration():
     """Indirect imports too: load every module of the package, then look at sys.modules."""
-    names = sorted(".".join(p.relative_to(VASCO.parent).with_suffix("").parts).removesuffix(".__init__")
-                   for p in VASCO.rglob("*.py"))
-    code = ("import importlib, sys\n"
-            f"for n in {names!r}: importlib.import_module(n)\n"
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r})))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                         cwd=VASCO.parent)
+    names = sorted(
+        ".".join(p.relative_to(VASCO.parent).with_suffix("").parts).removesuffix(".__init__")
+        for p in VASCO.rglob("*.py")
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for n in {names!r}: importlib.import_module(n)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=VASCO.parent)
     if out.returncode != 0:
         pytest.fail(f"importing the vasco modules failed:\n{out.stderr[-2000:]}")
     assert out.stdout.strip() == "[]"

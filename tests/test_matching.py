@@ -20,8 +20,12 @@ def test_propagation_agrees_with_astropy_apply_space_motion():
     pmdec = rng.normal(0, 300, n)
     plx = rng.uniform(1, 100, n)
     c = SkyCoord(
-        ra=ra * u.deg, dec=dec * u.deg, pm_ra_cosdec=pmra * u.mas / u.yr, pm_dec=pmdec * u.mas / u.yr,
-        distance=Distance(parallax=plx * u.mas), radial_velocity=0 * u.km / u.s,
+        ra=ra * u.deg,
+        dec=dec * u.deg,
+        pm_ra_cosdec=pmra * u.mas / u.yr,
+        pm_dec=pmdec * u.mas / u.yr,
+        distance=Distance(parallax=plx * u.mas),
+        radial_velocity=0 * u.km / u.s,
         obstime=Time(2016.0, format="jyear", scale="tdb"),
     )
     moved = c.apply_space_motion(new_obstime=Time(1953.25, format="jyear", scale="tdb"))
@@ -74,8 +78,15 @@ def test_find_counterparts_uses_plate_epoch():
     plate_ra, plate_dec = 150.0, 20.0
     ra16, dec16 = propagate_positions([plate_ra], [plate_dec], [1000.0], [0.0], 1953.0, 2016.0)
     gaia = pd.DataFrame(
-        {"source_id": [42], "ra": ra16, "dec": dec16, "pmra": [1000.0], "pmdec": [0.0],
-         "ref_epoch": [2016.0], "phot_g_mean_mag": [15.0]}
+        {
+            "source_id": [42],
+            "ra": ra16,
+            "dec": dec16,
+            "pmra": [1000.0],
+            "pmdec": [0.0],
+            "ref_epoch": [2016.0],
+            "phot_g_mean_mag": [15.0],
+        }
     )
     cat = normalize_catalog(gaia, "gaia", 2016.0)
     res = find_counterparts(np.array([plate_ra]), np.array([plate_dec]), cat, 1953.0, 5.0)
@@ -96,8 +107,16 @@ def test_normalize_catalog_vizier_names_and_errors():
 
 def test_ps1_epoch_is_an_mjd_and_gaia_epoch_a_julian_year():
     # A PS1 row as VizieR II/349/ps1 (and XMatch) answers it: Epoch is the mean epoch as an MJD.
-    ps1 = pd.DataFrame({"objID": [153451553325862315], "RAJ2000": [155.332573], "DEJ2000": [37.877864],
-                        "Qual": [52], "Epoch": [55761.365], "rmag": [19.37]})
+    ps1 = pd.DataFrame(
+        {
+            "objID": [153451553325862315],
+            "RAJ2000": [155.332573],
+            "DEJ2000": [37.877864],
+            "Qual": [52],
+            "Epoch": [55761.365],
+            "rmag": [19.37],
+        }
+    )
     out = normalize_catalog(ps1, "ps1", 2012.0)
     # MJD 55761.365 is 2011-07-19 08:45:36 (astropy: Time(55761.365, format="mjd").jyear = 2011.54514716)
     assert out["epoch"].iloc[0] == pytest.approx(2000.0 + (55761.365 - 51544.5) / 365.25, abs=1e-12)
@@ -124,8 +143,9 @@ def test_ps1_mjd_epoch_gives_the_right_position_at_the_plate_epoch():
     mjd = 55761.365
     year = 2000.0 + (mjd - 51544.5) / 365.25
     ra_p, dec_p = propagate_positions([150.0], [20.0], [500.0], [0.0], 1953.0, year)
-    ps1 = pd.DataFrame({"objID": [1], "RAJ2000": ra_p, "DEJ2000": dec_p, "pmRA": [500.0], "pmDE": [0.0],
-                        "Epoch": [mjd]})
+    ps1 = pd.DataFrame(
+        {"objID": [1], "RAJ2000": ra_p, "DEJ2000": dec_p, "pmRA": [500.0], "pmDE": [0.0], "Epoch": [mjd]}
+    )
     cat = normalize_catalog(ps1, "ps1", 2012.0)
     res = find_counterparts(np.array([150.0]), np.array([20.0]), cat, 1953.0, 5.0)
     assert res["id"].iloc[0] == 1 and res["sep_arcsec"].iloc[0] < 0.01
@@ -136,7 +156,8 @@ def test_undeclared_epoch_columns_rule():
 
     # MAST's epochMean is an MJD; the synthetic sky writes Julian years under that name: both read right.
     assert epoch_to_julian_year(np.array([57388.5]), "some.parquet", "epochMean")[0] == pytest.approx(2016.0)
-    np.testing.assert_array_equal(epoch_to_julian_year(np.array([2012.3, np.nan]), "ps1", "epochMean"),
-                                  [2012.3, np.nan])
+    np.testing.assert_array_equal(
+        epoch_to_julian_year(np.array([2012.3, np.nan]), "ps1", "epochMean"), [2012.3, np.nan]
+    )
     # Anything else undeclared is read as Julian years, as before.
     assert epoch_to_julian_year(np.array([1953.2]), "scos", "epoch")[0] == 1953.2

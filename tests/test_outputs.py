@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from vasco.publish.merge import read_tile_records
 from vasco.outputs import (
     SCHEMA_VERSION,
     PlateInfo,
@@ -20,6 +19,7 @@ from vasco.outputs import (
     write_summary,
     write_tile_record,
 )
+from vasco.publish.merge import read_tile_records
 
 REPO = Path(__file__).resolve().parents[1]
 #: Records written by a run of `vasco survey --sky synthetic --tiles 8 --seed 1` before records were typed
@@ -49,7 +49,8 @@ def test_a_wrong_typed_field_is_refused_naming_file_and_field(tmp_path):
     assert "'north'" in message
     # The survey's readers treat such a tile as not run, like an unreadable file.
     assert read_tile_records(tmp_path, [rec["tile_id"]]) == [
-        {"tile_id": rec["tile_id"], "status": "missing", "reason": "NOT_RUN"}]
+        {"tile_id": rec["tile_id"], "status": "missing", "reason": "NOT_RUN"}
+    ]
 
 
 def test_unknown_keys_and_bad_status_are_refused(tmp_path):
@@ -63,8 +64,9 @@ def test_unknown_keys_and_bad_status_are_refused(tmp_path):
     with pytest.raises(RecordError, match="not valid JSON"):
         read_tile_record(path)
     with pytest.raises(ValueError, match="needs a reason token"):
-        TileRecord(tile_id="t", centre=None, plate=PlateInfo(), status="failed", reason=None, funnel={},
-                   config_hash="h")
+        TileRecord(
+            tile_id="t", centre=None, plate=PlateInfo(), status="failed", reason=None, funnel={}, config_hash="h"
+        )
 
 
 def test_a_real_tile_record_round_trips(tmp_path):
@@ -77,19 +79,42 @@ def test_a_real_tile_record_round_trips(tmp_path):
     on_disk = json.loads((tmp_path / "tile.json").read_text())
     assert on_disk == written
     # The seven keys every record has come first, then the version.
-    assert list(on_disk)[:8] == ["tile_id", "centre", "plate", "status", "reason", "funnel", "config_hash",
-                                 "schema_version"]
+    assert list(on_disk)[:8] == [
+        "tile_id",
+        "centre",
+        "plate",
+        "status",
+        "reason",
+        "funnel",
+        "config_hash",
+        "schema_version",
+    ]
     on_disk.pop("schema_version")
     assert json.dumps(on_disk) == json.dumps(original)  # keys in the same order, values identical
     assert read_tile_record(tmp_path / "tile.json") == rec
 
 
 def test_keys_that_do_not_apply_stay_absent(tmp_path):
-    rec = TileRecord(tile_id="t1", centre=None, plate=PlateInfo(), status="failed", reason="FAIL_FLOW_RUN",
-                     funnel={}, config_hash="h")
+    rec = TileRecord(
+        tile_id="t1",
+        centre=None,
+        plate=PlateInfo(),
+        status="failed",
+        reason="FAIL_FLOW_RUN",
+        funnel={},
+        config_hash="h",
+    )
     data = write_tile_record(tmp_path, rec)
-    assert data == {"tile_id": "t1", "centre": None, "plate": {}, "status": "failed", "reason": "FAIL_FLOW_RUN",
-                    "funnel": {}, "config_hash": "h", "schema_version": SCHEMA_VERSION}
+    assert data == {
+        "tile_id": "t1",
+        "centre": None,
+        "plate": {},
+        "status": "failed",
+        "reason": "FAIL_FLOW_RUN",
+        "funnel": {},
+        "config_hash": "h",
+        "schema_version": SCHEMA_VERSION,
+    }
     assert PlateInfo.empty().to_dict() == {k: None for k in PlateInfo.model_fields}
     with pytest.raises(ValueError, match="Input should be 'ok', 'rejected' or 'failed'"):
         TileRecord.model_validate({**data, "status": "odd"})

@@ -292,9 +292,7 @@ def _wcstools_rows(args: list[str]) -> list[list[str]]:
     return [line.split() for line in out.stdout.strip().splitlines()]
 
 
-@pytest.mark.skipif(
-    shutil.which("xy2sky") is None or shutil.which("sky2xy") is None, reason="WCSTools is not on PATH"
-)
+@pytest.mark.skipif(shutil.which("xy2sky") is None or shutil.which("sky2xy") is None, reason="WCSTools is not on PATH")
 def test_against_wcstools_all_plates(table, tmp_path, record_property):
     """Every plate of the shipped table, 5x5 points to the corners, both directions (~5 s)."""
     worst_sky = worst_pix_arcsec = worst_pix = 0.0

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from servers import VizierStandIn, XMatchStandIn
 
-from vasco.publish.merge import build_summary
 from vasco.config import VascoConfig
 from vasco.io import file_sha256, write_parquet_atomic
-from vasco.steps.catalogs import catalogs, catalogs_xmatch
+from vasco.publish.merge import build_summary
 from vasco.sources.provenance import query_entry, summarize_provenance, tile_provenance, utc_now
 from vasco.sources.vizier import VIZIER_URL_ENV
 from vasco.sources.xmatch import XMATCH_URL_ENV
+from vasco.steps.catalogs import catalogs, catalogs_xmatch
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -33,22 +33,41 @@ def _stars(n: int, ra0: float, dec0: float, r: float, seed: int) -> pd.DataFrame
 
 def _gaia(stars: pd.DataFrame) -> pd.DataFrame:
     n = len(stars)
-    return pd.DataFrame({"RA_ICRS": stars["ra"], "DE_ICRS": stars["dec"], "pmRA": np.zeros(n), "pmDE": np.zeros(n),
-                         "Plx": np.ones(n), "Gmag": np.full(n, 17.0), "Source": stars["id"],
-                         "Epoch": np.full(n, 2016.0)})
+    return pd.DataFrame(
+        {
+            "RA_ICRS": stars["ra"],
+            "DE_ICRS": stars["dec"],
+            "pmRA": np.zeros(n),
+            "pmDE": np.zeros(n),
+            "Plx": np.ones(n),
+            "Gmag": np.full(n, 17.0),
+            "Source": stars["id"],
+            "Epoch": np.full(n, 2016.0),
+        }
+    )
 
 
 def _ps1(stars: pd.DataFrame) -> pd.DataFrame:
     # As VizieR II/349/ps1 answers: Epoch is the mean epoch as an MJD.
     n = len(stars)
-    return pd.DataFrame({"RAJ2000": stars["ra"], "DEJ2000": stars["dec"], "objID": stars["id"] + 7,
-                         "Qual": np.full(n, 52), "Epoch": np.full(n, 55761.365), "gmag": np.full(n, 18.0),
-                         "rmag": np.full(n, 17.5), "imag": np.full(n, 17.2)})
+    return pd.DataFrame(
+        {
+            "RAJ2000": stars["ra"],
+            "DEJ2000": stars["dec"],
+            "objID": stars["id"] + 7,
+            "Qual": np.full(n, 52),
+            "Epoch": np.full(n, 55761.365),
+            "gmag": np.full(n, 18.0),
+            "rmag": np.full(n, 17.5),
+            "imag": np.full(n, 17.2),
+        }
+    )
 
 
 def test_tile_provenance_marks_reused_answers_cached() -> None:
-    early = query_entry("vizier", "https://vizier.example", ["I/350/gaiaedr3"], "2026-01-01T00:00:00.000Z", 12,
-                        requests=3)
+    early = query_entry(
+        "vizier", "https://vizier.example", ["I/350/gaiaedr3"], "2026-01-01T00:00:00.000Z", 12, requests=3
+    )
     start = utc_now()
     assert ISO.match(start)
     late = query_entry("xmatch", "https://xm.example/sync", ["vizier:II/349/ps1"], utc_now(), 5, requests=1)
@@ -63,13 +82,30 @@ def test_summary_sums_services_tables_times_and_tools(tmp_path: Path) -> None:
         return {**query_entry(service, f"https://{service}.example", [table], t, rows, requests), "cached": cached}
 
     recs = [
-        {"tile_id": "a", "status": "ok", "funnel": {"detections": 1},
-         "provenance": {"queries": [q("vizier", "I/350/gaiaedr3", "2026-01-02T00:00:00.000Z", 10, 2),
-                                    q("dss", "poss1_red", "2026-01-01T00:00:00.000Z", 0)],
-                        "services": ["dss", "vizier"], "tools": {"psfex": "3.21.1", "source-extractor": "2.25.0"}}},
-        {"tile_id": "b", "status": "failed", "reason": "FAIL_X", "funnel": {},
-         "provenance": {"queries": [q("vizier", "II/389/ps1_dr2", "2026-01-03T00:00:00.000Z", 4, cached=True)],
-                        "services": ["vizier"], "tools": {"psfex": "3.22.0", "source-extractor": None}}},
+        {
+            "tile_id": "a",
+            "status": "ok",
+            "funnel": {"detections": 1},
+            "provenance": {
+                "queries": [
+                    q("vizier", "I/350/gaiaedr3", "2026-01-02T00:00:00.000Z", 10, 2),
+                    q("dss", "poss1_red", "2026-01-01T00:00:00.000Z", 0),
+                ],
+                "services": ["dss", "vizier"],
+                "tools": {"psfex": "3.21.1", "source-extractor": "2.25.0"},
+            },
+        },
+        {
+            "tile_id": "b",
+            "status": "failed",
+            "reason": "FAIL_X",
+            "funnel": {},
+            "provenance": {
+                "queries": [q("vizier", "II/389/ps1_dr2", "2026-01-03T00:00:00.000Z", 4, cached=True)],
+                "services": ["vizier"],
+                "tools": {"psfex": "3.22.0", "source-extractor": None},
+            },
+        },
         {"tile_id": "c", "status": "missing"},
     ]
     summary = build_summary(tmp_path, recs, {"detections": 1, "candidates": 0}, "h").to_dict()
@@ -88,8 +124,9 @@ def test_summary_sums_services_tables_times_and_tools(tmp_path: Path) -> None:
 def test_vizier_catalogs_step_records_its_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stars = _stars(300, 150.0, 20.0, 0.45, seed=1)
     cfg = VascoConfig.model_validate({"sky": "dss", "catalogs": {"source": "vizier"}})
-    with VizierStandIn({"I/350/gaiaedr3": (_gaia(stars), "RA_ICRS", "DE_ICRS"),
-                        "II/389/ps1_dr2": (_ps1(stars), "RAJ2000", "DEJ2000")}) as server:
+    with VizierStandIn(
+        {"I/350/gaiaedr3": (_gaia(stars), "RA_ICRS", "DE_ICRS"), "II/389/ps1_dr2": (_ps1(stars), "RAJ2000", "DEJ2000")}
+    ) as server:
         monkeypatch.setenv(VIZIER_URL_ENV, server.url)
         before = utc_now()
         got = catalogs(tmp_path, 150.0, 20.0, cfg)
@@ -110,13 +147,22 @@ def test_vizier_catalogs_step_records_its_queries(tmp_path: Path, monkeypatch: p
 
 def test_xmatch_catalogs_step_records_its_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stars = _stars(200, 150.0, 20.0, 0.3, seed=2)
-    det = pd.DataFrame({"NUMBER": np.arange(1, 61, dtype=np.int64), "ra": stars["ra"][:60].to_numpy() + 1e-5,
-                        "dec": stars["dec"][:60].to_numpy()})
+    det = pd.DataFrame(
+        {
+            "NUMBER": np.arange(1, 61, dtype=np.int64),
+            "ra": stars["ra"][:60].to_numpy() + 1e-5,
+            "dec": stars["dec"][:60].to_numpy(),
+        }
+    )
     path = write_parquet_atomic(tmp_path / "work" / "measured.parquet", det)
     measured = {"path": str(path), "sha256": file_sha256(path)}
     cfg = VascoConfig.model_validate({"sky": "dss", "catalogs": {"source": "xmatch"}})
-    with XMatchStandIn({"vizier:I/350/gaiaedr3": (_gaia(stars), "RA_ICRS", "DE_ICRS"),
-                        "vizier:II/349/ps1": (_ps1(stars), "RAJ2000", "DEJ2000")}) as server:
+    with XMatchStandIn(
+        {
+            "vizier:I/350/gaiaedr3": (_gaia(stars), "RA_ICRS", "DE_ICRS"),
+            "vizier:II/349/ps1": (_ps1(stars), "RAJ2000", "DEJ2000"),
+        }
+    ) as server:
         monkeypatch.setenv(XMATCH_URL_ENV, server.sync_url)
         got = catalogs_xmatch(tmp_path, measured, 20.0, cfg)
         assert [j["fields"]["cat2"] for j in server.jobs] == ["vizier:I/350/gaiaedr3", "vizier:II/349/ps1"]
@@ -152,7 +198,8 @@ def test_tool_versions_of_missing_or_silent_tools(tmp_path: Path, monkeypatch: p
 
 
 def test_urls_are_written_without_credentials() -> None:
-    e = query_entry("vizier", "https://user:s3cret@vizier.example:8443/viz-bin?token=abc#x", ["I/350/gaiaedr3"],
-                    utc_now(), 1)
+    e = query_entry(
+        "vizier", "https://user:s3cret@vizier.example:8443/viz-bin?token=abc#x", ["I/350/gaiaedr3"], utc_now(), 1
+    )
     assert e["url"] == "https://vizier.example:8443/viz-bin"
     assert query_entry("local", "/data/gaia.parquet", ["gaia"], utc_now(), 1)["url"] == "/data/gaia.parquet"

@@ -15,8 +15,10 @@ from vasco.io import read_json
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("source-extractor") is None and shutil.which("sex") is None,
-                       reason="SExtractor is not installed (apt-get install source-extractor psfex)"),
+    pytest.mark.skipif(
+        shutil.which("source-extractor") is None and shutil.which("sex") is None,
+        reason="SExtractor is not installed (apt-get install source-extractor psfex)",
+    ),
 ]
 
 
@@ -65,8 +67,13 @@ def test_synthetic_tile_bit_identical(tmp_path):
 
 
 def test_nothing_listed_runs_nothing(m101_path, tmp_path):
-    got = sx.run_psf_fit(m101_path, tmp_path / "absent.psf", pd.DataFrame(columns=["NUMBER", "X_IMAGE", "Y_IMAGE"]),
-                         tmp_path, ExtractionConfig())
+    got = sx.run_psf_fit(
+        m101_path,
+        tmp_path / "absent.psf",
+        pd.DataFrame(columns=["NUMBER", "X_IMAGE", "Y_IMAGE"]),
+        tmp_path,
+        ExtractionConfig(),
+    )
     assert got.empty and list(got.columns) == ["NUMBER", *sx.PSF_COLUMNS]
 
 
@@ -122,8 +129,16 @@ def test_real_m101_tile_same_candidates_either_scope(tmp_path, m101_path, harnes
     # A Gaia-like file: every other star the plate shows, so half have no counterpart.
     t = sx.read_ldac(sx.run_pass1(m101_path, tmp_path / "p1.ldac", ExtractionConfig()))
     ra, dec = pixel_to_sky(read_fits_header(m101_path), t["X_IMAGE"], t["Y_IMAGE"])
-    pd.DataFrame({"RA_ICRS": ra, "DE_ICRS": dec, "pmRA": 0.0, "pmDE": 0.0, "Gmag": 16.0,
-                  "Source": np.arange(len(t), dtype=np.int64)}).iloc[::2].to_csv(tmp_path / "gaia.csv", index=False)
+    pd.DataFrame(
+        {
+            "RA_ICRS": ra,
+            "DE_ICRS": dec,
+            "pmRA": 0.0,
+            "pmDE": 0.0,
+            "Gmag": 16.0,
+            "Source": np.arange(len(t), dtype=np.int64),
+        }
+    ).iloc[::2].to_csv(tmp_path / "gaia.csv", index=False)
     args = ["tile", "--fits", str(m101_path), "--catalog", f"gaia={tmp_path / 'gaia.csv'}"]
     rec = _assert_same_tile(_run(tmp_path, "m101", args, "all"), _run(tmp_path, "m101", args, "needed"))
     assert rec["funnel"]["spread_model"] > 0

@@ -4,16 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vasco.publish.merge import build_summary, merge_catalogues, read_tile_records
 from vasco.outputs import TileRecord, write_tile_record
+from vasco.publish.merge import build_summary, merge_catalogues, read_tile_records
 from vasco.qc.injection import combine_scores, score_tile
 
 
 def _record(tid, status="ok", reason=None, funnel=None):
     return {
-        "tile_id": tid, "centre": {"ra": 1.0, "dec": 2.0},
+        "tile_id": tid,
+        "centre": {"ra": 1.0, "dec": 2.0},
         "plate": {"region": "XE001", "label": "E1", "epoch": 1952.5},
-        "status": status, "reason": reason, "funnel": funnel or {"detections": 3, "snr": 2},
+        "status": status,
+        "reason": reason,
+        "funnel": funnel or {"detections": 3, "snr": 2},
         "config_hash": "abc",
     }
 
@@ -39,8 +42,9 @@ def test_merge_and_summary(tmp_path):
     for i, tid in enumerate(["t1", "t2"]):
         d = tmp_path / "tiles" / tid
         d.mkdir(parents=True)
-        det = pd.DataFrame({"ra": np.array([10.0 + i, 10.5 + i]), "dec": [0.1, 0.2], "NUMBER": [1, 2],
-                            "is_candidate": [True, False]})
+        det = pd.DataFrame(
+            {"ra": np.array([10.0 + i, 10.5 + i]), "dec": [0.1, 0.2], "NUMBER": [1, 2], "is_candidate": [True, False]}
+        )
         det.to_parquet(d / "detections.parquet", index=False)
         det.iloc[:1].to_parquet(d / "candidates.parquet", index=False)
         _write(d, _record(tid))
@@ -65,23 +69,27 @@ def test_merge_and_summary(tmp_path):
 
 
 def test_injection_scoring():
-    truth = pd.DataFrame({
-        "cls": ["transient", "transient", "transient", "transient", "hpm_star", "defect", "star", "spike"],
-        "ra": [10.0, 10.01, 10.02, 10.06, 10.03, 10.04, 10.05, 10.2],
-        "dec": [0.0] * 8,
-        "recoverable": [True, True, False, True, False, False, False, False],
-        "extent_arcsec": [0, 0, 0, 0, 0, 0, 0, 60.0],
-    })
+    truth = pd.DataFrame(
+        {
+            "cls": ["transient", "transient", "transient", "transient", "hpm_star", "defect", "star", "spike"],
+            "ra": [10.0, 10.01, 10.02, 10.06, 10.03, 10.04, 10.05, 10.2],
+            "dec": [0.0] * 8,
+            "recoverable": [True, True, False, True, False, False, False, False],
+            "extent_arcsec": [0, 0, 0, 0, 0, 0, 0, 60.0],
+        }
+    )
     # Detections: transient 0 (candidate), transient 1 detected but failed a cut,
     # transient 2 (predicted faint) detected, passed and became a candidate,
     # transient 3 not detected; then false candidates on an hpm star, a defect,
     # a spike and empty sky.
-    dets = pd.DataFrame({
-        "ra": [10.0 + 1 / 3600, 10.01, 10.02, 10.03, 10.04 + 2 / 3600, 10.2 + 30 / 3600, 11.0],
-        "dec": [0.0] * 7,
-        "passes_cuts": [True, False, True, True, True, True, True],
-        "is_candidate": [True, False, True, True, True, True, True],
-    })
+    dets = pd.DataFrame(
+        {
+            "ra": [10.0 + 1 / 3600, 10.01, 10.02, 10.03, 10.04 + 2 / 3600, 10.2 + 30 / 3600, 11.0],
+            "dec": [0.0] * 7,
+            "passes_cuts": [True, False, True, True, True, True, True],
+            "is_candidate": [True, False, True, True, True, True, True],
+        }
+    )
     s = score_tile(dets, truth)
     assert s["injected"] == 4 and s["detected"] == 3
     # Recoverable: 0 and 2 (measured: passed the cuts) and 3 (undetected, predicted); not 1.
@@ -89,8 +97,16 @@ def test_injection_scoring():
     assert s["model_recoverable"] == 3 and s["model_recovered"] == 1
     assert s["true_candidates"] == 2 and s["candidates"] == 6
     assert s["lost_by_stage"] == {"not_detected": 1}
-    assert s["false_by_class"] == {"high_proper_motion": 1, "defect": 1, "galaxy": 0, "spike": 1, "asteroid": 0,
-                                   "infrared": 0, "variable": 0, "other": 1}
+    assert s["false_by_class"] == {
+        "high_proper_motion": 1,
+        "defect": 1,
+        "galaxy": 0,
+        "spike": 1,
+        "asteroid": 0,
+        "infrared": 0,
+        "variable": 0,
+        "other": 1,
+    }
     total = combine_scores([s, s])
     assert total["completeness"] == pytest.approx(2 / 3) and total["purity"] == pytest.approx(4 / 12)
     assert total["completeness_model"] == pytest.approx(1 / 3)
@@ -100,8 +116,9 @@ def test_funnel_side_by_side_with_the_paper():
     from vasco.publish.paper import PAPER_FUNNEL, funnel_vs_paper
 
     assert PAPER_FUNNEL["not_hpm"] == 5399 and PAPER_FUNNEL["no_archive"] == 9395
-    rows = funnel_vs_paper({"not_bright_star": 100, "no_archive": 10, "not_asteroid": 9, "in_supercosmos": 6,
-                            "not_hpm": 6})
+    rows = funnel_vs_paper(
+        {"not_bright_star": 100, "no_archive": 10, "not_asteroid": 9, "in_supercosmos": 6, "not_hpm": 6}
+    )
     assert [r["stage"] for r in rows] == list(PAPER_FUNNEL)
     assert rows[1]["ours_kept"] == pytest.approx(0.1) and rows[1]["paper_kept"] == pytest.approx(9395 / 298165)
     # A stage that did not run is shown as such; the next one is compared with the last that ran.
@@ -118,8 +135,14 @@ def test_merge_writes_few_row_groups_and_same_rows(tmp_path):
     for i, tid in enumerate(tids):
         d = tmp_path / "tiles" / tid
         d.mkdir(parents=True)
-        pd.DataFrame({"ra": 10.0 + i + np.arange(7) * 1e-3, "dec": np.full(7, 0.5), "NUMBER": np.arange(1, 8),
-                      "is_candidate": np.arange(7) == 3}).to_parquet(d / "detections.parquet", index=False)
+        pd.DataFrame(
+            {
+                "ra": 10.0 + i + np.arange(7) * 1e-3,
+                "dec": np.full(7, 0.5),
+                "NUMBER": np.arange(1, 8),
+                "is_candidate": np.arange(7) == 3,
+            }
+        ).to_parquet(d / "detections.parquet", index=False)
         _write(d, _record(tid))
     records = read_tile_records(tmp_path, tids)
     merge_catalogues(tmp_path, records, row_group_rows=50)

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
-
 from servers.dss import DssStandIn
 from servers.skybot import SkybotStandIn
 from servers.supercosmos import SupercosmosStandIn
 from servers.vizier import VizierStandIn
 from servers.xmatch import XMatchStandIn
+
 from vasco.config import SyntheticConfig, VascoConfig
 from vasco.io import read_json
 from vasco.synthetic.tile import make_synthetic_tile
@@ -93,14 +93,19 @@ def _veto_servers() -> tuple[SkybotStandIn, SupercosmosStandIn]:
     rocks["dRAcosDec"] = 0.0
     rocks["dDEC"] = 0.0
     return SkybotStandIn(rocks, float(rocks["epoch_jd"].iloc[0])), SupercosmosStandIn(
-        _union([t.scos for t in tiles], "objID"))
+        _union([t.scos for t in tiles], "objID")
+    )
 
 
 def _config(tmp_path: Any, **catalogs: Any) -> str:
     """A config whose archive veto asks AllWISE only (the archive the synthetic sky has)."""
-    cfg = VascoConfig.model_validate({"vetoes": {"archives": {"tables": ["allwise"]}},
-                                      "synthetic": SYNTH.model_dump(),
-                                      "catalogs": {**VascoConfig().catalogs.model_dump(), **catalogs}})
+    cfg = VascoConfig.model_validate(
+        {
+            "vetoes": {"archives": {"tables": ["allwise"]}},
+            "synthetic": SYNTH.model_dump(),
+            "catalogs": {**VascoConfig().catalogs.model_dump(), **catalogs},
+        }
+    )
     return str(cfg.write(tmp_path / "test-config.json"))
 
 
@@ -109,16 +114,35 @@ def _vizier_tables() -> dict[str, tuple[pd.DataFrame, str, str]]:
     for tile in _tiles():
         gaia.append(tile.gaia)
         ps1.append(tile.ps1)
-    g = pd.concat(gaia).drop_duplicates("source_id").rename(columns={
-        "source_id": "Source", "ra": "RA_ICRS", "dec": "DE_ICRS", "pmra": "pmRA", "pmdec": "pmDE",
-        "parallax": "Plx", "phot_g_mean_mag": "Gmag", "ref_epoch": "Epoch"})
-    p = pd.concat(ps1).drop_duplicates("objID").rename(columns={
-        "raMean": "RAJ2000", "decMean": "DEJ2000", "rMeanPSFMag": "rmag"}).drop(columns=["epochMean"])
+    g = (
+        pd.concat(gaia)
+        .drop_duplicates("source_id")
+        .rename(
+            columns={
+                "source_id": "Source",
+                "ra": "RA_ICRS",
+                "dec": "DE_ICRS",
+                "pmra": "pmRA",
+                "pmdec": "pmDE",
+                "parallax": "Plx",
+                "phot_g_mean_mag": "Gmag",
+                "ref_epoch": "Epoch",
+            }
+        )
+    )
+    p = (
+        pd.concat(ps1)
+        .drop_duplicates("objID")
+        .rename(columns={"raMean": "RAJ2000", "decMean": "DEJ2000", "rMeanPSFMag": "rmag"})
+        .drop(columns=["epochMean"])
+    )
     p["Qual"] = 52
     p["gmag"] = p["rmag"] + 0.5
     p["imag"] = p["rmag"] - 0.3
-    return {"I/350/gaiaedr3": (g.reset_index(drop=True), "RA_ICRS", "DE_ICRS"),
-            "II/389/ps1_dr2": (p.reset_index(drop=True), "RAJ2000", "DEJ2000")}
+    return {
+        "I/350/gaiaedr3": (g.reset_index(drop=True), "RA_ICRS", "DE_ICRS"),
+        "II/389/ps1_dr2": (p.reset_index(drop=True), "RAJ2000", "DEJ2000"),
+    }
 
 
 def test_survey_with_xmatch_matches_synthetic(tmp_path, monkeypatch, harness):
@@ -127,23 +151,35 @@ def test_survey_with_xmatch_matches_synthetic(tmp_path, monkeypatch, harness):
     pos = tmp_path / "pos.csv"
     pos.write_text("ra,dec\n" + "".join(f"{ra},{dec}\n" for ra, dec in POSITIONS))
     cfg_file = _config(tmp_path)
-    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
-                config_file=cfg_file)
+    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos), config_file=cfg_file)
     viz = _vizier_tables()
     ps1, ra_col, dec_col = viz["II/389/ps1_dr2"]
     # XMatch's PS1 is II/349/ps1, whose Epoch is the mean epoch as an MJD (Julian years here -> MJD).
     ps1 = ps1.assign(Epoch=(2016.0 - 2000.0) * 365.25 + 51544.5 + np.zeros(len(ps1)))
     tables = {"vizier:I/350/gaiaedr3": viz["I/350/gaiaedr3"], "vizier:II/349/ps1": (ps1, ra_col, dec_col)}
     skybot, scos = _veto_servers()
-    with SyntheticDss() as dss, XMatchStandIn(tables, job_delay=0.2) as xm, VizierStandIn(
-            _veto_tables(), ids=VETO_IDS) as viz, skybot, scos:
+    with (
+        SyntheticDss() as dss,
+        XMatchStandIn(tables, job_delay=0.2) as xm,
+        VizierStandIn(_veto_tables(), ids=VETO_IDS) as viz,
+        skybot,
+        scos,
+    ):
         monkeypatch.setenv("VASCO_DSS_URL", dss.base_url)
         monkeypatch.setenv("VASCO_XMATCH_URL", xm.sync_url)
         monkeypatch.setenv("VASCO_VIZIER_URL", viz.url)
         monkeypatch.setenv("VASCO_SKYBOT_URL", skybot.base_url)
         monkeypatch.setenv("VASCO_SUPERCOSMOS_URL", scos.base_url)
-        real = survey_flow(out=str(tmp_path / "xmatch"), sky="dss", catalogs="xmatch", size_arcmin=SIZE,
-                           seed=SEED, positions=str(pos), workers=2, config_file=cfg_file)
+        real = survey_flow(
+            out=str(tmp_path / "xmatch"),
+            sky="dss",
+            catalogs="xmatch",
+            size_arcmin=SIZE,
+            seed=SEED,
+            positions=str(pos),
+            workers=2,
+            config_file=cfg_file,
+        )
         # CDS bans parallel jobs: never more than one at a time, across tiles too.
         assert xm.max_jobs_running == 1 and len(xm.jobs) >= 4
     assert real["tiles"]["processed"] == 2, real
@@ -172,25 +208,44 @@ def test_survey_against_standins_matches_synthetic(tmp_path, monkeypatch, harnes
     pos.write_text("ra,dec\n" + "".join(f"{ra},{dec}\n" for ra, dec in POSITIONS))
     # One call at a time per service, although two tiles run at once.
     cfg_file = _config(tmp_path, service_concurrency=1)
-    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos),
-                config_file=cfg_file)
+    survey_flow(out=str(tmp_path / "synthetic"), size_arcmin=SIZE, seed=SEED, positions=str(pos), config_file=cfg_file)
     skybot, scos = _veto_servers()
-    with SyntheticDss(delay=0.5) as dss, VizierStandIn({**_vizier_tables(), **_veto_tables()},
-                                                       ids=VETO_IDS) as viz, skybot, scos:
+    with (
+        SyntheticDss(delay=0.5) as dss,
+        VizierStandIn({**_vizier_tables(), **_veto_tables()}, ids=VETO_IDS) as viz,
+        skybot,
+        scos,
+    ):
         monkeypatch.setenv("VASCO_DSS_URL", dss.base_url)
         monkeypatch.setenv("VASCO_VIZIER_URL", viz.url)
         monkeypatch.setenv("VASCO_SKYBOT_URL", skybot.base_url)
         monkeypatch.setenv("VASCO_SUPERCOSMOS_URL", scos.base_url)
-        real = survey_flow(out=str(tmp_path / "real"), sky="dss", catalogs="vizier", size_arcmin=SIZE,
-                           seed=SEED, positions=str(pos), workers=2, config_file=str(cfg_file))
+        real = survey_flow(
+            out=str(tmp_path / "real"),
+            sky="dss",
+            catalogs="vizier",
+            size_arcmin=SIZE,
+            seed=SEED,
+            positions=str(pos),
+            workers=2,
+            config_file=str(cfg_file),
+        )
         assert len(dss.seen) == 2
         # Politeness: never more simultaneous calls than the strict concurrency limit.
         assert dss.max_active == 1 and viz.max_active == 1
         assert len(viz.seen) >= 4  # Gaia and PS1 for each tile
         # A re-run asks the services nothing again: answers are cached per tile.
         n_dss, n_viz = len(dss.seen), len(viz.seen)
-        again = survey_flow(out=str(tmp_path / "real"), sky="dss", catalogs="vizier", size_arcmin=SIZE,
-                            seed=SEED, positions=str(pos), workers=2, config_file=str(cfg_file))
+        again = survey_flow(
+            out=str(tmp_path / "real"),
+            sky="dss",
+            catalogs="vizier",
+            size_arcmin=SIZE,
+            seed=SEED,
+            positions=str(pos),
+            workers=2,
+            config_file=str(cfg_file),
+        )
         assert (len(dss.seen), len(viz.seen)) == (n_dss, n_viz)
         assert again["candidates"] == real["candidates"]
     assert real["tiles"]["processed"] == 2, real

@@ -81,12 +81,31 @@ def survey(tmp_path_factory, harness):
     pos = folder / "positions.csv"
     pos.write_text("ra,dec\n" + "".join(f"{ra},{dec}\n" for ra, dec in POSITIONS))
     conf = folder / "config.toml"
-    conf.write_text("[synthetic]\nn_transients = 300\n\n[report]\ntile_plots = \"all\"\n")
+    conf.write_text('[synthetic]\nn_transients = 300\n\n[report]\ntile_plots = "all"\n')
     out = folder / "out"
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(REPO)}
-    run = subprocess.run([VASCO, "survey", "--sky", "synthetic", "--positions", str(pos), "--size-arcmin", "10",
-                          "--seed", "1", "--config", str(conf), "--out", str(out)],
-                         env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [
+            VASCO,
+            "survey",
+            "--sky",
+            "synthetic",
+            "--positions",
+            str(pos),
+            "--size-arcmin",
+            "10",
+            "--seed",
+            "1",
+            "--config",
+            str(conf),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return out, run.stdout
 
@@ -122,8 +141,9 @@ def test_survey_then_report_write_plots_moc_gallery_and_page(survey, capsys):
     moc = MOC.from_fits(out / "report" / "moc.fits")
     from astropy.coordinates import Angle
 
-    inside = moc.contains_lonlat(Angle(np.array([p[0] for p in POSITIONS]), "deg"),
-                                 Angle(np.array([p[1] for p in POSITIONS]), "deg"))
+    inside = moc.contains_lonlat(
+        Angle(np.array([p[0] for p in POSITIONS]), "deg"), Angle(np.array([p[1] for p in POSITIONS]), "deg")
+    )
     assert inside.all()
     assert man["coverage_deg2"] == pytest.approx(2 * (10 / 60) ** 2, rel=0.08)
     gallery = (out / "report" / "gallery.html").read_text()
@@ -136,11 +156,16 @@ def test_survey_then_report_write_plots_moc_gallery_and_page(survey, capsys):
     # partial files of a report build that was killed (its writer is gone) are removed.
     from vasco.io import temp_tag
 
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True).stdout)
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     host = temp_tag().rsplit("-", 1)[0]
-    killed = [out / Path(man["tile_plots"][0]).parent / f".tile.png.{host}-{dead}.0123abcd.png.part",
-              out / "report" / "plots" / f".funnel.png.{host}-{dead}.0123abcd.png.part"]
+    killed = [
+        out / Path(man["tile_plots"][0]).parent / f".tile.png.{host}-{dead}.0123abcd.png.part",
+        out / "report" / "plots" / f".funnel.png.{host}-{dead}.0123abcd.png.part",
+    ]
     for path in killed:
         path.write_bytes(b"partial")
     before = {rel: (out / rel).stat().st_mtime_ns for rel in man["tile_plots"]}

@@ -14,21 +14,39 @@ from vasco.report.markdown import (
 )
 
 RECORDS = [
-    {"tile_id": "t001.0000+01.0000", "status": "ok", "reason": None, "plate": {"region": "XE001"},
-     "funnel": {"detections": 1200, "cuts": 40}, "astrometry": {"plot": "qc/astrometry.png"}},
+    {
+        "tile_id": "t001.0000+01.0000",
+        "status": "ok",
+        "reason": None,
+        "plate": {"region": "XE001"},
+        "funnel": {"detections": 1200, "cuts": 40},
+        "astrometry": {"plot": "qc/astrometry.png"},
+    },
     {"tile_id": "t002.0000+02.0000", "status": "failed", "reason": "FAIL_DSS", "plate": {}, "funnel": {}},
-    {"tile_id": "t003.0000+03.0000", "status": "rejected", "reason": "REJECT_EDGE", "plate": None,
-     "funnel": {"detections": 7, "vetoes": 2}},
+    {
+        "tile_id": "t003.0000+03.0000",
+        "status": "rejected",
+        "reason": "REJECT_EDGE",
+        "plate": None,
+        "funnel": {"detections": 7, "vetoes": 2},
+    },
 ]
 
 SUMMARY = {
     "funnel": {"detections": 1207, "unique": 3},
     "tiles": {"planned": 3, "processed": 1, "rejected": 1, "failed": 1},
     "failures": {"FAIL_DSS": 1, "REJECT_EDGE": 1},
-    "funnel_vs_paper": [{"stage": "detections", "ours": 1207, "ours_kept": None, "paper": 5399, "paper_kept": 0.5},
-                        {"stage": "gaia", "ours": None, "ours_kept": 0.25, "paper": 100, "paper_kept": None}],
-    "injection": {"recovered": 3, "recoverable": 4, "completeness": 0.75, "purity": None,
-                  "false_by_class": {"noise": 1}},
+    "funnel_vs_paper": [
+        {"stage": "detections", "ours": 1207, "ours_kept": None, "paper": 5399, "paper_kept": 0.5},
+        {"stage": "gaia", "ours": None, "ours_kept": 0.25, "paper": 100, "paper_kept": None},
+    ],
+    "injection": {
+        "recovered": 3,
+        "recoverable": 4,
+        "completeness": 0.75,
+        "purity": None,
+        "false_by_class": {"noise": 1},
+    },
 }
 
 
@@ -68,8 +86,15 @@ def test_products_markdown_lists_the_products_and_residual_plots_under_the_root(
 
 
 def test_report_markdown_names_the_page_and_counts():
-    man = {"candidates": 5, "stamps": 4, "tiles": {"ok": 2}, "coverage_deg2": 0.5, "plots": {"a": "report/plots/a.png"},
-           "tile_plots": ["tiles/x/qc/tile.png"], "timings": {"total_s": 1.25}}
+    man = {
+        "candidates": 5,
+        "stamps": 4,
+        "tiles": {"ok": 2},
+        "coverage_deg2": 0.5,
+        "plots": {"a": "report/plots/a.png"},
+        "tile_plots": ["tiles/x/qc/tile.png"],
+        "timings": {"total_s": 1.25},
+    }
     text = report_markdown("runs/demo", "/abs/runs/demo/report/index.html", man)
     assert text.splitlines()[0] == "# VASCO report of runs/demo"
     assert "- report page: `/abs/runs/demo/report/index.html`" in text
@@ -78,8 +103,9 @@ def test_report_markdown_names_the_page_and_counts():
 
 
 def test_candidate_rows_keep_known_columns_in_order_and_round():
-    cands = pd.DataFrame({"dec": [1.123456789, 2.0, 3.0], "extra": [1, 2, 3], "ra": [10.0, 11.0, 12.0],
-                          "tile_id": ["a", "b", "c"]})
+    cands = pd.DataFrame(
+        {"dec": [1.123456789, 2.0, 3.0], "extra": [1, 2, 3], "ra": [10.0, 11.0, 12.0], "tile_id": ["a", "b", "c"]}
+    )
     rows = candidate_rows(cands, 2)
     assert rows == [{"tile_id": "a", "ra": 10.0, "dec": 1.123457}, {"tile_id": "b", "ra": 11.0, "dec": 2.0}]
     assert list(rows[0]) == [c for c in CANDIDATE_COLUMNS if c in cands.columns]

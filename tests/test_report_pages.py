@@ -54,38 +54,57 @@ def _candidates(rows: list[tuple[int, float, float]], *, tile: str = TILE, label
     """A survey-candidates table with the columns the gallery shows."""
     n = len(rows)
     k = np.arange(n, dtype=np.float64)
-    table = pd.DataFrame({
-        "tile_id": [tile] * n,
-        "plate_region": ["XE320"] * n,
-        "plate_label": [label] * n,
-        "plate_epoch": 1955.2902730245646 + 0.0 * k,
-        "ra": 184.0 + 0.01 * k,
-        "dec": 27.8 - 0.02 * k,
-        "NUMBER": [r[0] for r in rows],
-        "X_IMAGE": [r[1] for r in rows],
-        "Y_IMAGE": [r[2] for r in rows],
-        "MAG_AUTO": -11.0 - 0.1 * k,
-        "MAGERR_AUTO": 0.03 + 0.0 * k,
-        "SNR_WIN": 30.0 + 5.0 * k,
-        "FWHM_IMAGE": 2.2 + 0.1 * k,
-        "ELONGATION": 1.05 + 0.0 * k,
-        "SPREAD_MODEL": 0.001 * k,
-        "SPREADERR_MODEL": 0.0008 + 0.0 * k,
-        "x_plate": 6000.0 + 10 * k,
-        "y_plate": 4000.0 + 10 * k,
-        "edge_dist_px": 4000.0 - 500.0 * k,
-        "centre_dist_mm": 60.0 + k,
-        "n_measurements": [1] * n,
-        "is_survey_candidate": [True] * n,
-        "pos_err_arcsec": 0.12 + 0.01 * k,
-        # The last candidate's tile has untrusted astrometry.
-        "astrometry_trust_reason": pd.array([""] * max(n - 1, 0) + ["fit_fallback_shift"] * min(n, 1), dtype="string"),
-    })
-    for col in ("cut_flags", "cut_snr", "cut_fwhm", "cut_elongation", "cut_extent", "cut_mad_clip",
-                "no_gaia", "no_ps1", "cut_spread_model"):
+    table = pd.DataFrame(
+        {
+            "tile_id": [tile] * n,
+            "plate_region": ["XE320"] * n,
+            "plate_label": [label] * n,
+            "plate_epoch": 1955.2902730245646 + 0.0 * k,
+            "ra": 184.0 + 0.01 * k,
+            "dec": 27.8 - 0.02 * k,
+            "NUMBER": [r[0] for r in rows],
+            "X_IMAGE": [r[1] for r in rows],
+            "Y_IMAGE": [r[2] for r in rows],
+            "MAG_AUTO": -11.0 - 0.1 * k,
+            "MAGERR_AUTO": 0.03 + 0.0 * k,
+            "SNR_WIN": 30.0 + 5.0 * k,
+            "FWHM_IMAGE": 2.2 + 0.1 * k,
+            "ELONGATION": 1.05 + 0.0 * k,
+            "SPREAD_MODEL": 0.001 * k,
+            "SPREADERR_MODEL": 0.0008 + 0.0 * k,
+            "x_plate": 6000.0 + 10 * k,
+            "y_plate": 4000.0 + 10 * k,
+            "edge_dist_px": 4000.0 - 500.0 * k,
+            "centre_dist_mm": 60.0 + k,
+            "n_measurements": [1] * n,
+            "is_survey_candidate": [True] * n,
+            "pos_err_arcsec": 0.12 + 0.01 * k,
+            # The last candidate's tile has untrusted astrometry.
+            "astrometry_trust_reason": pd.array(
+                [""] * max(n - 1, 0) + ["fit_fallback_shift"] * min(n, 1), dtype="string"
+            ),
+        }
+    )
+    for col in (
+        "cut_flags",
+        "cut_snr",
+        "cut_fwhm",
+        "cut_elongation",
+        "cut_extent",
+        "cut_mad_clip",
+        "no_gaia",
+        "no_ps1",
+        "cut_spread_model",
+    ):
         table[col] = True
-    for col in ("veto_not_bright_star", "veto_no_archive", "veto_not_asteroid", "veto_not_variable",
-                "veto_in_supercosmos", "veto_not_hpm"):
+    for col in (
+        "veto_not_bright_star",
+        "veto_no_archive",
+        "veto_not_asteroid",
+        "veto_not_variable",
+        "veto_in_supercosmos",
+        "veto_not_hpm",
+    ):
         table[col] = False  # True would mean: rejected by the veto
     return table
 
@@ -109,23 +128,56 @@ SUMMARY = {
     "candidates": 6,
     "funnel": {"detections": 17398, "flags": 12031, "snr": 9678, "no_gaia": 102, "not_hpm": 6, "unique": 6},
     "failures": {"astrometry_failed": 2, "no_plate_coverage": 1},
-    "failed_tiles": {"astrometry_failed": ["t001.0000+01.0000", "t002.0000+02.0000"],
-                     "no_plate_coverage": ["t003.0000+03.0000"]},
+    "failed_tiles": {
+        "astrometry_failed": ["t001.0000+01.0000", "t002.0000+02.0000"],
+        "no_plate_coverage": ["t003.0000+03.0000"],
+    },
     "config_hash": "8cb980c6a82d2fa5",
-    "injection": {"injected": 131, "recovered": 29, "completeness": 0.7435897435897436, "purity": 1.0,
-                  "lost_by_stage": {"not_bright_star": 8}},
+    "injection": {
+        "injected": 131,
+        "recovered": 29,
+        "completeness": 0.7435897435897436,
+        "purity": 1.0,
+        "lost_by_stage": {"not_bright_star": 8},
+    },
 }
 
 
 def _tiles_rows() -> list[dict]:
     return [
-        {"tile_id": TILE, "status": "ok", "reason": None, "plate": {"label": "E1398", "region": "XE320"},
-         "epoch": 1955.29, "detections": 466, "candidates": 6, "qc": "../tiles/t/qc/tile.png",
-         "astrometry": "../tiles/t/qc/astrometry.png"},
-        {"tile_id": "t001.0000+01.0000", "status": "failed", "reason": "astrometry_failed", "plate": "E1",
-         "epoch": None, "detections": None, "candidates": None, "qc": None, "astrometry": None},
-        {"tile_id": "t003.0000+03.0000", "status": "rejected", "reason": "no_plate_coverage", "plate": HOSTILE,
-         "epoch": 1951.5, "detections": 0, "candidates": 0, "qc": None, "astrometry": None},
+        {
+            "tile_id": TILE,
+            "status": "ok",
+            "reason": None,
+            "plate": {"label": "E1398", "region": "XE320"},
+            "epoch": 1955.29,
+            "detections": 466,
+            "candidates": 6,
+            "qc": "../tiles/t/qc/tile.png",
+            "astrometry": "../tiles/t/qc/astrometry.png",
+        },
+        {
+            "tile_id": "t001.0000+01.0000",
+            "status": "failed",
+            "reason": "astrometry_failed",
+            "plate": "E1",
+            "epoch": None,
+            "detections": None,
+            "candidates": None,
+            "qc": None,
+            "astrometry": None,
+        },
+        {
+            "tile_id": "t003.0000+03.0000",
+            "status": "rejected",
+            "reason": "no_plate_coverage",
+            "plate": HOSTILE,
+            "epoch": 1951.5,
+            "detections": 0,
+            "candidates": 0,
+            "qc": None,
+            "astrometry": None,
+        },
     ]
 
 
@@ -249,27 +301,69 @@ def test_gallery_empty_and_deterministic(tmp_path: Path) -> None:
 
 def test_index_page_summary_and_failures(tmp_path: Path) -> None:
     path = tmp_path / "My survey" / "report" / "index.html"
-    page = write_index(path, summary=SUMMARY, plots={"Funnel": "plots/funnel.png", "Magnitudes": "plots/mag.png"},
-                       tiles=_tiles_rows(), coverage={"moc": "moc.fits", "sky": "sky.png", "area_deg2": 0.75,
-                                                      "tiles": 4},
-                       gallery="gallery.html", config_hash="8cb980c6a82d2fa5", vasco_version="0.2.0",
-                       created="2026-11-21T15:00:00Z").read_text()
-    for text in ("My survey", "2026-11-21T15:00:00Z", "0.2.0", "8cb980c6a82d2fa5", "17,398", "12,031",
-                 "astrometry_failed", "no_plate_coverage", "t002.0000+02.0000", "74.4 %", "100.0 %",
-                 "69.2 %", 'href="gallery.html"', 'href="moc.fits"', 'src="plots/funnel.png"', "0.750 deg"):
+    page = write_index(
+        path,
+        summary=SUMMARY,
+        plots={"Funnel": "plots/funnel.png", "Magnitudes": "plots/mag.png"},
+        tiles=_tiles_rows(),
+        coverage={"moc": "moc.fits", "sky": "sky.png", "area_deg2": 0.75, "tiles": 4},
+        gallery="gallery.html",
+        config_hash="8cb980c6a82d2fa5",
+        vasco_version="0.2.0",
+        created="2026-11-21T15:00:00Z",
+    ).read_text()
+    for text in (
+        "My survey",
+        "2026-11-21T15:00:00Z",
+        "0.2.0",
+        "8cb980c6a82d2fa5",
+        "17,398",
+        "12,031",
+        "astrometry_failed",
+        "no_plate_coverage",
+        "t002.0000+02.0000",
+        "74.4 %",
+        "100.0 %",
+        "69.2 %",
+        'href="gallery.html"',
+        'href="moc.fits"',
+        'src="plots/funnel.png"',
+        "0.750 deg",
+    ):
         assert text in page, text
     assert "<script>alert(1)" not in page and html.escape(HOSTILE) in page
     assert page.index("Funnel</figcaption>") < page.index('id="plots"') < page.index("Magnitudes</figcaption>")
 
 
 def test_index_page_caps_tile_rows(tmp_path: Path) -> None:
-    tiles = [{"tile_id": f"t{i:06d}", "status": "ok", "reason": None, "plate": "E1", "epoch": 1955.0,
-              "detections": 10, "candidates": 0, "qc": None, "astrometry": None} for i in range(MAX_TILE_ROWS + 500)]
+    tiles = [
+        {
+            "tile_id": f"t{i:06d}",
+            "status": "ok",
+            "reason": None,
+            "plate": "E1",
+            "epoch": 1955.0,
+            "detections": 10,
+            "candidates": 0,
+            "qc": None,
+            "astrometry": None,
+        }
+        for i in range(MAX_TILE_ROWS + 500)
+    ]
     tiles[-1] = {**tiles[-1], "status": "failed", "reason": "boom"}
     tiles[-2] = {**tiles[-2], "candidates": 3}
-    page = write_index(tmp_path / "report" / "index.html", summary={}, plots={}, tiles=tiles, coverage={},
-                       gallery=None, config_hash="h", vasco_version="v", created="c").read_text()
-    body = page[page.index('id="tile-table"'):]
+    page = write_index(
+        tmp_path / "report" / "index.html",
+        summary={},
+        plots={},
+        tiles=tiles,
+        coverage={},
+        gallery=None,
+        config_hash="h",
+        vasco_version="v",
+        created="c",
+    ).read_text()
+    body = page[page.index('id="tile-table"') :]
     assert body.count("<tr data-status=") == MAX_TILE_ROWS
     assert f"Showing {MAX_TILE_ROWS:,} of {MAX_TILE_ROWS + 500:,} tiles" in page
     first = re.findall(r'<tr data-status="[^"]*"><td>([^<]*)</td>', body)[:2]
@@ -295,10 +389,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for rel in [*plots.values(), "sky.png"]:
         _png(report / rel)
     (report / "moc.fits").write_bytes(b"")
-    index = write_index(report / "index.html", summary=SUMMARY, plots=plots, tiles=_tiles_rows(),
-                        coverage={"moc": "moc.fits", "sky": "sky.png", "area_deg2": 0.75, "tiles": 4},
-                        gallery="gallery.html", config_hash="8cb980c6a82d2fa5", vasco_version="0.2.0",
-                        created="2026-11-21T15:00:00Z")
+    index = write_index(
+        report / "index.html",
+        summary=SUMMARY,
+        plots=plots,
+        tiles=_tiles_rows(),
+        coverage={"moc": "moc.fits", "sky": "sky.png", "area_deg2": 0.75, "tiles": 4},
+        gallery="gallery.html",
+        config_hash="8cb980c6a82d2fa5",
+        vasco_version="0.2.0",
+        created="2026-11-21T15:00:00Z",
+    )
     return {"gallery": gallery, "index": index, "rows": rows, "stamps": stamps}
 
 
@@ -310,8 +411,9 @@ def test_console_detector_can_fail(tmp_path: Path, open_page: Callable[..., Any]
         "clean.html": "<script>console.log('just-log'); document.body.dataset.ready = '1'</script>",
     }
     for name, script in pages.items():
-        (tmp_path / name).write_text(f"<!DOCTYPE html><html><head><link rel=icon href='data:,'></head>"
-                                f"<body>{script}</body></html>")
+        (tmp_path / name).write_text(
+            f"<!DOCTYPE html><html><head><link rel=icon href='data:,'></head><body>{script}</body></html>"
+        )
     got = {name: open_page(tmp_path / name, wait_ready=False).problems() for name in ("console.html", "broken.html")}
     assert any(m.startswith("error:") and "boom-error" in m for m in got["console.html"]), got
     assert any(m.startswith("warning:") and "boom-warning" in m for m in got["console.html"]), got
@@ -339,8 +441,10 @@ def test_gallery_sort_and_filter_in_chromium(site: dict, open_page: Callable[...
     page = gallery.page
 
     def shown_cards() -> list[int]:
-        return [int(i) for i in page.locator("#cards .card:not([hidden])").evaluate_all(
-            "cards => cards.map(c => c.dataset.index)")]
+        return [
+            int(i)
+            for i in page.locator("#cards .card:not([hidden])").evaluate_all("cards => cards.map(c => c.dataset.index)")
+        ]
 
     n = len(site["rows"])
     assert shown_cards() == list(range(n))

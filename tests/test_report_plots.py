@@ -44,13 +44,25 @@ def _detections(n: int, seed: int = 0, *, plate: str = PLATE_A, tile: str = "t00
     y = rng.uniform(1.0, 1059.0, n).astype(np.float32)
     passing = (fwhm > 2) & (fwhm < 7) & (elong < 1.3) & (snr > 30)
     cand = passing & (rng.uniform(size=n) < 0.02)
-    df = pd.DataFrame({
-        "tile_id": tile, "plate_id": plate, "FWHM_IMAGE": fwhm, "ELONGATION": elong, "SNR_WIN": snr,
-        "MAG_AUTO": mag, "X_IMAGE": x, "Y_IMAGE": y,
-        "x_plate": x.astype(np.float64) + 6000.0, "y_plate": y.astype(np.float64) + 300.0 + 40.0 * seed,
-        "passes_cuts": passing, "is_candidate": cand, "is_survey_candidate": cand,
-        "ra": 184.0 + rng.uniform(-0.2, 0.2, n), "dec": 27.9 + rng.uniform(-0.2, 0.2, n),
-    })
+    df = pd.DataFrame(
+        {
+            "tile_id": tile,
+            "plate_id": plate,
+            "FWHM_IMAGE": fwhm,
+            "ELONGATION": elong,
+            "SNR_WIN": snr,
+            "MAG_AUTO": mag,
+            "X_IMAGE": x,
+            "Y_IMAGE": y,
+            "x_plate": x.astype(np.float64) + 6000.0,
+            "y_plate": y.astype(np.float64) + 300.0 + 40.0 * seed,
+            "passes_cuts": passing,
+            "is_candidate": cand,
+            "is_survey_candidate": cand,
+            "ra": 184.0 + rng.uniform(-0.2, 0.2, n),
+            "dec": 27.9 + rng.uniform(-0.2, 0.2, n),
+        }
+    )
     # Some NaNs and a SExtractor 99 magnitude.
     df.loc[df.index[:3], "FWHM_IMAGE"] = np.nan
     df.loc[df.index[3:5], "SNR_WIN"] = np.nan
@@ -59,12 +71,22 @@ def _detections(n: int, seed: int = 0, *, plate: str = PLATE_A, tile: str = "t00
     return df
 
 
-def _record(tile: str = "t001", *, status: str = "ok", ra: float = 184.0, dec: float = 27.9,
-            plate: str = PLATE_A, size: float = 30.0, funnel: dict | None = None) -> dict:
+def _record(
+    tile: str = "t001",
+    *,
+    status: str = "ok",
+    ra: float = 184.0,
+    dec: float = 27.9,
+    plate: str = PLATE_A,
+    size: float = 30.0,
+    funnel: dict | None = None,
+) -> dict:
     return {
-        "tile_id": tile, "centre": {"ra": ra, "dec": dec},
+        "tile_id": tile,
+        "centre": {"ra": ra, "dec": dec},
         "plate": {"region": plate, "label": "E1398", "epoch": 1955.29},
-        "status": status, "reason": None if status == "ok" else "REJECT_NON_POSS",
+        "status": status,
+        "reason": None if status == "ok" else "REJECT_NON_POSS",
         "size_arcmin": size,
         "funnel": funnel if funnel is not None else {"detections": 500, "flags": 400, "snr": 200, "no_gaia": 0},
         "astrometry": {"raw_median_residual_arcsec": 0.3, "median_residual_arcsec": 0.2},
@@ -79,8 +101,14 @@ def _write_parquet(df: pd.DataFrame, path: Path, row_group_size: int) -> Path:
 @pytest.fixture()
 def survey(tmp_path: Path) -> dict:
     """A 3-tile survey table on two plates, several row groups, with nulls in passes_cuts."""
-    det = pd.concat([_detections(700, 1, tile="t001"), _detections(500, 2, plate=PLATE_B, tile="t002"),
-                     _detections(300, 3, plate="XE999", tile="t003")], ignore_index=True)
+    det = pd.concat(
+        [
+            _detections(700, 1, tile="t001"),
+            _detections(500, 2, plate=PLATE_B, tile="t002"),
+            _detections(300, 3, plate="XE999", tile="t003"),
+        ],
+        ignore_index=True,
+    )
     table = pa.Table.from_pandas(det, preserve_index=False)
     passes = table.column("passes_cuts").to_pylist()
     passes[10] = None
@@ -88,12 +116,29 @@ def survey(tmp_path: Path) -> dict:
     path = tmp_path / "detections.parquet"
     pq.write_table(table, path, row_group_size=256)
     assert pq.ParquetFile(path).metadata.num_row_groups > 3
-    records = [_record("t001", plate=PLATE_A), _record("t002", ra=200.0, dec=10.0, plate=PLATE_B),
-               _record("t003", ra=210.0, dec=-5.0, plate="XE999")]
-    summary = {"funnel": {"detections": 1500, "flags": 1200, "snr": 800, "mad_clip": 600, "no_gaia": 30,
-                          "spread_model": 0, "unique": 0}}
-    return {"path": path, "det": det, "records": records, "summary": summary,
-            "cands": det[det["is_survey_candidate"]].reset_index(drop=True)}
+    records = [
+        _record("t001", plate=PLATE_A),
+        _record("t002", ra=200.0, dec=10.0, plate=PLATE_B),
+        _record("t003", ra=210.0, dec=-5.0, plate="XE999"),
+    ]
+    summary = {
+        "funnel": {
+            "detections": 1500,
+            "flags": 1200,
+            "snr": 800,
+            "mad_clip": 600,
+            "no_gaia": 30,
+            "spread_model": 0,
+            "unique": 0,
+        }
+    }
+    return {
+        "path": path,
+        "det": det,
+        "records": records,
+        "summary": summary,
+        "cands": det[det["is_survey_candidate"]].reset_index(drop=True),
+    }
 
 
 # ------------------------------------------------------------------------------------------- streaming
@@ -119,8 +164,9 @@ def test_stream_histograms_exact_counts(survey: dict) -> None:
 def test_bin_index_matches_numpy_on_edges() -> None:
     """Values on, just below and just above every edge land as with numpy.histogram (both code paths)."""
     for edges in (np.linspace(-40.0, 40.0, 1601), np.linspace(0.0, 1.0, 11), np.geomspace(1.0, 1e4, 31)):
-        v = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
-                            [np.nan, np.inf, -np.inf, 1e300, -1e300]])
+        v = np.concatenate(
+            [edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), [np.nan, np.inf, -np.inf, 1e300, -1e300]]
+        )
         for clip in (False, True):
             idx = plots._bin_index(v, edges, clip=clip)
             w = np.clip(v, edges[0], edges[-1]) if clip else v
@@ -192,15 +238,35 @@ def test_survey_statistics_names_missing_column(tmp_path: Path) -> None:
 
 def test_survey_plots_write_deterministic_pngs(survey: dict, tmp_path: Path) -> None:
     cfg = VascoConfig()
-    astrometry = pd.DataFrame({"tile_id": ["t001", "t002", "t003"], "raw_median_residual_arcsec": [0.3, 0.5, np.nan],
-                               "median_residual_arcsec": [0.2, 0.25, 0.1]})
+    astrometry = pd.DataFrame(
+        {
+            "tile_id": ["t001", "t002", "t003"],
+            "raw_median_residual_arcsec": [0.3, 0.5, np.nan],
+            "median_residual_arcsec": [0.2, 0.25, 0.1],
+        }
+    )
     out = []
     for name in ("a", "b"):
-        out.append(survey_plots(survey["path"], survey["cands"], survey["records"], survey["summary"], astrometry,
-                                cfg, tmp_path / name, sample_rows=1000))
+        out.append(
+            survey_plots(
+                survey["path"],
+                survey["cands"],
+                survey["records"],
+                survey["summary"],
+                astrometry,
+                cfg,
+                tmp_path / name,
+                sample_rows=1000,
+            )
+        )
     a, b = out
-    assert list(a) == ["FWHM and elongation", "SNR vs magnitude", "Astrometric residuals",
-                       "Detections and candidates on the plate frame", "Funnel"]
+    assert list(a) == [
+        "FWHM and elongation",
+        "SNR vs magnitude",
+        "Astrometric residuals",
+        "Detections and candidates on the plate frame",
+        "Funnel",
+    ]
     for caption, path in a.items():
         assert path.parent == tmp_path / "a"
         _png(path)
@@ -222,8 +288,7 @@ def test_survey_plots_without_candidates_or_astrometry(tmp_path: Path) -> None:
 
 def test_survey_plots_empty_detections_file(tmp_path: Path) -> None:
     path = _write_parquet(_detections(10).iloc[:0], tmp_path / "detections.parquet", 64)
-    got = survey_plots(path, pd.DataFrame(), [], {"funnel": {"detections": 0}}, None, VascoConfig(),
-                       tmp_path / "plots")
+    got = survey_plots(path, pd.DataFrame(), [], {"funnel": {"detections": 0}}, None, VascoConfig(), tmp_path / "plots")
     for p in got.values():
         assert p.is_file() and p.stat().st_size > 0
     # No tile processed: the published detections file is empty (0 bytes) or absent.
@@ -235,8 +300,15 @@ def test_survey_plots_empty_detections_file(tmp_path: Path) -> None:
 
 def test_survey_plots_name_missing_candidate_column(survey: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="x_plate"):
-        survey_plots(survey["path"], survey["cands"].drop(columns=["x_plate"]), survey["records"],
-                     survey["summary"], None, VascoConfig(), tmp_path)
+        survey_plots(
+            survey["path"],
+            survey["cands"].drop(columns=["x_plate"]),
+            survey["records"],
+            survey["summary"],
+            None,
+            VascoConfig(),
+            tmp_path,
+        )
 
 
 # ------------------------------------------------------------------------------------------ tile plots
@@ -287,8 +359,9 @@ def test_tile_corners_on_the_tangent_plane() -> None:
     h = np.deg2rad(0.25)
     for i in range(3):
         # A corner (xi, eta) = (h, h) is atan(h sqrt2) from the tangent point.
-        np.testing.assert_allclose(_separation_deg(lon[i], lat[i], ra[i], dec[i]),
-                                   np.rad2deg(np.arctan(h * np.sqrt(2.0))), rtol=1e-9)
+        np.testing.assert_allclose(
+            _separation_deg(lon[i], lat[i], ra[i], dec[i]), np.rad2deg(np.arctan(h * np.sqrt(2.0))), rtol=1e-9
+        )
     # North is up: the northern corners have the higher Dec; east (SE) has the higher RA on the equator.
     assert lat[0, 2] > lat[0, 1] and lon[0, 1] > lon[0, 0]
 
@@ -297,9 +370,14 @@ def test_tiles_moc_contains_tiles_with_the_right_area(tmp_path: Path) -> None:
     from astropy import units as u
     from mocpy import MOC
 
-    records = [_record("a", ra=10.0, dec=0.0), _record("b", ra=359.9, dec=20.0), _record("c", ra=150.0, dec=60.0),
-               _record("d", ra=300.0, dec=-25.0), _record("r", status="rejected", ra=100.0, dec=10.0),
-               _record("f", status="failed", ra=120.0, dec=10.0)]
+    records = [
+        _record("a", ra=10.0, dec=0.0),
+        _record("b", ra=359.9, dec=20.0),
+        _record("c", ra=150.0, dec=60.0),
+        _record("d", ra=300.0, dec=-25.0),
+        _record("r", status="rejected", ra=100.0, dec=10.0),
+        _record("f", status="failed", ra=120.0, dec=10.0),
+    ]
     ok = [r for r in records if r["status"] == "ok"]
     moc = tiles_moc(records)
     path = write_moc(moc, tmp_path / "moc.fits")
@@ -353,8 +431,9 @@ def test_healpix_centres_inside_their_cells() -> None:
 def test_sky_map_deterministic(tmp_path: Path) -> None:
     records = [_record("a", ra=10.0, dec=0.0), _record("b", ra=359.9, dec=20.0), _record("c", ra=150.0, dec=60.0)]
     moc = tiles_moc(records)
-    cands = pd.DataFrame({"ra": [10.01, 150.0, np.nan], "dec": [0.0, 60.05, 1.0],
-                          "is_survey_candidate": [True, True, True]})
+    cands = pd.DataFrame(
+        {"ra": [10.01, 150.0, np.nan], "dec": [0.0, 60.05, 1.0], "is_survey_candidate": [True, True, True]}
+    )
     a = sky_map(moc, cands, tmp_path / "a.png", title="test")
     b = sky_map(moc, cands, tmp_path / "b.png", title="test")
     _png(a)

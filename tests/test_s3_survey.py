@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
-
 from servers.s3 import S3StandIn, aws_loopback_env
+
 from vasco.leases import acquire_lease
 from vasco.storage import Storage
 
@@ -45,8 +45,15 @@ def test_survey_on_s3_matches_a_local_one(s3, tmp_path, monkeypatch):
     local = survey_flow(out=str(tmp_path / "local"), positions=str(pos), size_arcmin=10.0, seed=1, workers=2)
     assert remote["tiles"]["processed"] == 2 and remote["candidates"] == local["candidates"]
     store = Storage.from_url(url)
-    for name in ("config.json", "positions.csv", "summary.json", "candidates.parquet", "detections.parquet",
-                 "duplicates.parquet", "astrometry.csv"):
+    for name in (
+        "config.json",
+        "positions.csv",
+        "summary.json",
+        "candidates.parquet",
+        "detections.parquet",
+        "duplicates.parquet",
+        "astrometry.csv",
+    ):
         assert store.exists(name), name
     tiles = store.list_dir("tiles")
     assert len(tiles) == 2
@@ -58,8 +65,9 @@ def test_survey_on_s3_matches_a_local_one(s3, tmp_path, monkeypatch):
     assert not store.exists(f"tiles/{tid}/.lease")
     # Byte for byte the same candidates as the local run.
     store.get_file("candidates.parquet", tmp_path / "from-s3.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "from-s3.parquet"),
-                                  pd.read_parquet(tmp_path / "local" / "candidates.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "from-s3.parquet"), pd.read_parquet(tmp_path / "local" / "candidates.parquet")
+    )
     # No credential in any output.
     for name in ("summary.json", "config.json"):
         assert SECRET.encode() not in store.read_bytes(name)

@@ -11,15 +11,15 @@ import pickle
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from servers.clients import Recorder, client
 from servers import DssStandIn, VizierStandIn, XMatchStandIn
+from servers.clients import Recorder, client
 
 from vasco.matching.catalogs import REF_COLUMNS
 from vasco.matching.crossmatch import angular_separation_arcsec
@@ -50,7 +50,7 @@ def m101_server(m101_path: Path):
 
 
 def test_parse_retry_after_seconds_and_http_date() -> None:
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("7", now) == 7.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == pytest.approx(90.0)
     assert parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0
@@ -106,7 +106,7 @@ def test_dss_url_from_environment(m101_server: DssStandIn, tmp_path: Path, monke
 
 def test_dss_429_honours_retry_after_then_succeeds(m101_server: DssStandIn, tmp_path: Path) -> None:
     sleep = Recorder()
-    date = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=12), usegmt=True)
+    date = format_datetime(datetime.now(UTC) + timedelta(seconds=12), usegmt=True)
     m101_server.queue(("status", 429, {"Retry-After": "7"}), ("status", 429, {"Retry-After": date}))
     fetch_dss_tile(*M101_CENTRE, 15.0, tmp_path / "t.fits", m101_server.base_url, http=client(sleep))
     assert [r.extra["action"] for r in m101_server.seen] == ["status", "status", "ok"]
@@ -493,9 +493,7 @@ def detections_for(gaia: pd.DataFrame, n_match: int, n_far: int, seed: int, text
 def test_xmatch_in_two_chunks_with_anti_join(gaia_table: pd.DataFrame, text_ids: bool) -> None:
     det, want_unmatched = detections_for(gaia_table, 100, 50, seed=4, text_ids=text_ids)
     with XMatchStandIn({"vizier:I/350/gaiaedr3": (gaia_table, "RA_ICRS", "DE_ICRS")}) as server:
-        res = xmatch_detections(
-            det, "I/350/gaiaedr3", 5.0, chunk_rows=80, url=server.sync_url, http=client(Recorder())
-        )
+        res = xmatch_detections(det, "I/350/gaiaedr3", 5.0, chunk_rows=80, url=server.sync_url, http=client(Recorder()))
     assert res.jobs == 2
     assert [j["n_upload"] for j in server.jobs] == [80, 70]
     fields = server.jobs[0]["fields"]
@@ -569,12 +567,14 @@ def test_xmatch_table_list_as_astroquery_asks_it(gaia_table: pd.DataFrame) -> No
 def test_check_tables_accepts_known_and_names_close_ones(gaia_table: pd.DataFrame) -> None:
     extra = ("II/349/ps1", "II/349/ps1c", "II/246/out")
     with XMatchStandIn({"vizier:I/350/gaiaedr3": (gaia_table, "RA_ICRS", "DE_ICRS")}, extra_names=extra) as server:
-        got = check_tables(server.sync_url, {"gaia": "vizier:I/350/gaiaedr3", "ps1": "II/349/ps1"},
-                           http=client(Recorder()))
+        got = check_tables(
+            server.sync_url, {"gaia": "vizier:I/350/gaiaedr3", "ps1": "II/349/ps1"}, http=client(Recorder())
+        )
         assert "II/349/ps1" in got
         with pytest.raises(ValueError) as exc:
-            check_tables(server.sync_url, {"catalogs.xmatch_tables.ps1": "vizier:II/389/ps1_dr2"},
-                         http=client(Recorder()))
+            check_tables(
+                server.sync_url, {"catalogs.xmatch_tables.ps1": "vizier:II/389/ps1_dr2"}, http=client(Recorder())
+            )
         with pytest.raises(ValueError) as exc2:
             check_tables(server.sync_url, {"ps1": "vizier:II/349/ps2"}, http=client(Recorder()))
         with pytest.raises(ValueError, match="no close name"):
@@ -635,9 +635,23 @@ def gaia_archive_like(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_local_csv_and_parquet_cones(tmp_path: Path, gaia_table: pd.DataFrame) -> None:
-    archive = pd.concat([gaia_archive_like(2000, 1), gaia_table.rename(columns={
-        "Source": "source_id", "RA_ICRS": "ra", "DE_ICRS": "dec", "pmRA": "pmra", "pmDE": "pmdec",
-        "Epoch": "ref_epoch", "Gmag": "phot_g_mean_mag"}).drop(columns="Plx")], ignore_index=True)
+    archive = pd.concat(
+        [
+            gaia_archive_like(2000, 1),
+            gaia_table.rename(
+                columns={
+                    "Source": "source_id",
+                    "RA_ICRS": "ra",
+                    "DE_ICRS": "dec",
+                    "pmRA": "pmra",
+                    "pmDE": "pmdec",
+                    "Epoch": "ref_epoch",
+                    "Gmag": "phot_g_mean_mag",
+                }
+            ).drop(columns="Plx"),
+        ],
+        ignore_index=True,
+    )
     csv = tmp_path / "gaia.csv"
     archive.to_csv(csv, index=False)
     got = read_local_cone(csv, 150.0, 20.0, 0.25)

@@ -122,7 +122,12 @@ def test_column_constraint_is_sent_as_astroquery_does_and_applied() -> None:
     field = usno_like(600, 120.0, 15.0, 0.2, seed=2)
     with VizierStandIn({"I/284/out": (field, "RAJ2000", "DEJ2000")}) as server:
         got = query_cone(
-            "I/284/out", 120.0, 15.0, 0.15, column_filters={"R2mag": "<15.3"}, server_url=server.url,
+            "I/284/out",
+            120.0,
+            15.0,
+            0.15,
+            column_filters={"R2mag": "<15.3"},
+            server_url=server.url,
             http=client(Recorder()),
         )
     (req,) = server.seen
@@ -139,8 +144,15 @@ def test_constraint_on_a_missing_column_is_a_vizier_error() -> None:
     field = usno_like(50, 120.0, 15.0, 0.1, seed=3)
     with VizierStandIn({"I/284/out": (field, "RAJ2000", "DEJ2000")}) as server:
         with pytest.raises(SourceError) as exc:
-            query_cone("I/284/out", 120.0, 15.0, 0.1, column_filters={"Vmag": "<12"}, server_url=server.url,
-                       http=client(Recorder()))
+            query_cone(
+                "I/284/out",
+                120.0,
+                15.0,
+                0.1,
+                column_filters={"Vmag": "<12"},
+                server_url=server.url,
+                http=client(Recorder()),
+            )
     assert exc.value.reason == "FAIL_VIZIER_ERROR" and "Vmag" in str(exc.value)
 
 
@@ -168,8 +180,14 @@ def test_bright_stars_union_is_complete_on_a_dense_field(hard_cap: int | None) -
     stats = ConeStats()
     with VizierStandIn({"I/284/out": (field, "RAJ2000", "DEJ2000")}, hard_cap=hard_cap) as server:
         got = query_bright_stars(
-            210.0, 54.0, 0.3, 12.4, row_limit=300 if hard_cap is None else 5000, server_url=server.url,
-            http=client(Recorder()), stats=stats,
+            210.0,
+            54.0,
+            0.3,
+            12.4,
+            row_limit=300 if hard_cap is None else 5000,
+            server_url=server.url,
+            http=client(Recorder()),
+            stats=stats,
         )
     want = expected_bright(field, 210.0, 54.0, 0.3, 12.4)
     assert len(want) > 600
@@ -192,7 +210,11 @@ def test_bright_stars_that_cannot_be_split_enough_fail_loudly() -> None:
     with VizierStandIn({"I/284/out": (field, "RAJ2000", "DEJ2000")}, hard_cap=5) as server:
         with pytest.raises(SourceError) as exc:
             query_bright_stars(
-                210.0, 54.0, 0.2, 14.0, server_url=server.url,
+                210.0,
+                54.0,
+                0.2,
+                14.0,
+                server_url=server.url,
                 config=VizierConfig(max_split_depth=1, http=HttpConfig(max_attempts=1)),
             )
     assert exc.value.reason == "FAIL_VIZIER_TRUNCATED"
@@ -215,8 +237,9 @@ def test_any_named_table_gets_default_columns_and_detected_positions() -> None:
     name = "J/A+A/600/A1/table2"
     stats = ConeStats()
     with VizierStandIn({name: (table, "RAdeg", "DEdeg")}, ids={name: "Seq"}) as server:
-        got = query_cone(name, 300.0, -20.0, 0.15, row_limit=60, server_url=server.url, http=client(Recorder()),
-                         stats=stats)
+        got = query_cone(
+            name, 300.0, -20.0, 0.15, row_limit=60, server_url=server.url, http=client(Recorder()), stats=stats
+        )
     args = server.seen[0].extra["args"]
     assert args["-out"] == "*" and args["-out.add"] == "_RAJ2000,_DEJ2000"
     want = within(table, 300.0, -20.0, 0.15, "RAdeg", "DEdeg")
@@ -241,8 +264,9 @@ def test_named_table_whose_answer_has_no_position_fails() -> None:
     table = generic_table(100, seed=7)
     with VizierStandIn({"J/X/2/t": (table, "RAdeg", "DEdeg")}) as server:
         with pytest.raises(SourceError) as exc:
-            query_cone("J/X/2/t", 300.0, -20.0, 0.1, columns=["Seq", "Vmag"], server_url=server.url,
-                       http=client(Recorder()))
+            query_cone(
+                "J/X/2/t", 300.0, -20.0, 0.1, columns=["Seq", "Vmag"], server_url=server.url, http=client(Recorder())
+            )
     assert exc.value.reason == "FAIL_VIZIER_COLUMNS" and "ra_column" in str(exc.value)
 
 
@@ -274,7 +298,12 @@ def test_many_small_cones_in_list_queries() -> None:
     ra, dec = candidates_around(field, 20, 9, seed=8)
     with VizierStandIn({"I/284/out": (field, "RAJ2000", "DEJ2000")}) as server:
         got = query_positions(
-            "I/284/out", ra, dec, 5.0, server_url=server.url, http=client(Recorder()),
+            "I/284/out",
+            ra,
+            dec,
+            5.0,
+            server_url=server.url,
+            http=client(Recorder()),
             config=VizierConfig(positions_per_request=8),
         )
     assert len(server.seen) == 4  # 30 positions, 8 per request
@@ -299,7 +328,13 @@ def test_many_small_cones_halve_full_answers_down_to_split_cones() -> None:
     stats = ConeStats()
     with VizierStandIn({"I/284/out": (field, "RAJ2000", "DEJ2000")}, hard_cap=40) as server:
         got = query_positions(
-            "I/284/out", ra, dec, 120.0, server_url=server.url, http=client(Recorder()), stats=stats,
+            "I/284/out",
+            ra,
+            dec,
+            120.0,
+            server_url=server.url,
+            http=client(Recorder()),
+            stats=stats,
             config=VizierConfig(positions_per_request=10),
         )
     assert set(zip(got["pos_index"], got["USNO-B1.0"], strict=True)) == expected_pairs(field, ra, dec, 120.0)
@@ -311,8 +346,9 @@ def test_many_small_cones_with_a_constraint_and_no_match() -> None:
     field = usno_like(500, 120.0, 15.0, 0.2, seed=10)
     ra, dec = candidates_around(field, 5, 2, seed=10)
     with VizierStandIn({"I/284/out": (field, "RAJ2000", "DEJ2000")}) as server:
-        got = query_positions("I/284/out", ra, dec, 3.0, column_filters={"R1mag": "<0"}, server_url=server.url,
-                              http=client(Recorder()))
+        got = query_positions(
+            "I/284/out", ra, dec, 3.0, column_filters={"R1mag": "<0"}, server_url=server.url, http=client(Recorder())
+        )
     assert got.empty and {"pos_index", "sep_arcsec", "USNO-B1.0", "RAJ2000"} <= set(got.columns)
     assert server.seen[0].extra["constraints"] == {"R1mag": "<0"}
 
@@ -333,8 +369,13 @@ def test_many_small_cones_bad_input_is_named(ra: list[float], dec: list[float], 
 
 @pytest.mark.parametrize(
     ("ra", "dec", "radius", "match"),
-    [(10.0, 91.0, 0.1, "dec=91"), (10.0, -90.5, 0.1, "dec=-90.5"), (10.0, 0.0, 0.0, "radius 0"),
-     (10.0, 0.0, -1.0, "radius -1"), (float("inf"), 0.0, 0.1, "ra=inf")],
+    [
+        (10.0, 91.0, 0.1, "dec=91"),
+        (10.0, -90.5, 0.1, "dec=-90.5"),
+        (10.0, 0.0, 0.0, "radius 0"),
+        (10.0, 0.0, -1.0, "radius -1"),
+        (float("inf"), 0.0, 0.1, "ra=inf"),
+    ],
 )
 def test_vizier_cone_bad_input_is_named(ra: float, dec: float, radius: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -415,11 +456,19 @@ def test_skybot_no_object_is_an_empty_answer_not_a_failure(no_object: str, mime:
     # The current service's empty body (Content-Length: 0), the older INFO / "# Flag: 0"
     # answers and a 0-row VOTable all mean "no object in the field".
     with SkybotStandIn(asteroids(), JD_1953, no_object=no_object) as server:
-        got = query_skybot(10.0, -40.0, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()),
-                           config=SkybotConfig(mime=mime))  # type: ignore[arg-type]
+        got = query_skybot(
+            10.0,
+            -40.0,
+            0.05,
+            JD_1953,
+            base_url=server.base_url,
+            http=client(Recorder()),
+            config=SkybotConfig(mime=mime),
+        )  # type: ignore[arg-type]
         # The same server still lists the objects of a field that has some.
-        some = query_skybot(150.0, 0.1, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()),
-                            config=SkybotConfig(mime=mime))  # type: ignore[arg-type]
+        some = query_skybot(
+            150.0, 0.1, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()), config=SkybotConfig(mime=mime)
+        )  # type: ignore[arg-type]
     assert got.empty and list(got.columns) == list(SKYBOT_COLUMNS)
     assert got["ra"].dtype == np.float64
     assert server.seen[0].extra["n_found"] == 0
@@ -474,8 +523,10 @@ def test_skybot_calls_at_most_two_at_once() -> None:
     with SkybotStandIn(asteroids(), JD_1953) as server:
         server.queue(*[("slow", 0.3)] * 6)
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(query_skybot, 150.0, 0.1, 0.05, JD_1953, base_url=server.base_url,
-                                   http=client(Recorder())) for _ in range(6)]
+            futures = [
+                pool.submit(query_skybot, 150.0, 0.1, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()))
+                for _ in range(6)
+            ]
             got = [f.result() for f in futures]
     assert SKYBOT_MAX_CONCURRENCY == 2
     assert server.max_active == 2 and all(len(g) == 4 for g in got) and len(server.seen) == 6
@@ -501,8 +552,15 @@ def test_skybot_service_error_is_a_failure(skybot_server: SkybotStandIn, mime: s
     # VOTable whichever -mime was asked): never to be read as "no object".
     skybot_server.queue(("error", "Epoch out of the range of the SkyBoT database"))
     with pytest.raises(SourceError) as exc:
-        query_skybot(150.0, 0.1, 0.05, JD_1953, base_url=skybot_server.base_url, http=client(Recorder()),
-                     config=SkybotConfig(mime=mime))  # type: ignore[arg-type]
+        query_skybot(
+            150.0,
+            0.1,
+            0.05,
+            JD_1953,
+            base_url=skybot_server.base_url,
+            http=client(Recorder()),
+            config=SkybotConfig(mime=mime),
+        )  # type: ignore[arg-type]
     assert exc.value.reason == "FAIL_SKYBOT_ERROR" and "range" in str(exc.value)
 
 
@@ -511,8 +569,15 @@ def test_skybot_text_flag_error_is_a_failure() -> None:
     with SkybotStandIn(asteroids(), JD_1953) as server:
         server.queue(("raw", body, "text/plain"))
         with pytest.raises(SourceError) as exc:
-            query_skybot(150.0, 0.1, 0.05, JD_1953, base_url=server.base_url, http=client(Recorder()),
-                         config=SkybotConfig(mime="text"))
+            query_skybot(
+                150.0,
+                0.1,
+                0.05,
+                JD_1953,
+                base_url=server.base_url,
+                http=client(Recorder()),
+                config=SkybotConfig(mime="text"),
+            )
     assert exc.value.reason == "FAIL_SKYBOT_ERROR" and "epoch is not valid" in str(exc.value)
 
 
@@ -588,7 +653,11 @@ def test_supercosmos_cone_two_step_answer(ssa_table: pd.DataFrame) -> None:
     assert (post.method, post.path, get.method) == ("POST", "/ssa/SSASQL", "GET") and get.path.endswith(".csv")
     fields = post.extra["fields"]
     assert (fields["action"], fields["server"], fields["format"], fields["compress"]) == (
-        "freeform", "amachine", "CSV", "NONE")
+        "freeform",
+        "amachine",
+        "CSV",
+        "NONE",
+    )
     assert fields["emailAddress"] == ""
     assert server.queries[0]["top"] == SupercosmosConfig().row_limit + 1
     want = within(ssa_table, 0.05, 20.0, 0.2, "ra", "dec")
@@ -608,8 +677,14 @@ def test_supercosmos_over_the_row_limit_is_split_until_complete(ssa_table: pd.Da
     stats = ConeStats()
     with SupercosmosStandIn(ssa_table) as server:
         got = query_supercosmos(
-            0.05, 20.0, 0.25, ["objID", "ra", "dec", "sCorMagR1"], base_url=server.base_url,
-            config=SupercosmosConfig(row_limit=150), http=client(Recorder()), stats=stats,
+            0.05,
+            20.0,
+            0.25,
+            ["objID", "ra", "dec", "sCorMagR1"],
+            base_url=server.base_url,
+            config=SupercosmosConfig(row_limit=150),
+            http=client(Recorder()),
+            stats=stats,
         )
     want = within(ssa_table, 0.05, 20.0, 0.25, "ra", "dec")
     assert len(want) > 150
@@ -623,8 +698,14 @@ def test_supercosmos_over_the_row_limit_is_split_until_complete(ssa_table: pd.Da
 def test_supercosmos_split_that_cannot_finish_fails_loudly(ssa_table: pd.DataFrame) -> None:
     with SupercosmosStandIn(ssa_table) as server:
         with pytest.raises(SourceError) as exc:
-            query_supercosmos(0.05, 20.0, 0.25, base_url=server.base_url, http=client(Recorder()),
-                              config=SupercosmosConfig(row_limit=10, max_split_depth=1))
+            query_supercosmos(
+                0.05,
+                20.0,
+                0.25,
+                base_url=server.base_url,
+                http=client(Recorder()),
+                config=SupercosmosConfig(row_limit=10, max_split_depth=1),
+            )
     assert exc.value.reason == "FAIL_SUPERCOSMOS_TRUNCATED"
 
 
@@ -763,8 +844,9 @@ SERVICES = [
     Service(
         "SKYBOT",
         lambda: SkybotStandIn(asteroids(), JD_1953),
-        lambda s, h: query_skybot(150.0, 0.1, 0.05, JD_1953, base_url=s.url + "/webservices/skybot/api/conesearch.php",
-                                  http=h),
+        lambda s, h: query_skybot(
+            150.0, 0.1, 0.05, JD_1953, base_url=s.url + "/webservices/skybot/api/conesearch.php", http=h
+        ),
         "FAIL_SKYBOT_HTML",
         "FAIL_SKYBOT_BAD_VOTABLE",
     ),
@@ -872,7 +954,6 @@ def test_timeout_then_retry_then_give_up(service: Service) -> None:
 @pytest.mark.parametrize(("setting", "want"), [(1, 1), (2, 2), (8, 2), (16, 2)])
 def test_skybot_survey_limit_is_at_most_two_whatever_the_setting(setting: int, want: int) -> None:
     from tasks.tile_tasks import service_limits
-
     from vasco.config import VascoConfig
 
     cfg = VascoConfig.model_validate({"sky": "dss", "catalogs": {"service_concurrency": setting}})
@@ -880,6 +961,7 @@ def test_skybot_survey_limit_is_at_most_two_whatever_the_setting(setting: int, w
     assert limits["skybot"] == want and limits["vizier"] == setting and limits["dss"] == setting
     # No SkyBoT limit where SkyBoT is not asked: the synthetic sky, or the stage off.
     assert "skybot" not in service_limits(VascoConfig())
-    off = VascoConfig.model_validate({"sky": "dss", "vetoes": {"asteroids": {"enabled": False}},
-                                      "catalogs": {"service_concurrency": setting}})
+    off = VascoConfig.model_validate(
+        {"sky": "dss", "vetoes": {"asteroids": {"enabled": False}}, "catalogs": {"service_concurrency": setting}}
+    )
     assert "skybot" not in service_limits(off)

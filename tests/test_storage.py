@@ -235,9 +235,7 @@ def test_put_get_file_round_trip(storage: Storage, tmp_path: Path) -> None:
     assert sorted(os.listdir(dest.parent)) == ["image.fits"], "a temporary file was left behind"
 
 
-def test_get_file_failure_leaves_destination(
-    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_get_file_failure_leaves_destination(storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dest = tmp_path / "dl" / "x.bin"
     dest.parent.mkdir()
     dest.write_bytes(b"previous")
@@ -563,8 +561,9 @@ def test_local_lease_is_created_whole_with_no_temporary_left(tmp_path: Path) -> 
 
 def test_local_lock_of_a_dead_process_does_not_block(tmp_path: Path) -> None:
     """A ``.lock`` left by a SIGKILLed process of this host is removed at once, not after 30 s."""
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     pid = int(dead.stdout)
     storage = Storage.from_url(str(tmp_path))
     assert acquire_lease(storage, "tiles/t1/.lease", "w1", LIVE_TTL) is True

@@ -30,8 +30,9 @@ def test_tiles_run_in_batch_subflows(tmp_path, harness):
         assert all(b.state.is_completed() for b in batches) and len(tiles) == 5
         parents = {client.read_task_run(b.parent_task_run_id).flow_run_id for b in batches}
         assert parents == {survey_run.id}
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
-            "vasco-survey-funnel", "vasco-survey-progress"])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vasco-survey-funnel", "vasco-survey-progress"]))
+        )
         by_key = {a.key: a for a in arts}
         assert float(by_key["vasco-survey-progress"].data) == 100.0
         funnel = by_key["vasco-survey-funnel"].data

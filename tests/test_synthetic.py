@@ -27,8 +27,14 @@ HIGH_B = (226.583, 36.683)  # l = 60, b = +60
 SOUTH_15UM = (220.0, -31.5)  # Dec < -30, a 15-um (1.01"/px) scan
 CFG = SyntheticConfig()
 #: Many injected objects on small tiles (transients 2,000 per deg^2: ~55 on a 10' tile).
-RICH = SyntheticConfig(transients_per_deg2=2000.0, n_asteroids_per_deg2=600.0, n_ir_sources_per_deg2=600.0,
-                       n_variables_per_deg2=600.0, vsx_star_fraction=0.05, hpm_fraction=0.05)
+RICH = SyntheticConfig(
+    transients_per_deg2=2000.0,
+    n_asteroids_per_deg2=600.0,
+    n_ir_sources_per_deg2=600.0,
+    n_variables_per_deg2=600.0,
+    vsx_star_fraction=0.05,
+    hpm_fraction=0.05,
+)
 POINT_CLASSES = ["star", "hpm_star", "galaxy", "transient", "asteroid", "ir_source", "variable"]
 INJECTED = ["transient", "asteroid", "ir_source", "variable"]
 
@@ -102,8 +108,11 @@ def test_transient_density_follows_the_configuration():
     t = tile_at(FIELD, 30.0, seed=1)
     n = int((t.truth.cls == "transient").sum())
     assert 0.6 * CFG.n_transients < n < 1.4 * CFG.n_transients
-    for cls, dens in (("asteroid", CFG.n_asteroids_per_deg2), ("ir_source", CFG.n_ir_sources_per_deg2),
-                      ("variable", CFG.n_variables_per_deg2)):
+    for cls, dens in (
+        ("asteroid", CFG.n_asteroids_per_deg2),
+        ("ir_source", CFG.n_ir_sources_per_deg2),
+        ("variable", CFG.n_variables_per_deg2),
+    ):
         assert (t.truth.cls == cls).sum() <= 4 * dens * 0.25 + 5
 
 
@@ -149,11 +158,19 @@ def test_image_dtype_background_and_saturation_levels():
     assert 12900 <= t.header["SYNSAT"] <= 13400
     assert img.max() <= t.header["SYNSAT"] + 400
     tr = t.truth
-    bright = tr[(tr.cls == "star") & (tr.mag < 15.0) & (tr.x > 5) & (tr.x < img.shape[1] - 5)
-                & (tr.y > 5) & (tr.y < img.shape[0] - 5)]
+    bright = tr[
+        (tr.cls == "star")
+        & (tr.mag < 15.0)
+        & (tr.x > 5)
+        & (tr.x < img.shape[1] - 5)
+        & (tr.y > 5)
+        & (tr.y < img.shape[0] - 5)
+    ]
     assert len(bright) > 0
-    peaks = [img[int(round(y)) - 2 : int(round(y)) + 1, int(round(x)) - 2 : int(round(x)) + 1].max()
-             for x, y in zip(bright.x, bright.y)]
+    peaks = [
+        img[int(round(y)) - 2 : int(round(y)) + 1, int(round(x)) - 2 : int(round(x)) + 1].max()
+        for x, y in zip(bright.x, bright.y)
+    ]
     assert np.median(peaks) > 12500
 
 
@@ -193,13 +210,34 @@ def test_catalogue_columns_and_dtypes():
     assert tr.obj_id.dtype == np.int64 and tr.obj_id.is_unique
     for col in ("x", "y", "ra", "dec", "mag"):
         assert tr[col].dtype == np.float64, col
-    for col in ("in_gaia", "in_ps1", "recoverable", "gaia_no_pm", "in_usnob", "in_allwise", "in_vsx", "in_skybot",
-                "in_scos"):
+    for col in (
+        "in_gaia",
+        "in_ps1",
+        "recoverable",
+        "gaia_no_pm",
+        "in_usnob",
+        "in_allwise",
+        "in_vsx",
+        "in_skybot",
+        "in_scos",
+    ):
         assert tr[col].dtype == bool, col
     for col in ("obj_id", "parent_id", "source_id", "ps1_objid"):
         assert tr[col].dtype == np.int64, col
-    assert set(tr.cls) <= {"star", "hpm_star", "galaxy", "transient", "defect", "dust", "scratch", "spike", "halo",
-                           "asteroid", "ir_source", "variable"}
+    assert set(tr.cls) <= {
+        "star",
+        "hpm_star",
+        "galaxy",
+        "transient",
+        "defect",
+        "dust",
+        "scratch",
+        "spike",
+        "halo",
+        "asteroid",
+        "ir_source",
+        "variable",
+    }
     # catalogued objects in truth point at existing catalogue rows
     assert set(tr.source_id[tr.in_gaia]) <= set(g.source_id)
     assert set(tr.ps1_objid[tr.in_ps1]) <= set(p.objID)
@@ -230,8 +268,13 @@ def test_plate_positions_are_gaia_positions_moved_back_with_proper_motion():
     s = tr[tr.in_gaia & tr.cls.isin(["star", "hpm_star"])]
     g = t.gaia.set_index("source_id").loc[s.source_id.to_numpy()]
     ok = g.pmra.notna().to_numpy()
-    ra_p, dec_p = pop.propagate(g.ra.to_numpy()[ok], g.dec.to_numpy()[ok], g.pmra.to_numpy()[ok],
-                                g.pmdec.to_numpy()[ok], t.plate.epoch - GAIA_EPOCH)
+    ra_p, dec_p = pop.propagate(
+        g.ra.to_numpy()[ok],
+        g.dec.to_numpy()[ok],
+        g.pmra.to_numpy()[ok],
+        g.pmdec.to_numpy()[ok],
+        t.plate.epoch - GAIA_EPOCH,
+    )
     d = sep_arcsec(ra_p, dec_p, s.ra.to_numpy()[ok], s.dec.to_numpy()[ok])
     assert np.median(d) < 0.1 and np.max(d) < 0.6  # Gaia PM errors (<~1 mas/yr) x 60 yr
 
@@ -270,17 +313,26 @@ def test_transients_are_uncatalogued_and_isolated():
     assert m.between(CFG.transient_mag_min, CFG.transient_mag_max).all()
     clear = RICH.transient_clearance_arcsec
     for cat, rc, dc in ((t.gaia, "ra", "dec"), (t.ps1, "raMean", "decMean")):
-        d = sep_arcsec(tt.ra.to_numpy()[:, None], tt.dec.to_numpy()[:, None], cat[rc].to_numpy()[None, :],
-                       cat[dc].to_numpy()[None, :])
+        d = sep_arcsec(
+            tt.ra.to_numpy()[:, None],
+            tt.dec.to_numpy()[:, None],
+            cat[rc].to_numpy()[None, :],
+            cat[dc].to_numpy()[None, :],
+        )
         assert d.min() >= clear * 0.999
     # from every star (at the plate epoch), galaxy and other injected object; defects belong to
     # the plate, not the sky, and are not avoided
     others = tr[tr.cls.isin(["star", "hpm_star", "galaxy"])]
-    d = sep_arcsec(tt.ra.to_numpy()[:, None], tt.dec.to_numpy()[:, None], others.ra.to_numpy()[None, :],
-                   others.dec.to_numpy()[None, :])
+    d = sep_arcsec(
+        tt.ra.to_numpy()[:, None],
+        tt.dec.to_numpy()[:, None],
+        others.ra.to_numpy()[None, :],
+        others.dec.to_numpy()[None, :],
+    )
     assert d.min() >= clear * 0.999
-    d = sep_arcsec(tt.ra.to_numpy()[:, None], tt.dec.to_numpy()[:, None], tt.ra.to_numpy()[None, :],
-                   tt.dec.to_numpy()[None, :])
+    d = sep_arcsec(
+        tt.ra.to_numpy()[:, None], tt.dec.to_numpy()[:, None], tt.ra.to_numpy()[None, :], tt.dec.to_numpy()[None, :]
+    )
     assert np.sort(d, axis=1)[:, 1].min() >= clear * 0.999
     # outside bright-star halos (as rendered on this plate) and off their spikes
     for _, h in tr[tr.cls == "halo"].iterrows():
@@ -315,8 +367,9 @@ def test_transient_snr_model_and_recoverable():
 def test_transient_is_rendered_like_a_star():
     t = tile_at(M67, 10.0, seed=2, cfg=RICH)
     ny, nx = t.image.shape
-    tt = t.truth[t.truth.cls.isin(INJECTED) & (t.truth.mag < 17.5) & t.truth.x.between(3, nx - 3)
-                 & t.truth.y.between(3, ny - 3)]
+    tt = t.truth[
+        t.truth.cls.isin(INJECTED) & (t.truth.mag < 17.5) & t.truth.x.between(3, nx - 3) & t.truth.y.between(3, ny - 3)
+    ]
     assert len(tt) > 0
     sky = t.header["SYNSKY"]
     for _, r in tt.iterrows():
@@ -353,7 +406,11 @@ def test_m67_cluster_members_share_its_motion():
 
 def test_knee_is_near_the_plateau():
     t = tile_at(FIELD, 10.0, seed=2)
-    assert t.header["SYNSKY"] + 0.8 * (t.header["SYNSAT"] - t.header["SYNSKY"]) < t.info["knee_density"] <= t.header["SYNSAT"]
+    assert (
+        t.header["SYNSKY"] + 0.8 * (t.header["SYNSAT"] - t.header["SYNSKY"])
+        < t.info["knee_density"]
+        <= t.header["SYNSAT"]
+    )
 
 
 def test_counts_model_latitude_and_bulge():
@@ -399,10 +456,26 @@ def test_response_curve_inverse_and_knee():
 
 def test_psf_stamps_conserve_flux():
     params = rnd.RenderParams()
-    field = rnd.PSFField(nx=101, ny=101, scale_coeffs=(1, 0, 0, 0, 0, 0), e_coeffs1=(0.05, 0, 0),
-                         e_coeffs2=(0, 0, 0), plate_xc=0, plate_yc=0, plate_rmax=1e9)
-    ctx = rnd.RenderContext(nx=101, ny=101, pixscale=1.7, psf=params.psf, field=field, curve=params.curve,
-                            sky_exposure=0.4, noise_sigma=250.0)
+    field = rnd.PSFField(
+        nx=101,
+        ny=101,
+        scale_coeffs=(1, 0, 0, 0, 0, 0),
+        e_coeffs1=(0.05, 0, 0),
+        e_coeffs2=(0, 0, 0),
+        plate_xc=0,
+        plate_yc=0,
+        plate_rmax=1e9,
+    )
+    ctx = rnd.RenderContext(
+        nx=101,
+        ny=101,
+        pixscale=1.7,
+        psf=params.psf,
+        field=field,
+        curve=params.curve,
+        sky_exposure=0.4,
+        noise_sigma=250.0,
+    )
     img = rnd.render_point_sources(ctx, np.array([51.3]), np.array([50.8]), np.array([1000.0]))
     halo_rh = params.psf.halo_rh_arcsec / 1.7
     # all but the power-law halo's far tail lands in the stamp
@@ -524,8 +597,11 @@ def test_cell_sampling_is_uniform_inside_its_cell():
     rng = np.random.default_rng(7)
     npix = 12 * 4**SKY_ORDER
     # random cells, the first and last of each base face (poles, face corners), and the poles' neighbours
-    pix = np.unique(np.concatenate([rng.integers(0, npix, 300), np.arange(12) * 4**SKY_ORDER,
-                                    (np.arange(12) + 1) * 4**SKY_ORDER - 1]))
+    pix = np.unique(
+        np.concatenate(
+            [rng.integers(0, npix, 300), np.arange(12) * 4**SKY_ORDER, (np.arange(12) + 1) * 4**SKY_ORDER - 1]
+        )
+    )
     u = rng.random((pix.size, 400))
     v = rng.random((pix.size, 400))
     ra, dec = cell_sample(np.repeat(pix, 400), u.ravel(), v.ravel())
@@ -611,8 +687,20 @@ def test_overlapping_tiles_show_the_same_sky(pair):
     x, y = pa.loc[common], pb.loc[common]
     assert set(x.cls) >= {"star", "galaxy", "transient"}
     pd.testing.assert_series_equal(x.cls, y.cls)
-    for col in ("mag", "gmag", "pm_total", "in_gaia", "in_ps1", "source_id", "ps1_objid", "gaia_no_pm", "in_usnob",
-                "in_allwise", "in_vsx", "in_skybot"):
+    for col in (
+        "mag",
+        "gmag",
+        "pm_total",
+        "in_gaia",
+        "in_ps1",
+        "source_id",
+        "ps1_objid",
+        "gaia_no_pm",
+        "in_usnob",
+        "in_allwise",
+        "in_vsx",
+        "in_skybot",
+    ):
         pd.testing.assert_series_equal(x[col], y[col], check_names=False)
     # positions: identical on the same plate; on another plate (another epoch) only moved by the PM
     dpos = sep_arcsec(x.ra, x.dec, y.ra, y.dec)
@@ -624,8 +712,15 @@ def test_overlapping_tiles_show_the_same_sky(pair):
         dt = abs(a.plate.epoch - b.plate.epoch)
         assert np.all(dpos <= x.pm_total.to_numpy() / 1000.0 * dt + 1e-6)
     # the same catalogue rows
-    for name, key in (("gaia", "source_id"), ("ps1", "objID"), ("usnob", "USNO-B1.0"), ("allwise", "AllWISE"),
-                      ("vsx", "Name"), ("skybot", "Name"), ("scos", "objID")):
+    for name, key in (
+        ("gaia", "source_id"),
+        ("ps1", "objID"),
+        ("usnob", "USNO-B1.0"),
+        ("allwise", "AllWISE"),
+        ("vsx", "Name"),
+        ("skybot", "Name"),
+        ("scos", "objID"),
+    ):
         la, lb = getattr(a, name).set_index(key), getattr(b, name).set_index(key)
         both = la.index.intersection(lb.index)
         if name == "skybot" and not same_plate:
@@ -645,8 +740,9 @@ def test_overlapping_tiles_show_the_same_sky(pair):
 def test_overlap_renders_where_each_header_says(pair):
     """A star in the overlap sits, in each image, where that image's header puts its sky position."""
     tiles = [tile_at(p, 30.0, seed=1) for p in pair]
-    ids = set.intersection(*(set(t.truth.obj_id[(t.truth.cls == "star") & t.truth.mag.between(15.5, 17.0)])
-                             for t in tiles))
+    ids = set.intersection(
+        *(set(t.truth.obj_id[(t.truth.cls == "star") & t.truth.mag.between(15.5, 17.0)]) for t in tiles)
+    )
     assert len(ids) > 30
     for t in tiles:
         tr = t.truth.set_index("obj_id")
@@ -687,8 +783,9 @@ def test_plate_defects_belong_to_the_plate():
     both = da.index.intersection(db.index)
     assert len(both) > 20
     # same plate: the same defects, at the same place on the plate, where the cutouts overlap
-    np.testing.assert_allclose(da.loc[both, ["xp", "yp", "extent_px"]], db.loc[both, ["xp", "yp", "extent_px"]],
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        da.loc[both, ["xp", "yp", "extent_px"]], db.loc[both, ["xp", "yp", "extent_px"]], atol=1e-9
+    )
     spots = da.loc[both][da.loc[both].cls == "defect"]
     spots = spots[_inside(a, spots.ra, spots.dec, 6) & _inside(b, spots.ra, spots.dec, 6)]
     assert len(spots) > 10
@@ -706,15 +803,46 @@ def test_plate_defects_belong_to_the_plate():
 # ---------------------------------------------------------------------------
 
 LIST_COLUMNS = {
-    "usnob": {"USNO-B1.0": object, "RAJ2000": np.float64, "DEJ2000": np.float64, "R1mag": np.float64,
-              "R2mag": np.float64, "B1mag": np.float64, "B2mag": np.float64, "pmRA": np.float64, "pmDE": np.float64},
-    "allwise": {"AllWISE": object, "RAJ2000": np.float64, "DEJ2000": np.float64, "W1mag": np.float64,
-                "W2mag": np.float64, "ccf": object, "qph": object},
-    "vsx": {"Name": object, "RAJ2000": np.float64, "DEJ2000": np.float64, "Type": object, "max": np.float64,
-            "min": np.float64},
-    "skybot": {"Num": "Int64", "Name": object, "ra": np.float64, "dec": np.float64, "Class": object,
-               "Mv": np.float64, "ErrPos": np.float64, "dRAcosDec": np.float64, "dDEC": np.float64,
-               "epoch_jd": np.float64},
+    "usnob": {
+        "USNO-B1.0": object,
+        "RAJ2000": np.float64,
+        "DEJ2000": np.float64,
+        "R1mag": np.float64,
+        "R2mag": np.float64,
+        "B1mag": np.float64,
+        "B2mag": np.float64,
+        "pmRA": np.float64,
+        "pmDE": np.float64,
+    },
+    "allwise": {
+        "AllWISE": object,
+        "RAJ2000": np.float64,
+        "DEJ2000": np.float64,
+        "W1mag": np.float64,
+        "W2mag": np.float64,
+        "ccf": object,
+        "qph": object,
+    },
+    "vsx": {
+        "Name": object,
+        "RAJ2000": np.float64,
+        "DEJ2000": np.float64,
+        "Type": object,
+        "max": np.float64,
+        "min": np.float64,
+    },
+    "skybot": {
+        "Num": "Int64",
+        "Name": object,
+        "ra": np.float64,
+        "dec": np.float64,
+        "Class": object,
+        "Mv": np.float64,
+        "ErrPos": np.float64,
+        "dRAcosDec": np.float64,
+        "dDEC": np.float64,
+        "epoch_jd": np.float64,
+    },
     "scos": {"objID": np.int64, "ra": np.float64, "dec": np.float64, "sCorMagR1": np.float64, "objIDR1": np.int64},
 }
 
@@ -758,8 +886,12 @@ def test_usnob_lists_every_bright_star_around_the_tile():
     bright = tr[tr.cls.isin(["star", "hpm_star"]) & (tr.mag <= 16.0)]
     assert len(bright) > 20 and bright.in_usnob.all()
     assert not tr.in_usnob[tr.cls.isin(["star", "hpm_star"]) & (tr.mag > 16.0)].any()
-    d = sep_arcsec(bright.ra.to_numpy()[:, None], bright.dec.to_numpy()[:, None], u.RAJ2000.to_numpy()[None, :],
-                   u.DEJ2000.to_numpy()[None, :])
+    d = sep_arcsec(
+        bright.ra.to_numpy()[:, None],
+        bright.dec.to_numpy()[:, None],
+        u.RAJ2000.to_numpy()[None, :],
+        u.DEJ2000.to_numpy()[None, :],
+    )
     j = d.argmin(axis=1)
     assert np.all(d.min(axis=1) < 0.5 + bright.pm_total.to_numpy() / 1000.0 * (2000.0 - t.plate.epoch))
     assert np.median(np.abs(u.R1mag.to_numpy()[j] - bright.mag.to_numpy())) < 0.3
@@ -793,18 +925,28 @@ def test_new_classes_are_in_exactly_their_lists():
         assert rows.in_scos[rows.mag < 19.5].mean() > 0.9 and not rows.in_scos[rows.mag > 21.0].any()
         # not in Gaia (moved to the plate epoch) or PS1 within 5", found in its own list
         g = t.gaia
-        gra, gdec = pop.propagate(g.ra.to_numpy(), g.dec.to_numpy(), g.pmra.to_numpy(), g.pmdec.to_numpy(),
-                                  t.plate.epoch - GAIA_EPOCH)
-        for cra, cdec in ((gra, gdec), (g.ra.to_numpy(), g.dec.to_numpy()),
-                          (t.ps1.raMean.to_numpy(), t.ps1.decMean.to_numpy())):
+        gra, gdec = pop.propagate(
+            g.ra.to_numpy(), g.dec.to_numpy(), g.pmra.to_numpy(), g.pmdec.to_numpy(), t.plate.epoch - GAIA_EPOCH
+        )
+        for cra, cdec in (
+            (gra, gdec),
+            (g.ra.to_numpy(), g.dec.to_numpy()),
+            (t.ps1.raMean.to_numpy(), t.ps1.decMean.to_numpy()),
+        ):
             d = sep_arcsec(rows.ra.to_numpy()[:, None], rows.dec.to_numpy()[:, None], cra[None, :], cdec[None, :])
             assert d.min() > 5.0, cls
-        for f, (name, rc, dc, tol) in {"in_skybot": ("skybot", "ra", "dec", 10.0),
-                                       "in_allwise": ("allwise", "RAJ2000", "DEJ2000", 1.5),
-                                       "in_vsx": ("vsx", "RAJ2000", "DEJ2000", 1.5)}.items():
+        for f, (name, rc, dc, tol) in {
+            "in_skybot": ("skybot", "ra", "dec", 10.0),
+            "in_allwise": ("allwise", "RAJ2000", "DEJ2000", 1.5),
+            "in_vsx": ("vsx", "RAJ2000", "DEJ2000", 1.5),
+        }.items():
             lst = getattr(t, name)
-            d = sep_arcsec(rows.ra.to_numpy()[:, None], rows.dec.to_numpy()[:, None], lst[rc].to_numpy()[None, :],
-                           lst[dc].to_numpy()[None, :]).min(axis=1)
+            d = sep_arcsec(
+                rows.ra.to_numpy()[:, None],
+                rows.dec.to_numpy()[:, None],
+                lst[rc].to_numpy()[None, :],
+                lst[dc].to_numpy()[None, :],
+            ).min(axis=1)
             assert (d < tol).all() if f in lists else (d > 5.0).all(), (cls, name)
 
 
@@ -814,8 +956,12 @@ def test_ir_sources_variables_and_asteroids_look_right():
     ir = tr[tr.cls == "ir_source"]
     assert ir.mag.between(17.0, 20.0).all()
     w = t.allwise
-    match = sep_arcsec(ir.ra.to_numpy()[:, None], ir.dec.to_numpy()[:, None], w.RAJ2000.to_numpy()[None, :],
-                       w.DEJ2000.to_numpy()[None, :]).argmin(axis=1)
+    match = sep_arcsec(
+        ir.ra.to_numpy()[:, None],
+        ir.dec.to_numpy()[:, None],
+        w.RAJ2000.to_numpy()[None, :],
+        w.DEJ2000.to_numpy()[None, :],
+    ).argmin(axis=1)
     r_w1 = ir.mag.to_numpy() - w.W1mag.to_numpy()[match]
     assert np.all(r_w1 > 2.7)  # very red
     assert (w.W1mag < 16.6).all() and (w.ccf == "0000").all() and w.qph.str.fullmatch(r"[ABC]{2}UU").all()
@@ -839,12 +985,12 @@ def test_ir_sources_variables_and_asteroids_look_right():
     a = tr[tr.cls == "asteroid"]
     sb = t.skybot
     half_day = float(t.plate.header()["EXPOSURE"]) / 2.0 / 1440.0
-    np.testing.assert_allclose(sb.epoch_jd, 2451545.0 + (t.plate.epoch - 2000.0) * 365.25 + half_day,
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(sb.epoch_jd, 2451545.0 + (t.plate.epoch - 2000.0) * 365.25 + half_day, rtol=0, atol=1e-6)
     assert sb.attrs["epoch_jd"] == pytest.approx(sb.epoch_jd.iloc[0])
     assert sb.ErrPos.between(0.5, 3.0).all()
-    d = sep_arcsec(a.ra.to_numpy()[:, None], a.dec.to_numpy()[:, None], sb.ra.to_numpy()[None, :],
-                   sb.dec.to_numpy()[None, :])
+    d = sep_arcsec(
+        a.ra.to_numpy()[:, None], a.dec.to_numpy()[:, None], sb.ra.to_numpy()[None, :], sb.dec.to_numpy()[None, :]
+    )
     err = sb.ErrPos.to_numpy()[d.argmin(axis=1)]
     assert np.all(d.min(axis=1) < 4.0 * err)
     assert (sb.Mv - 0.45).between(16.4, 22.6).all() and (sb.Mv - 0.45 > 20.5).any()  # some too faint to see
@@ -896,10 +1042,15 @@ def test_supercosmos_sees_the_sky_not_the_scan():
     assert h.sum() > 0 and d[h].max() < 2.5
     # never the scan's defects: no SuperCOSMOS source on an isolated spot unless a real object is there
     spots = tr[tr.cls.isin(["defect", "dust"])]
-    near_s = sep_arcsec(spots.ra.to_numpy()[:, None], spots.dec.to_numpy()[:, None], s.ra.to_numpy()[None, :],
-                        s.dec.to_numpy()[None, :]).min(axis=1)
-    near_real = sep_arcsec(spots.ra.to_numpy()[:, None], spots.dec.to_numpy()[:, None],
-                           real.ra.to_numpy()[None, :], real.dec.to_numpy()[None, :]).min(axis=1)
+    near_s = sep_arcsec(
+        spots.ra.to_numpy()[:, None], spots.dec.to_numpy()[:, None], s.ra.to_numpy()[None, :], s.dec.to_numpy()[None, :]
+    ).min(axis=1)
+    near_real = sep_arcsec(
+        spots.ra.to_numpy()[:, None],
+        spots.dec.to_numpy()[:, None],
+        real.ra.to_numpy()[None, :],
+        real.dec.to_numpy()[None, :],
+    ).min(axis=1)
     assert len(spots) > 5 and np.all((near_s > 2.0) | (near_real < 3.0))
 
 
@@ -909,8 +1060,9 @@ def test_supercosmos_sees_the_sky_not_the_scan():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("source-extractor") is None or shutil.which("psfex") is None,
-                    reason="SExtractor/PSFEx not installed")
+@pytest.mark.skipif(
+    shutil.which("source-extractor") is None or shutil.which("psfex") is None, reason="SExtractor/PSFEx not installed"
+)
 def test_calibration_script_runs(tmp_path):
     import importlib.util
     from pathlib import Path

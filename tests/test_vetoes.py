@@ -13,9 +13,17 @@ from vasco.filters.vetoes import bright_star_veto, counterpart_veto, hpm_veto, p
 def _ref(xi, eta, mags=None, ids=None, ra0=150.0, dec0=20.0, **extra):
     ra, dec = from_tangent_plane(np.asarray(xi, float), np.asarray(eta, float), ra0, dec0)
     n = len(ra)
-    return pd.DataFrame({"source_id": ids if ids is not None else [f"s{i}" for i in range(n)], "ra": ra,
-                         "dec": dec, "pmra": extra.get("pmra", np.zeros(n)), "pmdec": extra.get("pmdec", np.zeros(n)),
-                         "epoch": 2000.0, "mag": mags if mags is not None else np.full(n, 15.0)})
+    return pd.DataFrame(
+        {
+            "source_id": ids if ids is not None else [f"s{i}" for i in range(n)],
+            "ra": ra,
+            "dec": dec,
+            "pmra": extra.get("pmra", np.zeros(n)),
+            "pmdec": extra.get("pmdec", np.zeros(n)),
+            "epoch": 2000.0,
+            "mag": mags if mags is not None else np.full(n, 15.0),
+        }
+    )
 
 
 def test_spike_rule_at_its_boundaries():
@@ -58,10 +66,18 @@ def test_counterpart_presence_and_hpm_vetoes():
     assert counterpart_veto(cands["ra"], cands["dec"], other, 5.0)["vetoed"].tolist() == [True, False, False]
     # Per-row radii (asteroids: 3x the ephemeris error).
     assert counterpart_veto(cands["ra"], cands["dec"], other, np.array([5.0, 7.0]))["vetoed"].tolist() == [
-        True, True, False]
+        True,
+        True,
+        False,
+    ]
     assert presence_veto(cands["ra"], cands["dec"], other, 5.0)["vetoed"].tolist() == [False, True, True]
-    gaia = _ref([30.0, 130.0, 240.0], [0.0, 0.0, 0.0], mags=[16.0, 16.0, 21.0],
-                pmra=np.array([np.nan, 5.0, np.nan]), pmdec=np.array([np.nan, 1.0, np.nan]))
+    gaia = _ref(
+        [30.0, 130.0, 240.0],
+        [0.0, 0.0, 0.0],
+        mags=[16.0, 16.0, 21.0],
+        pmra=np.array([np.nan, 5.0, np.nan]),
+        pmdec=np.array([np.nan, 1.0, np.nan]),
+    )
     # Only a Gaia source without proper motion, bright enough, counts.
     assert hpm_veto(cands["ra"], cands["dec"], gaia)["vetoed"].tolist() == [True, False, False]
     assert counterpart_veto(cands["ra"].iloc[:0], cands["dec"].iloc[:0], other, 5.0).empty
@@ -77,8 +93,14 @@ def test_veto_config_order_and_switches():
 
 def test_hpm_veto_ignores_gaia_sources_the_plate_sees_where_gaia_puts_them():
     cands = _ref([0.0], [0.0])
-    gaia = _ref([30.0, -40.0], [0.0, 0.0], mags=[16.0, 16.0], pmra=np.array([np.nan, np.nan]),
-                pmdec=np.array([np.nan, np.nan]), ids=["galaxy", "moved"])
+    gaia = _ref(
+        [30.0, -40.0],
+        [0.0, 0.0],
+        mags=[16.0, 16.0],
+        pmra=np.array([np.nan, np.nan]),
+        pmdec=np.array([np.nan, np.nan]),
+        ids=["galaxy", "moved"],
+    )
     plate = _ref([30.5, 0.0], [0.0, 0.0])  # a detection at the first Gaia source, and the candidate itself
     res = hpm_veto(cands["ra"], cands["dec"], gaia, plate_ra=plate["ra"], plate_dec=plate["dec"])
     assert res["vetoed"].tolist() == [True] and res.loc[0, "match_id"] == "moved"

@@ -11,7 +11,6 @@ from servers import XMatchStandIn
 # Imported here, not under capsys: Prefect's console log handler keeps the stderr it first sees.
 from flows.cli import survey_main
 from flows.survey import survey_flow
-
 from vasco.config import VascoConfig
 from vasco.sources.config import XMATCH_DEFAULT_TABLES
 from vasco.sources.xmatch import XMATCH_URL_ENV, check_configured_tables

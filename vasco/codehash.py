@@ -300,8 +300,11 @@ def _data_files(modules: Iterable[str], root: Path = PACKAGE_ROOT) -> dict[str, 
             continue
         for rel in rels:
             path = root / rel
-            files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
-                if path.is_dir() else [path]
+            files = (
+                sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+                if path.is_dir()
+                else [path]
+            )
             for f in files:
                 out[f.relative_to(root).as_posix()] = _file_sha(f) if f.is_file() else "absent"
     return out
@@ -326,7 +329,9 @@ def tool_versions(tools: dict[str, tuple[str, ...]]) -> dict[str, str]:
 
 
 @cache
-def _static_part(module: str, qualname: str) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, tuple[str, ...]]]:
+def _static_part(
+    module: str, qualname: str
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, tuple[str, ...]]]:
     """Definitions, modules and data files of a step (name -> content hash), and the tools it runs."""
     path = module_path(module)
     if path is None:

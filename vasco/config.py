@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vasco.filters.config import VetoesConfig
 from vasco.model_docs import iter_fields, meaning, nested_model, type_name
@@ -58,7 +58,9 @@ class ExtractionConfig(_Section):
     psf_size: int = Field(25, ge=9, description="PSFEx model size (px, odd).")
     psfvar_degree: int = Field(2, ge=0, le=4, description="PSFEx PSFVAR_DEGREES.")
     psf_sample_minsn: float = Field(20.0, gt=0, description="PSFEx SAMPLE_MINSN: least S/N of a PSF star.")
-    psf_sample_maxellip: float = Field(0.3, gt=0, lt=1, description="PSFEx SAMPLE_MAXELLIP: most ellipticity of a PSF star.")
+    psf_sample_maxellip: float = Field(
+        0.3, gt=0, lt=1, description="PSFEx SAMPLE_MAXELLIP: most ellipticity of a PSF star."
+    )
     tool_timeout_s: float = Field(600.0, gt=0, description="Timeout for each SExtractor/PSFEx call.")
     psf_fit_scope: Literal["needed", "all"] = Field(
         "needed",
@@ -80,16 +82,14 @@ class CutsConfig(_Section):
     fwhm_min_px: float = Field(2.0, description="Keep FWHM_IMAGE > this.")
     fwhm_max_px: float = Field(7.0, description="Keep FWHM_IMAGE < this.")
     elongation_max: float = Field(1.3, description="Keep ELONGATION < this.")
-    extent_delta_max_px: float = Field(
-        2.0, description="Keep |(XMAX-XMIN)-(YMAX-YMIN)| < this."
-    )
+    extent_delta_max_px: float = Field(2.0, description="Keep |(XMAX-XMIN)-(YMAX-YMIN)| < this.")
     extent_min_px: float = Field(1.0, description="Keep both extents > this.")
     mad_clip_sigma: float = Field(
         2.0, gt=0, description="Per-tile clip of FWHM and ELONGATION about the median, in 1.4826*MAD."
     )
 
     @model_validator(mode="after")
-    def _check_ranges(self) -> "CutsConfig":
+    def _check_ranges(self) -> CutsConfig:
         if self.fwhm_min_px >= self.fwhm_max_px:
             raise ValueError(
                 f"cuts.fwhm_min_px ({self.fwhm_min_px}) must be below cuts.fwhm_max_px ({self.fwhm_max_px})"
@@ -100,13 +100,15 @@ class CutsConfig(_Section):
 class MatchingConfig(_Section):
     """Counterpart search in the modern catalogues."""
 
-    radius_arcsec: float = Field(5.0, gt=0, description="Counterpart radius (paper: 5\").")
+    radius_arcsec: float = Field(5.0, gt=0, description='Counterpart radius (paper: 5").')
     catalogs: tuple[Literal["gaia", "ps1"], ...] = Field(
         ("gaia", "ps1"), min_length=1, description="Reference catalogues that veto a detection."
     )
     ps1_dec_min: float = Field(-30.0, description="Pan-STARRS covers Dec >= this only.")
     dedup_radius_arcsec: float = Field(
-        0.5, gt=0, description="Detections in overlapping tiles closer than this (true angular separation) are one source."
+        0.5,
+        gt=0,
+        description="Detections in overlapping tiles closer than this (true angular separation) are one source.",
     )
 
 
@@ -138,8 +140,10 @@ class AstrometryTrustConfig(_Section):
     )
     snr_min: float = Field(30.0, gt=0, description="Test stars of the match fraction: SNR_WIN above this.")
     flags_max: int = Field(
-        0, ge=0, description="Test stars of the match fraction: FLAGS at most this (0: no neighbours, blends or "
-        "truncated sources, whose centroids are pulled)."
+        0,
+        ge=0,
+        description="Test stars of the match fraction: FLAGS at most this (0: no neighbours, blends or "
+        "truncated sources, whose centroids are pulled).",
     )
     require_shape_cuts: bool = Field(
         True,
@@ -169,7 +173,9 @@ class AstrometryConfig(_Section):
         "gaia", description="Reference catalogue of the fit (must be among matching.catalogs)."
     )
     fit_snr_min: float = Field(30.0, gt=0, description="Fit stars: SNR_WIN above this.")
-    fit_flags_max: int = Field(0, ge=0, description="Fit stars: FLAGS at most this (0 leaves out saturated and blended).")
+    fit_flags_max: int = Field(
+        0, ge=0, description="Fit stars: FLAGS at most this (0 leaves out saturated and blended)."
+    )
     fit_match_radius_arcsec: float = Field(
         5.0, gt=0, description="Pairing radius between fit stars and reference stars before the fit."
     )
@@ -180,14 +186,21 @@ class AstrometryConfig(_Section):
         "(an unresolved neighbour, even one below the plate limit, pulls the centroid); 0 keeps all.",
     )
     fit_clip_arcsec: float = Field(
-        1.0, gt=0, description="Pairs whose residual exceeds this (or 3 robust sigma) are rejected and the fit repeated."
+        1.0,
+        gt=0,
+        description="Pairs whose residual exceeds this (or 3 robust sigma) are rejected and the fit repeated.",
     )
-    fit_max_degree: int = Field(3, ge=1, le=3, description="Highest polynomial degree tried; the data choose 1..max by BIC.")
+    fit_max_degree: int = Field(
+        3, ge=1, le=3, description="Highest polynomial degree tried; the data choose 1..max by BIC."
+    )
     fit_min_stars_per_term: int = Field(
         5, ge=1, description="A degree is tried only with at least this many pairs per polynomial coefficient."
     )
     fit_min_stars_shift: int = Field(
-        3, ge=1, description="With fewer pairs than a degree-1 fit needs, a shift is fitted; with fewer than this, no correction."
+        3,
+        ge=1,
+        description="With fewer pairs than a degree-1 fit needs, a shift is fitted; "
+        "with fewer than this, no correction.",
     )
     fit_require_pm: bool = Field(
         True,
@@ -242,7 +255,7 @@ class SyntheticConfig(_Section):
         ge=0,
         le=600,
         description="Shift of the header's explicit TAN WCS (CRVAL, in a seeded direction) from the plate "
-        "polynomial: the two disagree by exactly this at the tile centre (real plates: median 2.3\" on a third "
+        'polynomial: the two disagree by exactly this at the tile centre (real plates: median 2.3" on a third '
         "of them). The polynomial (plus distortion_arcsec) stays the truth. Header cards SYNTANOF/SYNTANPA.",
     )
     transients_per_deg2: float | None = Field(
@@ -262,7 +275,7 @@ class SyntheticConfig(_Section):
     header_date_offset_days: dict[str, float] = Field(
         default_factory=dict,
         description="Plate region -> days: the cutout header of that plate gets a DATE-OBS this far from the "
-        "plate's true date (e.g. {\"XE133\": 1.0}), as old cutout headers are a day off, while the sky "
+        'plate\'s true date (e.g. {"XE133": 1.0}), as old cutout headers are a day off, while the sky '
         "(asteroids) is rendered at the true date, the plate table's. For testing plate dates and "
         "`vasco epochs`.",
     )
@@ -302,7 +315,7 @@ class SyntheticConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _check_date_offsets(self) -> "SyntheticConfig":
+    def _check_date_offsets(self) -> SyntheticConfig:
         for region, days in self.header_date_offset_days.items():
             if not re.fullmatch(r"XE\d{3}", region):
                 raise ValueError(f"header_date_offset_days: {region!r} is not a POSS-I E plate region like 'XE133'")
@@ -327,7 +340,7 @@ class CatalogsConfig(_Section):
         gt=0,
         le=180,
         description="XMatch search radius. XMatch cannot move catalogue positions to the plate "
-        "epoch, so it is asked for every catalogue source this close (60\" covers ~1\"/yr over the "
+        'epoch, so it is asked for every catalogue source this close (60" covers ~1"/yr over the '
         "60-odd years since the plates); VASCO then propagates those rows and applies "
         "matching.radius_arcsec itself.",
     )
@@ -351,8 +364,11 @@ class CatalogsConfig(_Section):
         200_000, ge=1, description="Rows asked per VizieR query; a full answer is split, never truncated."
     )
     service_concurrency: int = Field(
-        2, ge=1, le=16, description="Simultaneous calls per service (a strict Prefect global concurrency limit); "
-        "XMatch is held to 1 and SkyBoT to at most 2 (the service's own limit) whatever this says."
+        2,
+        ge=1,
+        le=16,
+        description="Simultaneous calls per service (a strict Prefect global concurrency limit); "
+        "XMatch is held to 1 and SkyBoT to at most 2 (the service's own limit) whatever this says.",
     )
 
     @field_validator("xmatch_tables")
@@ -380,7 +396,9 @@ class SurveyConfig(_Section):
     dec_min: float = Field(-30.0, ge=-90, le=90, description="Southern limit of the sampled footprint.")
     workers: int = Field(2, ge=1, le=64, description="Tiles processed at once.")
     tiles_per_subflow: int = Field(
-        250, ge=1, le=100_000,
+        250,
+        ge=1,
+        le=100_000,
         description="Tiles run by one 'vasco-survey-batch' subflow. Prefect keeps every task state of a flow "
         "run in memory until it ends, so a survey runs its tiles a batch at a time and the survey process "
         "stays the same size however many tiles it has.",
@@ -391,7 +409,8 @@ class ReportConfig(_Section):
     """What ``vasco report`` (and the end of a survey) draws and writes; never changes a tile's science."""
 
     after_survey: bool = Field(
-        True, description="Build DIR/report/ (plots, MOC, gallery, index.html) when a survey run ends; "
+        True,
+        description="Build DIR/report/ (plots, MOC, gallery, index.html) when a survey run ends; "
         "`vasco report DIR` builds it at any time.",
     )
     tile_plots: Literal["candidates", "all", "none"] = Field(
@@ -401,7 +420,8 @@ class ReportConfig(_Section):
     )
     stamp_size_px: int = Field(64, ge=16, le=512, description="Side of each candidate's POSS-I stamp (px).")
     plot_sample_rows: int = Field(
-        200_000, ge=1_000,
+        200_000,
+        ge=1_000,
         description="Scatter plots of the survey draw at most this many detections (an even subsample); "
         "histograms use every detection.",
     )
@@ -411,27 +431,43 @@ class EpochsConfig(_Section):
     """``vasco epochs``: which plate date the asteroids on the plate confirm."""
 
     radius_arcsec: float = Field(
-        5.0, gt=0, le=60, description="A predicted minor planet is a hit when a detection lies within this "
-        "(arcsec, after the Gaia-tied fit) of its SkyBoT position at mid-exposure of the candidate date.")
+        5.0,
+        gt=0,
+        le=60,
+        description="A predicted minor planet is a hit when a detection lies within this "
+        "(arcsec, after the Gaia-tied fit) of its SkyBoT position at mid-exposure of the candidate date.",
+    )
     mag_max: float = Field(
-        21.0, description="Only minor planets SkyBoT predicts at V <= this count (POSS-I E reaches R ~ 20; "
-        "asteroids have V - R ~ 0.45).")
+        21.0,
+        description="Only minor planets SkyBoT predicts at V <= this count (POSS-I E reaches R ~ 20; "
+        "asteroids have V - R ~ 0.45).",
+    )
     errpos_max_arcsec: float = Field(
-        10.0, gt=0, description="Minor planets whose ephemeris uncertainty (SkyBoT ErrPos) exceeds this "
-        "are not counted.")
+        10.0,
+        gt=0,
+        description="Minor planets whose ephemeris uncertainty (SkyBoT ErrPos) exceeds this are not counted.",
+    )
     day_offsets: tuple[float, ...] = Field(
-        (-1.0, 1.0), description="Further candidate dates: the header date shifted by these many days "
+        (-1.0, 1.0),
+        description="Further candidate dates: the header date shifted by these many days "
         "(the common error is one day). Candidates within plates.conflict_hours of one another are one "
-        "candidate.")
+        "candidate.",
+    )
     min_hits: int = Field(3, ge=1, description="A date is chosen only with at least this many hits.")
     min_ratio: float = Field(
-        2.0, ge=1, description="...and at least this many times the hits of the best other candidate "
-        "(every candidate farther than plates.conflict_hours from it).")
+        2.0,
+        ge=1,
+        description="...and at least this many times the hits of the best other candidate "
+        "(every candidate farther than plates.conflict_hours from it).",
+    )
     exclude_counterparts: bool = Field(
-        True, description="Count only detections without a Gaia/PS1 counterpart (a minor planet has none): "
-        "fewer chance hits on stars.")
+        True,
+        description="Count only detections without a Gaia/PS1 counterpart (a minor planet has none): "
+        "fewer chance hits on stars.",
+    )
     edge_margin_px: float = Field(
-        10.0, ge=0, description="Predictions closer than this to a tile's edge are not counted.")
+        10.0, ge=0, description="Predictions closer than this to a tile's edge are not counted."
+    )
 
 
 class PlatesConfig(_Section):
@@ -446,8 +482,11 @@ class PlatesConfig(_Section):
         "(DIR/epochs.json), else as 'table'. Every tile records both dates, the one used and why.",
     )
     conflict_hours: float = Field(
-        1.0, gt=0, description="A tile whose header and table dates differ by more than this (hours) is "
-        "flagged (plate.date_conflict).")
+        1.0,
+        gt=0,
+        description="A tile whose header and table dates differ by more than this (hours) is "
+        "flagged (plate.date_conflict).",
+    )
     epochs: EpochsConfig = EpochsConfig()
 
 
@@ -472,7 +511,7 @@ class VascoConfig(_Section):
     plates: PlatesConfig = PlatesConfig()
 
     @model_validator(mode="after")
-    def _check_catalogs(self) -> "VascoConfig":
+    def _check_catalogs(self) -> VascoConfig:
         source = self.catalogs.resolved(self.sky)
         if source == "synthetic" and self.sky != "synthetic":
             raise ValueError("catalogs.source 'synthetic' needs sky 'synthetic'")
@@ -516,7 +555,7 @@ class VascoConfig(_Section):
         return write_text_atomic(Path(path), self.to_json() + "\n")
 
     @classmethod
-    def read(cls, path: Path) -> "VascoConfig":
+    def read(cls, path: Path) -> VascoConfig:
         """A configuration file: JSON (as every run writes it), TOML (``.toml``) or YAML (``.yaml``, ``.yml``).
 
         Only the parameters to change need be given; the others keep their defaults.
@@ -574,11 +613,15 @@ def config_reference(model: type[BaseModel] = VascoConfig, prefix: str = "") -> 
     """
     lines: list[str] = []
     if not prefix:
-        lines += ["# Configuration reference", "",
-                  "Every parameter of `vasco.config.VascoConfig`, with its default (the paper's where it gives "
-                  "one). A configuration file (JSON, TOML or YAML) holds only the values to change, under the "
-                  "section names below; `vasco config show --config FILE` prints the result. Generated by "
-                  "`vasco config reference` from the model itself.", ""]
+        lines += [
+            "# Configuration reference",
+            "",
+            "Every parameter of `vasco.config.VascoConfig`, with its default (the paper's where it gives "
+            "one). A configuration file (JSON, TOML or YAML) holds only the values to change, under the "
+            "section names below; `vasco config show --config FILE` prints the result. Generated by "
+            "`vasco config reference` from the model itself.",
+            "",
+        ]
     rows: list[str] = []
     sections: list[tuple[str, type[BaseModel]]] = []
     for dotted, field in iter_fields(model, prefix):
@@ -587,8 +630,7 @@ def config_reference(model: type[BaseModel] = VascoConfig, prefix: str = "") -> 
             sections.append((dotted, inner[0]))
             continue
         default = field.get_default(call_default_factory=True)
-        shown = json.dumps(default.model_dump(mode="json") if isinstance(default, BaseModel) else default,
-                           default=str)
+        shown = json.dumps(default.model_dump(mode="json") if isinstance(default, BaseModel) else default, default=str)
         rows.append(f"| `{dotted}` | {type_name(field.annotation)} | `{shown}` | {meaning(field)} |")
     if rows:
         if prefix:

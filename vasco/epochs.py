@@ -190,12 +190,12 @@ def predictions_in_tile(pred: pd.DataFrame, header: Any, margin_px: float) -> np
     x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     y = np.atleast_1d(np.asarray(y, dtype=np.float64))
     nx, ny = float(header["NAXIS1"]), float(header["NAXIS2"])
-    return ((x >= 0.5 + margin_px) & (x <= nx + 0.5 - margin_px)
-            & (y >= 0.5 + margin_px) & (y <= ny + 0.5 - margin_px))
+    return (x >= 0.5 + margin_px) & (x <= nx + 0.5 - margin_px) & (y >= 0.5 + margin_px) & (y <= ny + 0.5 - margin_px)
 
 
-def count_hits(pred_ra: np.ndarray, pred_dec: np.ndarray, det_ra: np.ndarray, det_dec: np.ndarray,
-               radius_arcsec: float) -> np.ndarray:
+def count_hits(
+    pred_ra: np.ndarray, pred_dec: np.ndarray, det_ra: np.ndarray, det_dec: np.ndarray, radius_arcsec: float
+) -> np.ndarray:
     """For each predicted position, is there a detection within ``radius_arcsec``? (true angular distance)"""
     from scipy.spatial import cKDTree
 
@@ -229,26 +229,47 @@ def decide(counts: Sequence[Mapping[str, Any]], cfg: EpochsConfig) -> dict[str, 
         ``why``.
     """
     if not counts:
-        return {"decided": False, "verdict": "undecided", "winner": None, "date_obs": None, "n_hits": 0,
-                "n_predicted": 0, "runner_up": None, "runner_up_hits": None, "why": "no candidate date"}
+        return {
+            "decided": False,
+            "verdict": "undecided",
+            "winner": None,
+            "date_obs": None,
+            "n_hits": 0,
+            "n_predicted": 0,
+            "runner_up": None,
+            "runner_up_hits": None,
+            "why": "no candidate date",
+        }
     order = sorted(range(len(counts)), key=lambda i: (-int(counts[i]["n_hits"]), i))
     best = counts[order[0]]
     rival = counts[order[1]] if len(order) > 1 else None
     hits, rival_hits = int(best["n_hits"]), (int(rival["n_hits"]) if rival is not None else 0)
-    out = {"winner": best["label"], "date_obs": best["date_obs"], "n_hits": hits,
-           "n_predicted": int(best["n_predicted"]), "runner_up": rival["label"] if rival is not None else None,
-           "runner_up_hits": rival_hits if rival is not None else None}
+    out = {
+        "winner": best["label"],
+        "date_obs": best["date_obs"],
+        "n_hits": hits,
+        "n_predicted": int(best["n_predicted"]),
+        "runner_up": rival["label"] if rival is not None else None,
+        "runner_up_hits": rival_hits if rival is not None else None,
+    }
     if hits < cfg.min_hits:
         why = f"best candidate {best['label']} has {hits} hits, fewer than min_hits={cfg.min_hits}"
     elif rival is not None and (hits <= rival_hits or hits < cfg.min_ratio * rival_hits):
-        why = (f"{best['label']} ({hits} hits) is not {cfg.min_ratio:g} times {rival['label']} "
-               f"({rival_hits} hits)")
+        why = f"{best['label']} ({hits} hits) is not {cfg.min_ratio:g} times {rival['label']} ({rival_hits} hits)"
     else:
         srcs = set(str(best["label"]).split("="))
-        verdict = ("header=table" if {"header", "table"} <= srcs else "table" if "table" in srcs
-                   else "header" if "header" in srcs else "other")
+        verdict = (
+            "header=table"
+            if {"header", "table"} <= srcs
+            else "table"
+            if "table" in srcs
+            else "header"
+            if "header" in srcs
+            else "other"
+        )
         why = f"{best['label']}: {hits} of {int(best['n_predicted'])} predicted minor planets on detections" + (
-            f", {rival['label']}: {rival_hits}" if rival is not None else "")
+            f", {rival['label']}: {rival_hits}" if rival is not None else ""
+        )
         return {**out, "decided": True, "verdict": verdict, "why": why}
     return {**out, "decided": False, "verdict": "undecided", "why": why}
 
@@ -283,8 +304,9 @@ def service_skybot(cfg: VascoConfig) -> SkybotFn:
     from vasco.sources.skybot import query_skybot
 
     def ask(tile: TileInfo, jd: float) -> pd.DataFrame:
-        return query_skybot(tile.ra, tile.dec, tile.radius_deg, jd, cfg.vetoes.asteroids.observer,
-                            config=cfg.sources.skybot)
+        return query_skybot(
+            tile.ra, tile.dec, tile.radius_deg, jd, cfg.vetoes.asteroids.observer, config=cfg.sources.skybot
+        )
 
     return ask
 
@@ -293,8 +315,8 @@ def service_skybot(cfg: VascoConfig) -> SkybotFn:
 
 
 def _tile_infos(root: Path) -> list[TileInfo]:
-    from vasco.steps.header import read_header
     from vasco.plates.header import check_poss1e, plate_dates
+    from vasco.steps.header import read_header
 
     out = []
     for path in sorted((root / "tiles").glob("*/tile.json")):
@@ -312,13 +334,20 @@ def _tile_infos(root: Path) -> list[TileInfo]:
             continue
         dates = plate_dates(header, chk.region)
         size = float(rec.size_arcmin or 30.0)
-        out.append(TileInfo(
-            tile_id=str(rec.tile_id or folder.name), folder=folder,
-            ra=rec.centre.ra, dec=rec.centre.dec,
-            radius_deg=size / 2.0 * math.sqrt(2.0) / 60.0 + 1.0 / 60.0,
-            region=chk.region, label=chk.label, date_obs_header=dates.date_obs_header,
-            date_obs_table=dates.date_obs_table, exposure_min=float(dates.exposure_min or 0.0),
-        ))
+        out.append(
+            TileInfo(
+                tile_id=str(rec.tile_id or folder.name),
+                folder=folder,
+                ra=rec.centre.ra,
+                dec=rec.centre.dec,
+                radius_deg=size / 2.0 * math.sqrt(2.0) / 60.0 + 1.0 / 60.0,
+                region=chk.region,
+                label=chk.label,
+                date_obs_header=dates.date_obs_header,
+                date_obs_table=dates.date_obs_table,
+                exposure_min=float(dates.exposure_min or 0.0),
+            )
+        )
     return out
 
 
@@ -337,8 +366,13 @@ def _most_common(values: Sequence[str | None]) -> str | None:
     return max(sorted(set(known)), key=known.count)
 
 
-def survey_epochs(root: Path, cfg: VascoConfig, skybot: SkybotFn, skybot_name: str = "service",
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def survey_epochs(
+    root: Path,
+    cfg: VascoConfig,
+    skybot: SkybotFn,
+    skybot_name: str = "service",
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Judge every plate's date of a finished survey by its asteroids (see the module docstring).
 
     Parameters
@@ -367,8 +401,8 @@ def survey_epochs(root: Path, cfg: VascoConfig, skybot: SkybotFn, skybot_name: s
     ValueError
         When the folder has no processed tile.
     """
-    from vasco.steps.header import read_header
     from vasco.sources.http import SourceError
+    from vasco.steps.header import read_header
 
     ec = cfg.plates.epochs
     tiles = _tile_infos(Path(root))
@@ -385,12 +419,19 @@ def survey_epochs(root: Path, cfg: VascoConfig, skybot: SkybotFn, skybot_name: s
         exposure = max(t.exposure_min for t in group)
         cands = candidate_dates(header_date, table_date, exposure, ec.day_offsets, cfg.plates.conflict_hours)
         entry: dict[str, Any] = {
-            "region": region, "label": group[0].label, "tiles": [t.tile_id for t in group],
-            "date_obs_header": header_date, "date_obs_table": table_date,
+            "region": region,
+            "label": group[0].label,
+            "tiles": [t.tile_id for t in group],
+            "date_obs_header": header_date,
+            "date_obs_table": table_date,
             "header_dates_seen": sorted({t.date_obs_header for t in group if t.date_obs_header}),
-            "date_conflict_hours": (round(abs(iso_to_jd(header_date) - iso_to_jd(table_date)) * 24.0, 4)
-                                    if header_date and table_date else None),
-            "exposure_min": exposure, "candidates": [],
+            "date_conflict_hours": (
+                round(abs(iso_to_jd(header_date) - iso_to_jd(table_date)) * 24.0, 4)
+                if header_date and table_date
+                else None
+            ),
+            "exposure_min": exposure,
+            "candidates": [],
         }
         try:
             dets = {t.tile_id: _detections(t, ec.exclude_counterparts) for t in group}
@@ -408,32 +449,56 @@ def survey_epochs(root: Path, cfg: VascoConfig, skybot: SkybotFn, skybot_name: s
                         keep = (mv <= ec.mag_max) & ~(err > ec.errpos_max_arcsec)
                         keep &= predictions_in_tile(pred, headers[t.tile_id], ec.edge_margin_px)
                     sel = pred.loc[keep]
-                    hit = count_hits(sel["ra"].to_numpy(np.float64) if len(sel) else np.zeros(0),
-                                     sel["dec"].to_numpy(np.float64) if len(sel) else np.zeros(0),
-                                     *dets[t.tile_id], ec.radius_arcsec)
+                    hit = count_hits(
+                        sel["ra"].to_numpy(np.float64) if len(sel) else np.zeros(0),
+                        sel["dec"].to_numpy(np.float64) if len(sel) else np.zeros(0),
+                        *dets[t.tile_id],
+                        ec.radius_arcsec,
+                    )
                     per_tile[t.tile_id] = {"n_predicted": int(len(sel)), "n_hits": int(hit.sum())}
                     n_pred += int(len(sel))
                     n_hits += int(hit.sum())
                     if len(sel):
                         hit_names += [str(n) for n in sel["Name"].to_numpy()[hit]]
-                entry["candidates"].append({
-                    "label": c.label, "date_obs": c.date_obs, "jd_mid": round(c.jd_mid, 6),
-                    "n_predicted": n_pred, "n_hits": n_hits, "tiles": per_tile, "hit_names": sorted(hit_names),
-                })
+                entry["candidates"].append(
+                    {
+                        "label": c.label,
+                        "date_obs": c.date_obs,
+                        "jd_mid": round(c.jd_mid, 6),
+                        "n_predicted": n_pred,
+                        "n_hits": n_hits,
+                        "tiles": per_tile,
+                        "hit_names": sorted(hit_names),
+                    }
+                )
             entry.update(decide(entry["candidates"], ec))
         except (SourceError, ValueError, OSError) as exc:
-            entry.update({"decided": False, "verdict": "undecided", "winner": None, "date_obs": None,
-                          "n_hits": None, "error": f"{type(exc).__name__}: {exc}"[:500],
-                          "why": "SkyBoT or tile data could not be read"})
+            entry.update(
+                {
+                    "decided": False,
+                    "verdict": "undecided",
+                    "winner": None,
+                    "date_obs": None,
+                    "n_hits": None,
+                    "error": f"{type(exc).__name__}: {exc}"[:500],
+                    "why": "SkyBoT or tile data could not be read",
+                }
+            )
         plates[region] = entry
         if log is not None:
             counts = ", ".join(f"{c['label']} {c['n_hits']}/{c['n_predicted']}" for c in entry["candidates"])
             log(f"{region}: {entry['verdict']} ({counts})")
     return {
-        "format": _FORMAT, "version": 1, "skybot": skybot_name,
-        "parameters": {**ec.model_dump(mode="json"), "conflict_hours": cfg.plates.conflict_hours,
-                       "observer": cfg.vetoes.asteroids.observer},
-        "n_tiles": len(tiles), "plates": plates,
+        "format": _FORMAT,
+        "version": 1,
+        "skybot": skybot_name,
+        "parameters": {
+            **ec.model_dump(mode="json"),
+            "conflict_hours": cfg.plates.conflict_hours,
+            "observer": cfg.vetoes.asteroids.observer,
+        },
+        "n_tiles": len(tiles),
+        "plates": plates,
     }
 
 
@@ -446,19 +511,48 @@ def epochs_table(result: Mapping[str, Any]) -> pd.DataFrame:
             for src in str(c["label"]).split("="):
                 by_src[src] = c
         h, t = by_src.get("header"), by_src.get("table")
-        rows.append({
-            "region": region, "label": p.get("label"), "n_tiles": len(p.get("tiles", [])),
-            "date_obs_header": p.get("date_obs_header"), "date_obs_table": p.get("date_obs_table"),
-            "date_conflict_hours": p.get("date_conflict_hours"), "exposure_min": p.get("exposure_min"),
-            "hits_header": h["n_hits"] if h else None, "predicted_header": h["n_predicted"] if h else None,
-            "hits_table": t["n_hits"] if t else None, "predicted_table": t["n_predicted"] if t else None,
-            "candidates": "; ".join(f"{c['label']} {c['n_hits']}/{c['n_predicted']}" for c in p.get("candidates", [])),
-            "verdict": p.get("verdict"), "winner": p.get("winner"), "date_obs": p.get("date_obs"),
-            "decided": bool(p.get("decided")), "why": p.get("why"),
-        })
-    cols = ["region", "label", "n_tiles", "date_obs_header", "date_obs_table", "date_conflict_hours",
-            "exposure_min", "hits_header", "predicted_header", "hits_table", "predicted_table", "candidates",
-            "verdict", "winner", "date_obs", "decided", "why"]
+        rows.append(
+            {
+                "region": region,
+                "label": p.get("label"),
+                "n_tiles": len(p.get("tiles", [])),
+                "date_obs_header": p.get("date_obs_header"),
+                "date_obs_table": p.get("date_obs_table"),
+                "date_conflict_hours": p.get("date_conflict_hours"),
+                "exposure_min": p.get("exposure_min"),
+                "hits_header": h["n_hits"] if h else None,
+                "predicted_header": h["n_predicted"] if h else None,
+                "hits_table": t["n_hits"] if t else None,
+                "predicted_table": t["n_predicted"] if t else None,
+                "candidates": "; ".join(
+                    f"{c['label']} {c['n_hits']}/{c['n_predicted']}" for c in p.get("candidates", [])
+                ),
+                "verdict": p.get("verdict"),
+                "winner": p.get("winner"),
+                "date_obs": p.get("date_obs"),
+                "decided": bool(p.get("decided")),
+                "why": p.get("why"),
+            }
+        )
+    cols = [
+        "region",
+        "label",
+        "n_tiles",
+        "date_obs_header",
+        "date_obs_table",
+        "date_conflict_hours",
+        "exposure_min",
+        "hits_header",
+        "predicted_header",
+        "hits_table",
+        "predicted_table",
+        "candidates",
+        "verdict",
+        "winner",
+        "date_obs",
+        "decided",
+        "why",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -509,9 +603,16 @@ def read_verdicts(store: Any) -> dict[str, dict[str, Any]] | None:
         where = store.uri(EPOCHS_JSON) if hasattr(store, "uri") else EPOCHS_JSON
     if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("plates"), dict):
         raise ValueError(f"{where}: not an epochs file of `vasco epochs` (format {_FORMAT!r})")
-    return {str(region): {"decided": bool(p.get("decided")), "date_obs": p.get("date_obs"),
-                          "winner": p.get("winner"), "n_hits": p.get("n_hits")}
-            for region, p in sorted(data["plates"].items()) if isinstance(p, dict)}
+    return {
+        str(region): {
+            "decided": bool(p.get("decided")),
+            "date_obs": p.get("date_obs"),
+            "winner": p.get("winner"),
+            "n_hits": p.get("n_hits"),
+        }
+        for region, p in sorted(data["plates"].items())
+        if isinstance(p, dict)
+    }
 
 
 def verdict_date(verdict: Mapping[str, Any] | None, plate: Mapping[str, Any]) -> str | None:

@@ -115,19 +115,26 @@ class PlateInfo(_Block):
     epoch: float | None = Field(None, description="Decimal Julian year of `date_obs` (exposure start).")
     date_obs: str | None = Field(None, description="The date used: exposure start, ISO (chosen by `date_rule`).")
     date_obs_header: str | None = Field(
-        None, description="The cutout header's DATE-OBS + UT, ISO (null when the header has none).")
+        None, description="The cutout header's DATE-OBS + UT, ISO (null when the header has none)."
+    )
     date_obs_table: str | None = Field(
-        None, description="The shipped plate table's date, ISO (null when the plate is not in the table).")
+        None, description="The shipped plate table's date, ISO (null when the plate is not in the table)."
+    )
     date_rule: str | None = Field(
-        None, description="Which date was used and why (`plates.date_source`), e.g. `table (plates.date_source=table)`.")
+        None, description="Which date was used and why (`plates.date_source`), e.g. `table (plates.date_source=table)`."
+    )
     date_conflict_hours: float | None = Field(
-        None, description="|header - table| (hours); null unless both dates are known.")
+        None, description="|header - table| (hours); null unless both dates are known."
+    )
     date_conflict: bool | None = Field(
-        None, description="True when `date_conflict_hours` exceeds `plates.conflict_hours`.")
+        None, description="True when `date_conflict_hours` exceeds `plates.conflict_hours`."
+    )
     exposure_min: float | None = Field(
-        None, description="Exposure length (minutes): the header's EXPOSURE, else the plate table's.")
+        None, description="Exposure length (minutes): the header's EXPOSURE, else the plate table's."
+    )
     epoch_mid: float | None = Field(
-        None, description="Decimal Julian year of mid-exposure: what proper motions and SkyBoT use.")
+        None, description="Decimal Julian year of mid-exposure: what proper motions and SkyBoT use."
+    )
 
     @classmethod
     def empty(cls) -> PlateInfo:
@@ -154,7 +161,9 @@ class CatalogsInfo(_Block):
     """The reference catalogues of the counterpart test."""
 
     used: list[str] = Field(description="Catalogues matched against (e.g. `gaia`, `ps1`).")
-    skipped: dict[str, str] = Field(description="Catalogue -> why it does not apply to this tile (e.g. PS1 south of its limit).")
+    skipped: dict[str, str] = Field(
+        description="Catalogue -> why it does not apply to this tile (e.g. PS1 south of its limit)."
+    )
 
 
 class PsfFitInfo(_Block):
@@ -173,46 +182,63 @@ class AstrometryInfo(_Block):
 
     solution: str | None = Field(None, description="The header solution used: `plate` (plate polynomial) or `tan`.")
     choice: str | None = Field(
-        None, description="Why that solution: `raw_residuals`, `only_solution`, `configured` or `no_reference`.")
+        None, description="Why that solution: `raw_residuals`, `only_solution`, `configured` or `no_reference`."
+    )
     fitted: bool | None = Field(None, description="True when a correction was fitted (degree >= 0).")
-    status: str | None = Field(None, description="Fit status: `fit`, `fallback_shift`, `fallback_none` or `not_fitted`.")
+    status: str | None = Field(
+        None, description="Fit status: `fit`, `fallback_shift`, `fallback_none` or `not_fitted`."
+    )
     degree: int | None = Field(None, description="Degree of the fitted correction polynomial (null without a fit).")
     n_fit_stars: int | None = Field(None, description="Detections eligible as fit stars.")
     n_ref: int | None = Field(None, description="Fit stars paired with a reference star.")
     n_used: int | None = Field(None, description="Pairs kept by the fit after rejection.")
     median_residual_arcsec: float | None = Field(
-        None, description="Median residual of the paired fit stars after the fit (arcsec).")
+        None, description="Median residual of the paired fit stars after the fit (arcsec)."
+    )
     p90_residual_arcsec: float | None = Field(
-        None, description="90th percentile residual of the paired fit stars after the fit (arcsec).")
+        None, description="90th percentile residual of the paired fit stars after the fit (arcsec)."
+    )
     raw_median_residual_arcsec: float | None = Field(
-        None, description="Median residual of the paired fit stars before the fit (arcsec).")
-    raw_p90_residual_arcsec: float | None = Field(
-        None, description="90th percentile residual before the fit (arcsec).")
+        None, description="Median residual of the paired fit stars before the fit (arcsec)."
+    )
+    raw_p90_residual_arcsec: float | None = Field(None, description="90th percentile residual before the fit (arcsec).")
     fit_median_residual_arcsec: float | None = Field(
-        None, description="Median residual of the stars the fit kept (arcsec).")
+        None, description="Median residual of the stars the fit kept (arcsec)."
+    )
     raw_median_by_solution: dict[str, float | None] | None = Field(
-        None, description="Header solution -> median raw residual with it (arcsec).")
+        None, description="Header solution -> median raw residual with it (arcsec)."
+    )
     pixel_scale_arcsec: float | None = Field(None, description="Pixel scale at the tile centre (arcsec/px).")
     fit_scatter_arcsec: float | None = Field(
-        None, description="The fit part of every detection's position uncertainty (arcsec, 1-sigma radial).")
+        None, description="The fit part of every detection's position uncertainty (arcsec, 1-sigma radial)."
+    )
     reference: str | None = Field(None, description="The reference catalogue fitted to (null without one).")
     plate_epoch: float | None = Field(
-        None, description="Epoch the reference positions were moved to (decimal Julian year, mid-exposure).")
+        None, description="Epoch the reference positions were moved to (decimal Julian year, mid-exposure)."
+    )
     solutions_in_header: list[str] | None = Field(None, description="The header's astrometric solutions.")
     two_solution_offset_arcsec: float | None = Field(
-        None, description="Plate polynomial vs TAN at the cutout centre (arcsec); null when the header has one solution.")
+        None,
+        description="Plate polynomial vs TAN at the cutout centre (arcsec); null when the header has one solution.",
+    )
     trusted: bool | None = Field(
-        None, description="Can these positions support a 5\" \"no counterpart\" claim (decided after the match).")
+        None, description='Can these positions support a 5" "no counterpart" claim (decided after the match).'
+    )
     trust_reasons: list[str] | None = Field(
-        None, description="Reason tokens when not trusted: `fit_fallback_shift`, `fit_fallback_none`, "
-                          "`fit_not_fitted`, `median_residual`, `match_fraction`.")
+        None,
+        description="Reason tokens when not trusted: `fit_fallback_shift`, `fit_fallback_none`, "
+        "`fit_not_fitted`, `median_residual`, `match_fraction`.",
+    )
     trust_reason: str | None = Field(None, description="The reasons in words (null when trusted).")
     match_catalog: str | None = Field(None, description="Catalogue of the match-fraction test.")
     match_stars: int | None = Field(None, description="Bright point-like detections the match fraction is measured on.")
     match_with_counterpart: int | None = Field(None, description="Of those, the ones with a counterpart.")
-    match_fraction: float | None = Field(None, description="`match_with_counterpart / match_stars` (null without stars).")
+    match_fraction: float | None = Field(
+        None, description="`match_with_counterpart / match_stars` (null without stars)."
+    )
     plot: str | None = Field(
-        None, description="The residual plot, relative to the tile folder (`qc/astrometry.png`; null if not written).")
+        None, description="The residual plot, relative to the tile folder (`qc/astrometry.png`; null if not written)."
+    )
 
 
 class TileCounts(_Block):
@@ -235,7 +261,9 @@ class TileInjection(_Block):
     candidates: int = Field(description="The tile's candidates.")
     true_candidates: int = Field(description="Candidates that are injected transients.")
     false_by_class: dict[str, int] = Field(description="False candidates by the class of what they are.")
-    lost_by_stage: dict[str, int] = Field(description="Detected transients lost, by the funnel stage that removed them.")
+    lost_by_stage: dict[str, int] = Field(
+        description="Detected transients lost, by the funnel stage that removed them."
+    )
 
 
 class Query(_Block):
@@ -251,7 +279,10 @@ class Query(_Block):
 
 
 class TileProvenance(_Block):
-    """What the tile asked of the outside world, and with which tools (:func:`vasco.sources.provenance.tile_provenance`)."""
+    """What the tile asked of the outside world, and with which tools.
+
+    Built by :func:`vasco.sources.provenance.tile_provenance`.
+    """
 
     queries: list[Query] = Field(description="Every query of the steps the tile used.")
     services: list[str] = Field(description="The services asked (sorted).")
@@ -269,16 +300,22 @@ class TileRecord(_Versioned):
     """A tile's record, ``tiles/<tile_id>/tile.json`` (written last: it says the tile is finished)."""
 
     tile_id: str | None = Field(
-        description="Built from the centre, e.g. `t132.8250+11.8000` (null when a FITS file could not be read).")
+        description="Built from the centre, e.g. `t132.8250+11.8000` (null when a FITS file could not be read)."
+    )
     centre: Centre | None = Field(description="The tile centre (null when a FITS file could not be read).")
     plate: PlateInfo = Field(description="The plate and its dates.")
     status: TileStatus = Field(
-        description="`ok`, `rejected` (not a POSS-I E plate, or a `REJECT_*` reason) or `failed`.")
-    reason: str | None = Field(description="Reason token when not ok (e.g. `REJECT_NON_POSS`, `FAIL_PASS2`); null when ok.")
+        description="`ok`, `rejected` (not a POSS-I E plate, or a `REJECT_*` reason) or `failed`."
+    )
+    reason: str | None = Field(
+        description="Reason token when not ok (e.g. `REJECT_NON_POSS`, `FAIL_PASS2`); null when ok."
+    )
     funnel: dict[str, int] = Field(description="Ordered funnel: step -> sources left after it.")
     config_hash: str = Field(description="Hash of the science configuration the tile was run with.")
     schema_version: int = Field(SCHEMA_VERSION, description="Version of these keys (0: written before versions).")
-    error: str | None = Field(None, description="The exception that failed the tile (first 500 characters); absent when none.")
+    error: str | None = Field(
+        None, description="The exception that failed the tile (first 500 characters); absent when none."
+    )
     vasco_version: str | None = Field(None, description="VASCO version that ran the tile.")
     size_arcmin: float | None = Field(None, description="Tile width and height (arcmin).")
     sky: str | None = Field(None, description="Where the image came from: `synthetic`, `dss` or `file`.")
@@ -300,7 +337,6 @@ class TileRecord(_Versioned):
         if self.status != "ok" and not self.reason:
             raise ValueError(f"status {self.status} needs a reason token")
         return self
-
 
 
 # --------------------------------------------------------------------------- summary.json
@@ -327,7 +363,10 @@ class PaperRow(_Block):
 
 
 class TrustSummary(_Block):
-    """Processed tiles whose astrometry cannot support a 5\" claim (:func:`vasco.publish.merge.astrometry_trust_summary`)."""
+    """Processed tiles whose astrometry cannot support a 5\" claim.
+
+    Built by :func:`vasco.publish.merge.astrometry_trust_summary`.
+    """
 
     tiles_trusted: int = Field(description="Processed tiles whose astrometry is trusted.")
     tiles_untrusted: int = Field(description="Processed tiles whose astrometry is not trusted.")
@@ -376,7 +415,8 @@ class InjectionSummary(_Block):
     lost_by_stage: dict[str, int] = Field(description="Detected transients lost, by funnel stage.")
     completeness: float | None = Field(description="`recovered / recoverable`.")
     completeness_searchable: float | None = Field(
-        description="Completeness outside the bright-star zones the paper's rule removes by design.")
+        description="Completeness outside the bright-star zones the paper's rule removes by design."
+    )
     completeness_model: float | None = Field(description="`model_recovered / model_recoverable`.")
     purity: float | None = Field(description="`true_candidates / candidates`.")
 
@@ -397,11 +437,17 @@ class AstrometrySummary(_Block):
     tiles: int = Field(description="Processed tiles.")
     solutions: dict[str, int] | None = Field(None, description="Header solution -> tiles that used it.")
     status: dict[str, int] | None = Field(None, description="Fit status -> tiles.")
-    median_of_tile_medians_arcsec: float | None = Field(None, description="Median over tiles of the per-tile median residual (arcsec).")
+    median_of_tile_medians_arcsec: float | None = Field(
+        None, description="Median over tiles of the per-tile median residual (arcsec)."
+    )
     p90_of_tile_medians_arcsec: float | None = Field(None, description="90th percentile of the same (arcsec).")
     worst_tile_median_arcsec: float | None = Field(None, description="The largest per-tile median residual (arcsec).")
-    raw_median_of_tile_medians_arcsec: float | None = Field(None, description="Median over tiles of the residual before the fit (arcsec).")
-    two_solution_offset_median_arcsec: float | None = Field(None, description="Median over tiles of the two-solution offset (arcsec).")
+    raw_median_of_tile_medians_arcsec: float | None = Field(
+        None, description="Median over tiles of the residual before the fit (arcsec)."
+    )
+    two_solution_offset_median_arcsec: float | None = Field(
+        None, description="Median over tiles of the two-solution offset (arcsec)."
+    )
     untrusted_tiles: int | None = Field(None, description="Tiles whose astrometry is not trusted.")
 
 
@@ -413,7 +459,8 @@ class SurveySummary(_Versioned):
     detections: int = Field(description="Rows of the merged `detections.parquet` (every measurement).")
     candidates: int = Field(description="Unique candidate sources (`candidates.parquet`).")
     funnel: dict[str, int] = Field(
-        description="The processed tiles' funnels summed step by step, then `unique` (after deduplication).")
+        description="The processed tiles' funnels summed step by step, then `unique` (after deduplication)."
+    )
     funnel_vs_paper: list[PaperRow] = Field(description="The paper's stages beside ours.")
     failures: dict[str, int] = Field(description="Reason token -> rejected and failed tiles.")
     failed_tiles: dict[str, list[str]] = Field(description="Reason token -> the rejected and failed tile ids.")
@@ -423,7 +470,6 @@ class SurveySummary(_Versioned):
     injection: InjectionSummary | None = Field(None, description="Injection scores (synthetic sky only).")
     duplicates: DuplicatesSummary | None = Field(None, description="Sources measured in more than one tile.")
     astrometry: AstrometrySummary | None = Field(None, description="Astrometric quality over the tiles.")
-
 
 
 # --------------------------------------------------------------------------- reading and writing
@@ -556,7 +602,7 @@ def fill_readme(text: str) -> str:
         found = pattern.search(text)
         if found is None:
             raise ValueError(f"no generated {name} table (<!-- BEGIN {name} ... --> ... <!-- END {name} -->)")
-        text = text[:found.start(1)] + outputs_reference(model) + text[found.end(1):]
+        text = text[: found.start(1)] + outputs_reference(model) + text[found.end(1) :]
     return text
 
 

@@ -151,7 +151,6 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-
 def _accepted_options(fs_cls: type) -> set[str]:
     """Named keyword arguments of a filesystem class's constructors (and of fsspec's listing cache)."""
     names = {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"}
@@ -680,7 +679,6 @@ class Storage:
             if missing_ok:
                 return False
             raise FileNotFoundError(full)
-
 
     # --------------------------------------------------------------- trees
 

@@ -38,8 +38,11 @@ class SurveyStatus:
         """The status as text lines, failed tiles by reason."""
         done = sum(self.by_status.values())
         out = [f"tiles: {self.planned} planned, {done} with a result, {len(self.not_run)} not run yet"]
-        out.append("  " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items())) if self.by_status else
-                   "  no tile has a result yet")
+        out.append(
+            "  " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items()))
+            if self.by_status
+            else "  no tile has a result yet"
+        )
         for reason, tiles in sorted(self.failed.items()):
             shown = ", ".join(tiles[:8]) + (f" ... (+{len(tiles) - 8})" if len(tiles) > 8 else "")
             out.append(f"  {reason}: {len(tiles)}  {shown}")
@@ -100,8 +103,14 @@ def survey_status(folder: Path) -> SurveyStatus:
     candidates = None
     if (folder / "summary.json").is_file():
         candidates = read_summary(folder / "summary.json").candidates
-    return SurveyStatus(planned=len(planned), by_status=dict(status), not_run=[t for t in planned if t not in records],
-                        failed=failed, candidates=candidates, untrusted=untrusted)
+    return SurveyStatus(
+        planned=len(planned),
+        by_status=dict(status),
+        not_run=[t for t in planned if t not in records],
+        failed=failed,
+        candidates=candidates,
+        untrusted=untrusted,
+    )
 
 
 def _size(path: Path) -> int:

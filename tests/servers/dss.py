@@ -91,7 +91,6 @@ class DssStandIn(StandInServer):
             self.send(h, 200, gzip.compress(body), "application/x-gzip")
         elif kind == "bad_gzip":
             # Says gzip, is not: the gzip magic followed by garbage.
-            self.send(h, 200, b"\x1f\x8b\x08\x00" + bytes(range(256)) * 8, "image/x-fits",
-                      {"Content-Encoding": "gzip"})
+            self.send(h, 200, b"\x1f\x8b\x08\x00" + bytes(range(256)) * 8, "image/x-fits", {"Content-Encoding": "gzip"})
         else:
             raise ValueError(f"unknown DSS stand-in action {action!r}")

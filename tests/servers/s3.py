@@ -102,8 +102,17 @@ def aws_loopback_env(mp: Any, secret: str = "testing-secret") -> None:
     ``mp`` is a ``pytest.MonkeyPatch``; set ``AWS_ENDPOINT_URL`` to the
     stand-in's ``url`` once it runs.
     """
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                 "AWS_ENDPOINT_URL_S3", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ENDPOINT_URL_S3",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ):
         mp.delenv(name, raising=False)
     mp.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
     mp.setenv("AWS_SECRET_ACCESS_KEY", secret)

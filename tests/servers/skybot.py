@@ -78,17 +78,25 @@ _FIELDS = [
     ('ID="de" name="DEC" ucd="pos.eq.dec;meta.main" datatype="char" arraysize="13" unit="d:m:s"', "object"),
     ('ID="class" name="Class" ucd="meta.code.class;src.class" datatype="char" arraysize="24"', "object"),
     ('ID="magV" name="Mv" ucd="phot.mag;em.opt.V" datatype="float" width="13" precision="2"', "object"),
-    ('ID="errpos" name="ErrPos" ucd="stat.error.sys" datatype="float" width="10" precision="3" '
-     'unit="arcsec"', "object"),
+    (
+        'ID="errpos" name="ErrPos" ucd="stat.error.sys" datatype="float" width="10" precision="3" unit="arcsec"',
+        "object",
+    ),
     ('ID="angdist" name="d" ucd="pos.ang" datatype="float" width="8" precision="3" unit="arcsec"', "object"),
     ('ID="dracosdec" name="dRAcosDec" ucd="pos.pm;pos.eq.ra" datatype="double" width="12" unit="arcsec/h"', "basic"),
     ('ID="ddec" name="dDEC" ucd="pos.pm;pos.eq.dec" datatype="double" width="12" unit="arcsec/h"', "basic"),
     ('ID="dgeo" name="Dgeo" ucd="phys.distance" datatype="double" width="15" unit="AU"', "basic"),
     ('ID="dhelio" name="Dhelio" ucd="phys.distance" datatype="double" width="15" unit="AU"', "basic"),
-    ('ID="_raj2000" name="_RAJ2000" ucd="pos.eq.ra" datatype="double" precision="9" width="13" unit="deg" '
-     'type="hidden"', "hidden"),
-    ('ID="_decj2000" name="_DECJ2000" ucd="pos.eq.dec" datatype="double" precision="9" width="13" unit="deg" '
-     'type="hidden"', "hidden"),
+    (
+        'ID="_raj2000" name="_RAJ2000" ucd="pos.eq.ra" datatype="double" precision="9" width="13" unit="deg" '
+        'type="hidden"',
+        "hidden",
+    ),
+    (
+        'ID="_decj2000" name="_DECJ2000" ucd="pos.eq.dec" datatype="double" precision="9" width="13" unit="deg" '
+        'type="hidden"',
+        "hidden",
+    ),
 ]
 
 
@@ -254,8 +262,16 @@ class SkybotStandIn(StandInServer):
         parts.append("<vot:DATA><vot:TABLEDATA>\n")
         for row in found.itertuples(index=False):
             num = "-" if row.Num is None or pd.isna(row.Num) else str(int(row.Num))
-            cells = [num, escape(str(row.Name)), hms(row.ra), dms(row.dec), escape(str(row.Class)),
-                     f"{row.Mv:.2f}", f"{row.ErrPos:.3f}", f"{row.d:.3f}"]
+            cells = [
+                num,
+                escape(str(row.Name)),
+                hms(row.ra),
+                dms(row.dec),
+                escape(str(row.Class)),
+                f"{row.Mv:.2f}",
+                f"{row.ErrPos:.3f}",
+                f"{row.d:.3f}",
+            ]
             if "basic" in groups:
                 cells += [f"{row.dRAcosDec:.4f}", f"{row.dDEC:.3f}", "2.500000000", "3.100000000"]
             if "hidden" in groups:
@@ -274,8 +290,16 @@ class SkybotStandIn(StandInServer):
         lines = ["# Flag: 1", f"# Ticket: {self.ticket()}", header]
         for row in found.itertuples(index=False):
             num = "-" if row.Num is None or pd.isna(row.Num) else str(int(row.Num))
-            cells = [num, str(row.Name), hms(row.ra), dms(row.dec), str(row.Class),
-                     f"{row.Mv:.1f}", f"{row.ErrPos:.3f}", f"{row.d:.3f}"]
+            cells = [
+                num,
+                str(row.Name),
+                hms(row.ra),
+                dms(row.dec),
+                str(row.Class),
+                f"{row.Mv:.1f}",
+                f"{row.ErrPos:.3f}",
+                f"{row.d:.3f}",
+            ]
             if basic:
                 cells += [f"{row.dRAcosDec:.4f}", f"{row.dDEC:.3f}", "2.5", "3.1"]
             lines.append(" | ".join(cells))

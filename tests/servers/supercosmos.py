@@ -87,9 +87,7 @@ def sql_error(message: str) -> bytes:
 class SupercosmosStandIn(StandInServer):
     """``table``: the SSA ``Source`` rows (``objID``, ``ra``, ``dec`` and any other columns)."""
 
-    def __init__(
-        self, table: pd.DataFrame, file_cap: int | None = None, zero_rows: str = "file", counts: bool = True
-    ):
+    def __init__(self, table: pd.DataFrame, file_cap: int | None = None, zero_rows: str = "file", counts: bool = True):
         super().__init__()
         if zero_rows not in ("file", "message", "vague"):
             raise ValueError(f"zero_rows={zero_rows!r}: 'file', 'message' or 'vague'")
@@ -121,8 +119,14 @@ class SupercosmosStandIn(StandInServer):
             fields = {k: v[-1] for k, v in urllib.parse.parse_qs(seen.body.decode(), keep_blank_values=True).items()}
             seen.extra["fields"] = fields
             self.stated = int(action[1]) if action is not None and action[0] == "miscount" else None
-            deliver(self, h, None if action is not None and action[0] == "miscount" else action, 200,
-                    self.run(fields), "text/html")
+            deliver(
+                self,
+                h,
+                None if action is not None and action[0] == "miscount" else action,
+                200,
+                self.run(fields),
+                "text/html",
+            )
             return
         if seen.method == "GET" and seen.path.startswith(TMP) and seen.path[len(TMP) :] in self.files:
             deliver(self, h, action, 200, self.files[seen.path[len(TMP) :]], "text/csv")

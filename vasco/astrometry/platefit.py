@@ -32,8 +32,9 @@ def tangent_plane(ra: ArrayLike, dec: ArrayLike, ra0: float, dec0: float) -> tup
 
 def from_tangent_plane(xi: ArrayLike, eta: ArrayLike, ra0: float, dec0: float) -> tuple[NDArray, NDArray]:
     """Inverse of :func:`tangent_plane` (RA in [0, 360))."""
-    return tangent_to_sky(np.asarray(xi, dtype=np.float64) / 3600.0, np.asarray(eta, dtype=np.float64) / 3600.0,
-                          ra0, dec0)
+    return tangent_to_sky(
+        np.asarray(xi, dtype=np.float64) / 3600.0, np.asarray(eta, dtype=np.float64) / 3600.0, ra0, dec0
+    )
 
 
 def _design(xi: NDArray, eta: NDArray, degree: int, scale: float) -> NDArray:
@@ -80,7 +81,13 @@ class PlateFit:
 
 
 def _robust_fit(
-    xi: NDArray, eta: NDArray, rxi: NDArray, reta: NDArray, degree: int, scale: float, clip_arcsec: float,
+    xi: NDArray,
+    eta: NDArray,
+    rxi: NDArray,
+    reta: NDArray,
+    degree: int,
+    scale: float,
+    clip_arcsec: float,
     iterations: int = 5,
 ) -> tuple[NDArray, NDArray, NDArray]:
     """Least squares of the offsets with iterated rejection; returns coefficients and the kept mask."""
@@ -151,8 +158,9 @@ def fit_plate(
     if ref_usable is not None:
         ok &= np.asarray(ref_usable, dtype=bool)[np.where(ok, idx, 0)]
     xi, eta = tangent_plane(ra[ok], dec[ok], ra0, dec0)
-    rxi, reta = tangent_plane(np.asarray(ref_ra, dtype=np.float64)[idx[ok]],
-                              np.asarray(ref_dec, dtype=np.float64)[idx[ok]], ra0, dec0)
+    rxi, reta = tangent_plane(
+        np.asarray(ref_ra, dtype=np.float64)[idx[ok]], np.asarray(ref_dec, dtype=np.float64)[idx[ok]], ra0, dec0
+    )
     n = int(ok.sum())
     raw = float(np.median(sep[ok])) if n else None
     fit = partial(PlateFit, ra0=float(ra0), dec0=float(dec0), n_ref=n, raw_median_residual_arcsec=raw)
@@ -180,7 +188,12 @@ def fit_plate(
     a = _design(xi, eta, degree, scale)
     res = np.hypot(xi + a @ cx - rxi, eta + a @ cy - reta)[keep]
     return fit(
-        degree=degree, status=status, n_used=int(keep.sum()), scale=scale,
-        coef_xi=[float(c) for c in cx], coef_eta=[float(c) for c in cy],
-        median_residual_arcsec=float(np.median(res)), p90_residual_arcsec=float(np.percentile(res, 90)),
+        degree=degree,
+        status=status,
+        n_used=int(keep.sum()),
+        scale=scale,
+        coef_xi=[float(c) for c in cx],
+        coef_eta=[float(c) for c in cy],
+        median_residual_arcsec=float(np.median(res)),
+        p90_residual_arcsec=float(np.percentile(res, 90)),
     )

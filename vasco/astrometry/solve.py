@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -45,11 +45,21 @@ __all__ = [
 
 #: Columns of the residual pairs table (:attr:`AstrometrySolution.pairs`).
 PAIR_COLUMNS: tuple[str, ...] = (
-    "x", "y", "xi_arcmin", "eta_arcmin", "dxi_before", "deta_before", "dxi_after", "deta_after", "res_before_arcsec", "res_after_arcsec",
+    "x",
+    "y",
+    "xi_arcmin",
+    "eta_arcmin",
+    "dxi_before",
+    "deta_before",
+    "dxi_after",
+    "deta_after",
+    "res_before_arcsec",
+    "res_after_arcsec",
 )
 
 #: Header solutions, in order of preference when the data cannot choose.
-SOLUTIONS: tuple[str, ...] = ("plate", "tan")
+Solution = Literal["plate", "tan"]
+SOLUTIONS: tuple[Solution, ...] = ("plate", "tan")
 
 
 def available_solutions(header: fits.Header) -> list[str]:
@@ -148,7 +158,7 @@ def isolated(ra: NDArray[np.float64], dec: NDArray[np.float64], radius_arcsec: f
 class AstrometrySolution:
     """What :func:`solve_tile` decided, with the numbers behind it."""
 
-    solution: str  # header solution the positions start from
+    solution: Solution  # header solution the positions start from
     choice: str  # why: "configured", "only_solution", "raw_residuals", "no_reference"
     ra: NDArray[np.float64]  # corrected (or header, when not fitted) positions, float64
     dec: NDArray[np.float64]
@@ -191,8 +201,17 @@ class AstrometrySolution:
 
 
 def _pairs(
-    x: NDArray, y: NDArray, ra: NDArray, dec: NDArray, cra: NDArray, cdec: NDArray,
-    ref_ra: NDArray, ref_dec: NDArray, ra0: float, dec0: float, radius: float,
+    x: NDArray,
+    y: NDArray,
+    ra: NDArray,
+    dec: NDArray,
+    cra: NDArray,
+    cdec: NDArray,
+    ref_ra: NDArray,
+    ref_dec: NDArray,
+    ra0: float,
+    dec0: float,
+    radius: float,
     ref_usable: NDArray[np.bool_] | None = None,
 ) -> pd.DataFrame:
     """Residual vectors (arcsec, tangent plane) of fit stars before and after the correction."""
@@ -205,9 +224,14 @@ def _pairs(
     rxi, reta = tangent_plane(ref_ra[idx[ok]], ref_dec[idx[ok]], ra0, dec0)
     return pd.DataFrame(
         {
-            "x": x[ok], "y": y[ok], "xi_arcmin": rxi / 60.0, "eta_arcmin": reta / 60.0,
-            "dxi_before": rxi - xi, "deta_before": reta - eta,
-            "dxi_after": rxi - cxi, "deta_after": reta - ceta,
+            "x": x[ok],
+            "y": y[ok],
+            "xi_arcmin": rxi / 60.0,
+            "eta_arcmin": reta / 60.0,
+            "dxi_before": rxi - xi,
+            "deta_before": reta - eta,
+            "dxi_after": rxi - cxi,
+            "deta_after": reta - ceta,
             "res_before_arcsec": np.hypot(rxi - xi, reta - eta),
             "res_after_arcsec": np.hypot(rxi - cxi, reta - ceta),
         }
@@ -215,7 +239,7 @@ def _pairs(
 
 
 def solve_tile(
-    positions: Mapping[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
+    positions: Mapping[Solution, tuple[NDArray[np.float64], NDArray[np.float64]]],
     x: NDArray[np.float64],
     y: NDArray[np.float64],
     fit_mask: NDArray[np.bool_],
@@ -250,9 +274,7 @@ def solve_tile(
     if not positions:
         raise ValueError("no header solution to start from")
     if cfg.solution != "auto" and cfg.solution not in positions:
-        raise ValueError(
-            f"astrometry.solution {cfg.solution!r} is not in the header (it has: {', '.join(positions)})"
-        )
+        raise ValueError(f"astrometry.solution {cfg.solution!r} is not in the header (it has: {', '.join(positions)})")
     n = len(x)
     for name, (ra_, dec_) in positions.items():
         if len(ra_) != n or len(dec_) != n:
@@ -261,17 +283,20 @@ def solve_tile(
         raise ValueError(f"fit_mask has {len(fit_mask)} rows, positions have {n}")
     have_ref = ref_ra is not None and ref_dec is not None and len(ref_ra) > 0
     kwargs: dict[str, Any] = dict(
-        match_radius_arcsec=cfg.fit_match_radius_arcsec, clip_arcsec=cfg.fit_clip_arcsec,
-        max_degree=cfg.fit_max_degree, min_stars_per_term=cfg.fit_min_stars_per_term,
+        match_radius_arcsec=cfg.fit_match_radius_arcsec,
+        clip_arcsec=cfg.fit_clip_arcsec,
+        max_degree=cfg.fit_max_degree,
+        min_stars_per_term=cfg.fit_min_stars_per_term,
         min_stars_shift=cfg.fit_min_stars_shift,
     )
     usable = isolated(ref_ra, ref_dec, cfg.fit_isolation_arcsec) if have_ref else None  # type: ignore[arg-type]
     kwargs["ref_usable"] = usable
     n_fit = int(fit_mask.sum())
-    candidates = [cfg.solution] if cfg.solution != "auto" else [s for s in SOLUTIONS if s in positions]
+    candidates: list[Solution] = [s for s in SOLUTIONS if s in positions] if cfg.solution == "auto" else [cfg.solution]
     fits_by_solution: dict[str, PlateFit] = {}
     raw: dict[str, float | None] = {}
     if have_ref and (cfg.refit or len(candidates) > 1):
+        assert ref_ra is not None and ref_dec is not None  # have_ref
         for name in candidates:
             ra, dec = positions[name]
             f = fit_plate(ra[fit_mask], dec[fit_mask], ref_ra, ref_dec, ra0, dec0, **kwargs)
@@ -282,7 +307,8 @@ def solve_tile(
     elif len(candidates) == 1:
         chosen, choice = candidates[0], "only_solution"
     elif any(v is not None for v in raw.values()):
-        chosen = min((s for s in candidates if raw.get(s) is not None), key=lambda s: raw[s])  # type: ignore[arg-type,return-value]
+        measured = {s: v for s in candidates if (v := raw.get(s)) is not None}
+        chosen = min(measured, key=measured.__getitem__)
         choice = "raw_residuals"
     else:
         chosen, choice = candidates[0], "no_reference"
@@ -296,9 +322,16 @@ def solve_tile(
     if have_ref:
         assert ref_ra is not None and ref_dec is not None
         m = fit_mask
-        pairs = _pairs(x[m], y[m], ra[m], dec[m], cra[m], cdec[m], ref_ra, ref_dec, ra0, dec0,
-                       cfg.fit_match_radius_arcsec, usable)
+        pairs = _pairs(
+            x[m], y[m], ra[m], dec[m], cra[m], cdec[m], ref_ra, ref_dec, ra0, dec0, cfg.fit_match_radius_arcsec, usable
+        )
     return AstrometrySolution(
-        solution=chosen, choice=choice, ra=np.asarray(cra, np.float64), dec=np.asarray(cdec, np.float64),
-        fit=fit, raw_median_by_solution=raw, pairs=pairs, n_fit_stars=n_fit,
+        solution=chosen,
+        choice=choice,
+        ra=np.asarray(cra, np.float64),
+        dec=np.asarray(cdec, np.float64),
+        fit=fit,
+        raw_median_by_solution=raw,
+        pairs=pairs,
+        n_fit_stars=n_fit,
     )

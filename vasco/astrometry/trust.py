@@ -171,13 +171,15 @@ def assess_trust(
         token = f"fit_{status}"
         reasons.append(token if token in TRUST_REASONS else "fit_not_fitted")
         n_ref = summary.get("n_ref")
-        what = {"fallback_shift": "the Gaia-tied fit fell back to a shift",
-                "fallback_none": "the Gaia-tied fit fell back to no correction"}.get(status, "no Gaia-tied fit")
+        what = {
+            "fallback_shift": "the Gaia-tied fit fell back to a shift",
+            "fallback_none": "the Gaia-tied fit fell back to no correction",
+        }.get(status, "no Gaia-tied fit")
         details.append(f"{what} ({n_ref if n_ref is not None else 0} paired fit stars)")
     med = summary.get("median_residual_arcsec")
     if med is not None and np.isfinite(med) and float(med) > cfg.max_median_residual_arcsec:
         reasons.append("median_residual")
-        details.append(f"median fit residual {float(med):.2f}\" > {cfg.max_median_residual_arcsec:g}\"")
+        details.append(f'median fit residual {float(med):.2f}" > {cfg.max_median_residual_arcsec:g}"')
     n, k, frac = match
     cat = {"gaia": "Gaia", "ps1": "PS1"}.get(str(match_catalog), match_catalog or "the reference catalogue")
     if frac is None:
@@ -185,16 +187,28 @@ def assess_trust(
         details.append(f"no SNR_WIN > {cfg.snr_min:g} point-like detection to test against {cat}")
     elif frac < cfg.min_match_fraction:
         reasons.append("match_fraction")
-        details.append(f"{k} of {n} SNR_WIN > {cfg.snr_min:g} point-like detections ({100 * frac:.0f}%) have a "
-                       f"{cat} counterpart, < {100 * cfg.min_match_fraction:.0f}%")
-    return TrustDecision(trusted=not reasons, reasons=reasons, details=details, match_stars=n,
-                         match_with_counterpart=k, match_fraction=None if frac is None else float(frac),
-                         match_catalog=match_catalog)
+        details.append(
+            f"{k} of {n} SNR_WIN > {cfg.snr_min:g} point-like detections ({100 * frac:.0f}%) have a "
+            f"{cat} counterpart, < {100 * cfg.min_match_fraction:.0f}%"
+        )
+    return TrustDecision(
+        trusted=not reasons,
+        reasons=reasons,
+        details=details,
+        match_stars=n,
+        match_with_counterpart=k,
+        match_fraction=None if frac is None else float(frac),
+        match_catalog=match_catalog,
+    )
 
 
 def pixel_scale_arcsec(
-    x: NDArray[np.float64], y: NDArray[np.float64], ra: NDArray[np.float64], dec: NDArray[np.float64],
-    ra0: float, dec0: float,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    ra: NDArray[np.float64],
+    dec: NDArray[np.float64],
+    ra0: float,
+    dec0: float,
 ) -> float:
     """The tile's pixel scale (arcsec/px): sqrt|det J| of an affine fit of the tangent-plane positions to the pixels.
 
@@ -236,7 +250,10 @@ def fit_scatter_arcsec(pairs: pd.DataFrame) -> float | None:
 
 
 def position_errors(
-    erra_px: NDArray[np.float64], errb_px: NDArray[np.float64], scale_arcsec: float, fit_scatter: float | None,
+    erra_px: NDArray[np.float64],
+    errb_px: NDArray[np.float64],
+    scale_arcsec: float,
+    fit_scatter: float | None,
 ) -> dict[str, NDArray[np.float64]]:
     """Per-detection 1-sigma radial position uncertainty (arcsec), float64.
 
@@ -293,8 +310,9 @@ def add_position_errors(
         raise ValueError(f"measured table lacks column(s) {missing} (pass 2's windowed centroid errors)")
     scale = pixel_scale_arcsec(x, y, ra, dec, ra0, dec0)
     scatter = fit_scatter_arcsec(pairs)
-    errs = position_errors(table["ERRAWIN_IMAGE"].to_numpy(np.float64), table["ERRBWIN_IMAGE"].to_numpy(np.float64),
-                           scale, scatter)
+    errs = position_errors(
+        table["ERRAWIN_IMAGE"].to_numpy(np.float64), table["ERRBWIN_IMAGE"].to_numpy(np.float64), scale, scatter
+    )
     for col, values in errs.items():
         table[col] = values
     return {"pixel_scale_arcsec": scale if np.isfinite(scale) else None, "fit_scatter_arcsec": scatter}

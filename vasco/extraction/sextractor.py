@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -97,9 +97,7 @@ def tool_versions() -> dict[str, str | None]:
 
 def _run(cmd: list[str], cwd: Path, timeout: float, tool: str) -> None:
     try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ToolError("FAIL_TOOL_TIMEOUT", f"{tool} did not finish within {timeout:.0f} s") from exc
     if proc.returncode != 0:
@@ -149,7 +147,12 @@ def _check_ldac(path: Path, tool: str) -> None:
 
 
 def _sextract(
-    image: Path, out: Path, cfg: ExtractionConfig, which: str, satur_level: float, extra: list[str],
+    image: Path,
+    out: Path,
+    cfg: ExtractionConfig,
+    which: str,
+    satur_level: float,
+    extra: list[str],
     params: Path | None = None,
 ) -> Path:
     sex = find_tool(SEXTRACTOR_NAMES)
@@ -338,10 +341,27 @@ def run_psf_fit(image: Path, psf: Path, listed: pd.DataFrame, workdir: Path, cfg
         psf_params = tdir_path / "psf.param"
         psf_params.write_text("\n".join(["X_IMAGE", "Y_IMAGE", "VECTOR_ASSOC(1)", *PSF_COLUMNS]) + "\n")
         psf_cat = _sextract(
-            image, tdir_path / "psf.ldac", cfg, "pass2", cfg.satur_level,
-            ["-PSF_NAME", str(Path(psf).resolve()), "-ASSOC_NAME", str(assoc.resolve()),
-             "-ASSOC_PARAMS", "2,3", "-ASSOC_DATA", "1", "-ASSOC_RADIUS", f"{_ASSOC_RADIUS_PX:g}",
-             "-ASSOC_TYPE", "NEAREST", "-ASSOCSELEC_TYPE", "MATCHED"],
+            image,
+            tdir_path / "psf.ldac",
+            cfg,
+            "pass2",
+            cfg.satur_level,
+            [
+                "-PSF_NAME",
+                str(Path(psf).resolve()),
+                "-ASSOC_NAME",
+                str(assoc.resolve()),
+                "-ASSOC_PARAMS",
+                "2,3",
+                "-ASSOC_DATA",
+                "1",
+                "-ASSOC_RADIUS",
+                f"{_ASSOC_RADIUS_PX:g}",
+                "-ASSOC_TYPE",
+                "NEAREST",
+                "-ASSOCSELEC_TYPE",
+                "MATCHED",
+            ],
             params=psf_params,
         )
         got = _assoc_rows(psf_cat, listed)
@@ -357,17 +377,22 @@ def _assoc_rows(psf_cat: Path, listed: pd.DataFrame) -> pd.DataFrame:
     """
     with fits.open(psf_cat, memmap=False) as hdul:
         data = hdul["LDAC_OBJECTS"].data
-        got = pd.DataFrame({
-            "NUMBER": np.rint(np.asarray(data["VECTOR_ASSOC"], np.float64).reshape(len(data), -1)[:, 0]).astype(np.int64),
-            "x": np.asarray(data["X_IMAGE"], np.float64),
-            "y": np.asarray(data["Y_IMAGE"], np.float64),
-            **{c: np.asarray(data[c]).astype(np.float32) for c in PSF_COLUMNS},
-        })
+        got = pd.DataFrame(
+            {
+                "NUMBER": np.rint(np.asarray(data["VECTOR_ASSOC"], np.float64).reshape(len(data), -1)[:, 0]).astype(
+                    np.int64
+                ),
+                "x": np.asarray(data["X_IMAGE"], np.float64),
+                "y": np.asarray(data["Y_IMAGE"], np.float64),
+                **{c: np.asarray(data[c]).astype(np.float32) for c in PSF_COLUMNS},
+            }
+        )
     ref = listed.set_index("NUMBER")
     known = got["NUMBER"].isin(ref.index)
     got = got[known].copy()
-    got["d2"] = ((got["x"] - ref.loc[got["NUMBER"], "X_IMAGE"].to_numpy()) ** 2
-                 + (got["y"] - ref.loc[got["NUMBER"], "Y_IMAGE"].to_numpy()) ** 2)
+    got["d2"] = (got["x"] - ref.loc[got["NUMBER"], "X_IMAGE"].to_numpy()) ** 2 + (
+        got["y"] - ref.loc[got["NUMBER"], "Y_IMAGE"].to_numpy()
+    ) ** 2
     got = got.sort_values(["NUMBER", "d2"], kind="stable").drop_duplicates("NUMBER")
     missing = len(ref) - len(got)
     if missing or (got["d2"] > 1e-6).any():

@@ -53,13 +53,17 @@ class ArchivesConfig(_Section):
     """A counterpart in other archives (infrared first) within a radius."""
 
     enabled: bool = Field(True, description="Run the stage.")
-    radius_arcsec: float = Field(5.0, gt=0, description="Counterpart radius (paper: 5\").")
+    radius_arcsec: float = Field(5.0, gt=0, description='Counterpart radius (paper: 5").')
     tables: tuple[str, ...] = Field(
         ("allwise", "catwise", "2mass"),
         description="Archives asked, by short name (allwise, catwise, 2mass) or VizieR table name "
         "(e.g. 'II/311/wise').",
     )
-    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
+    source: VetoSource = Field(
+        "auto",
+        description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, "
+        "the service otherwise; local: a file in local).",
+    )
 
 
 class AsteroidsConfig(_Section):
@@ -70,7 +74,11 @@ class AsteroidsConfig(_Section):
         10.0, gt=0, description="A candidate within this distance (or 3x the ephemeris error) of an asteroid is one."
     )
     observer: str = Field("675", description="IAU observatory code (675: Palomar).")
-    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
+    source: VetoSource = Field(
+        "auto",
+        description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, "
+        "the service otherwise; local: a file in local).",
+    )
 
 
 class VariablesConfig(_Section):
@@ -78,7 +86,11 @@ class VariablesConfig(_Section):
 
     enabled: bool = Field(True, description="Run the stage.")
     radius_arcsec: float = Field(5.0, gt=0, description="Match radius (arcsec).")
-    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
+    source: VetoSource = Field(
+        "auto",
+        description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, "
+        "the service otherwise; local: a file in local).",
+    )
 
 
 class SupercosmosVetoConfig(_Section):
@@ -86,7 +98,11 @@ class SupercosmosVetoConfig(_Section):
 
     enabled: bool = Field(True, description="Run the stage.")
     radius_arcsec: float = Field(5.0, gt=0, description="A SuperCOSMOS detection within this keeps the candidate.")
-    source: VetoSource = Field("auto", description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, the service otherwise; local: a file in local).")
+    source: VetoSource = Field(
+        "auto",
+        description="Where the reference list comes from (auto: the synthetic sky's own on the synthetic sky, "
+        "the service otherwise; local: a file in local).",
+    )
 
 
 class HpmConfig(_Section):

@@ -22,8 +22,16 @@ import pandas as pd
 
 from vasco.config import CutsConfig
 
-__all__ = ["CUT_ORDER", "SPREAD_CUT", "apply_quality_cuts", "counterpart_tests", "mad_sigma", "ordered_funnel", "spread_model_cut",
-           "spread_model_stage"]
+__all__ = [
+    "CUT_ORDER",
+    "SPREAD_CUT",
+    "apply_quality_cuts",
+    "counterpart_tests",
+    "mad_sigma",
+    "ordered_funnel",
+    "spread_model_cut",
+    "spread_model_stage",
+]
 
 #: Cuts that need no PSF model, in the order the funnel applies them.
 CUT_ORDER: tuple[str, ...] = (
@@ -90,13 +98,15 @@ def _fixed_tests(table: pd.DataFrame, cfg: CutsConfig, names: tuple[str, ...]) -
             # paper's test uses these differences as they are.
             dx = (table["XMAX_IMAGE"] - table["XMIN_IMAGE"]).to_numpy(np.float64)
             dy = (table["YMAX_IMAGE"] - table["YMIN_IMAGE"]).to_numpy(np.float64)
-            tests[name] = (np.abs(dx - dy) < cfg.extent_delta_max_px) & (dx > cfg.extent_min_px) & (dy > cfg.extent_min_px)
+            tests[name] = (
+                (np.abs(dx - dy) < cfg.extent_delta_max_px) & (dx > cfg.extent_min_px) & (dy > cfg.extent_min_px)
+            )
         else:
             raise ValueError(f"unknown fixed cut {name!r}")
     return tests
 
 
-def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFrame, "OrderedDict[str, int]"]:
+def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFrame, OrderedDict[str, int]]:
     """Add the ``cut_*`` columns of :data:`CUT_ORDER` and ``passes_cuts``; return the table and the funnel.
 
     The fixed cuts are FLAGS <= flags_max, SNR_WIN > snr_win_min,
@@ -136,7 +146,7 @@ def apply_quality_cuts(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFra
     return out, funnel
 
 
-def spread_model_cut(spread_model: np.ndarray, tested: np.ndarray, cfg: CutsConfig) -> "pd.arrays.BooleanArray":
+def spread_model_cut(spread_model: np.ndarray, tested: np.ndarray, cfg: CutsConfig) -> pd.arrays.BooleanArray:
     """The SPREAD_MODEL cut (SPREAD_MODEL > spread_model_min) on the ``tested`` detections.
 
     Returns a nullable boolean array (pandas ``boolean``): True/False where
@@ -158,7 +168,7 @@ def spread_model_cut(spread_model: np.ndarray, tested: np.ndarray, cfg: CutsConf
     return values
 
 
-def counterpart_tests(table: pd.DataFrame, catalogs: list[str], funnel: "OrderedDict[str, int]") -> pd.DataFrame:
+def counterpart_tests(table: pd.DataFrame, catalogs: list[str], funnel: OrderedDict[str, int]) -> pd.DataFrame:
     """The counterpart vetoes after the quality cuts: ``no_<catalogue>`` and ``no_counterpart``.
 
     Parameters
@@ -212,6 +222,6 @@ def spread_model_stage(table: pd.DataFrame, cfg: CutsConfig) -> tuple[pd.DataFra
     return table, int(alive.sum())
 
 
-def ordered_funnel(*infos: Mapping[str, Any]) -> "OrderedDict[str, int]":
+def ordered_funnel(*infos: Mapping[str, Any]) -> OrderedDict[str, int]:
     """The tile's funnel: the ``funnel`` of each step's info (select, spread_model, vetoes), in step order."""
     return OrderedDict((k, int(v)) for info in infos for k, v in info["funnel"].items())

@@ -181,8 +181,14 @@ def apply_vetoes(table: pd.DataFrame, lists: Mapping[str, pd.DataFrame], cfg: Va
     n = len(table)
     for stage in enabled_stages(cfg.vetoes):
         idx = np.flatnonzero(alive)
-        inp = StageInput(ra=table["ra"].to_numpy(np.float64)[idx], dec=table["dec"].to_numpy(np.float64)[idx],
-                         idx=idx, table=table, lists=lists, cfg=cfg)
+        inp = StageInput(
+            ra=table["ra"].to_numpy(np.float64)[idx],
+            dec=table["dec"].to_numpy(np.float64)[idx],
+            idx=idx,
+            table=table,
+            lists=lists,
+            cfg=cfg,
+        )
         res = stage.apply(inp)
         if res is None:
             skipped[stage.name] = "no reference list for this tile"

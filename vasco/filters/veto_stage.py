@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from vasco.config import VascoConfig
     from vasco.filters.config import VetoesConfig
 
-__all__ = ["ServiceQuery", "ReferenceList", "StageInput", "StageResult", "VetoStage", "BadListError",
-           "veto_reference"]
+__all__ = ["ServiceQuery", "ReferenceList", "StageInput", "StageResult", "VetoStage", "BadListError", "veto_reference"]
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ __all__ = [
 ]
 
 
-def spike_rule(mag: ArrayLike, dist_arcsec: ArrayLike, mag_always: float = 12.4, slope: float = -0.09,
-               intercept: float = 15.3) -> NDArray[np.bool_]:
+def spike_rule(
+    mag: ArrayLike, dist_arcsec: ArrayLike, mag_always: float = 12.4, slope: float = -0.09, intercept: float = 15.3
+) -> NDArray[np.bool_]:
     """True where a star of magnitude ``mag`` at ``dist_arcsec`` rejects a source.
 
     ``m <= mag_always`` or ``m < slope * d + intercept`` (paper: 12.4, -0.09,
@@ -114,8 +115,13 @@ def bright_star_veto(
             vetoed[i] = bool(hit.any())
             star_id[i], star_mag[i], star_dist[i] = sid[js[k]], m[k], d[k]
     return pd.DataFrame(
-        {"vetoed": vetoed, "star_id": pd.array(star_id, dtype="string") if n else pd.array([], dtype="string"),
-         "star_mag": star_mag, "star_dist_arcsec": star_dist, "n_stars": n_stars}
+        {
+            "vetoed": vetoed,
+            "star_id": pd.array(star_id, dtype="string") if n else pd.array([], dtype="string"),
+            "star_mag": star_mag,
+            "star_dist_arcsec": star_dist,
+            "n_stars": n_stars,
+        }
     )
 
 
@@ -235,11 +241,18 @@ def hpm_veto(
             bright = gaia["mag"].to_numpy(np.float64) <= gmag_max
         gaia = gaia.loc[nopm & bright]
     if len(gaia) and plate_ra is not None and plate_dec is not None and np.size(plate_ra):
-        seen = counterpart_veto(gaia["ra"], gaia["dec"],
-                                pd.DataFrame({"source_id": np.arange(np.size(plate_ra)),
-                                              "ra": np.asarray(plate_ra, np.float64),
-                                              "dec": np.asarray(plate_dec, np.float64)}),
-                                plate_radius_arcsec)["vetoed"].to_numpy(bool)
+        seen = counterpart_veto(
+            gaia["ra"],
+            gaia["dec"],
+            pd.DataFrame(
+                {
+                    "source_id": np.arange(np.size(plate_ra)),
+                    "ra": np.asarray(plate_ra, np.float64),
+                    "dec": np.asarray(plate_dec, np.float64),
+                }
+            ),
+            plate_radius_arcsec,
+        )["vetoed"].to_numpy(bool)
         gaia = gaia.loc[~seen]
     return counterpart_veto(ra, dec, gaia, radius_arcsec)
 
@@ -251,4 +264,3 @@ def first_failing(columns: Sequence[str], table: pd.DataFrame) -> NDArray[np.obj
         fail = ~table[col].to_numpy(bool)
         out[fail] = col
     return out
-

@@ -10,8 +10,15 @@ import pandas as pd
 from vasco.matching.crossmatch import nearest_within
 from vasco.matching.propagate import propagate_positions
 
-__all__ = ["REF_COLUMNS", "COLUMN_ALIASES", "EPOCH_UNITS", "epoch_to_julian_year",
-           "normalize_catalog", "find_counterparts", "add_counterparts"]
+__all__ = [
+    "REF_COLUMNS",
+    "COLUMN_ALIASES",
+    "EPOCH_UNITS",
+    "epoch_to_julian_year",
+    "normalize_catalog",
+    "find_counterparts",
+    "add_counterparts",
+]
 
 
 #: The schema every reference catalogue is turned into.
@@ -21,15 +28,37 @@ REF_COLUMNS = ("source_id", "ra", "dec", "pmra", "pmdec", "epoch", "mag")
 # I/284 USNO-B1.0, II/328 AllWISE, II/246 2MASS, B/vsx), PS1 MAST names,
 # SkyBoT and the SuperCOSMOS Science Archive.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "source_id": ("source_id", "Source", "objID", "objid", "USNO-B1.0", "AllWISE", "CatWISE", "Name_CatWISE",
-                  "2MASS", "Name"),
+    "source_id": (
+        "source_id",
+        "Source",
+        "objID",
+        "objid",
+        "USNO-B1.0",
+        "AllWISE",
+        "CatWISE",
+        "Name_CatWISE",
+        "2MASS",
+        "Name",
+    ),
     "ra": ("ra", "RA_ICRS", "raMean", "RAJ2000"),
     "dec": ("dec", "DE_ICRS", "decMean", "DEJ2000"),
     "pmra": ("pmra", "pmRA"),
     "pmdec": ("pmdec", "pmDE"),
     "epoch": ("ref_epoch", "epoch", "Epoch", "epochMean"),
-    "mag": ("phot_g_mean_mag", "Gmag", "rMeanPSFMag", "rmag", "mag", "Rmag_best", "W1mag", "W1mproPM", "Jmag",
-            "max", "sCorMagR1", "Mv"),
+    "mag": (
+        "phot_g_mean_mag",
+        "Gmag",
+        "rMeanPSFMag",
+        "rmag",
+        "mag",
+        "Rmag_best",
+        "W1mag",
+        "W1mproPM",
+        "Jmag",
+        "max",
+        "sCorMagR1",
+        "Mv",
+    ),
 }
 
 

@@ -174,16 +174,12 @@ def cutout_header(
     n1_plate, n2_plate = int(full["NAXIS1"]), int(full["NAXIS2"])
     solution = plate.solution()
     xp, yp = solution.sky_to_pix(ra_f, dec_f)
-    if not (np.isfinite(xp) and np.isfinite(yp)) or not (
-        0.5 <= xp <= n1_plate + 0.5 and 0.5 <= yp <= n2_plate + 0.5
-    ):
+    if not (np.isfinite(xp) and np.isfinite(yp)) or not (0.5 <= xp <= n1_plate + 0.5 and 0.5 <= yp <= n2_plate + 0.5):
         raise ValueError(f"RA={ra_f:.6f} Dec={dec_f:+.6f} is not on plate {plate.region}")
     c1, c2 = (naxis1 + 1) / 2.0, (naxis2 + 1) / 2.0
     cnpix1 = math.floor(float(xp) - c1 + 0.5)
     cnpix2 = math.floor(float(yp) - c2 + 0.5)
-    if not allow_partial and (
-        cnpix1 < 0 or cnpix2 < 0 or cnpix1 + naxis1 > n1_plate or cnpix2 + naxis2 > n2_plate
-    ):
+    if not allow_partial and (cnpix1 < 0 or cnpix2 < 0 or cnpix1 + naxis1 > n1_plate or cnpix2 + naxis2 > n2_plate):
         raise ValueError(
             f"a {naxis1}x{naxis2} px cutout at RA={ra_f:.6f} Dec={dec_f:+.6f} extends beyond the "
             f"{n1_plate}x{n2_plate} px scan of plate {plate.region} (corner {cnpix1}, {cnpix2})"

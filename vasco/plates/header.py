@@ -160,9 +160,7 @@ def parse_date_obs(value: str, ut: str | None = None) -> str:
         iso = f"19{yy:02d}-{month:02d}-{day:02d}"
         time_part = ut
     else:
-        raise ValueError(
-            f"cannot parse DATE-OBS {raw!r}: expected 'YYYY-MM-DD[Thh:mm:ss]' or 'dd/mm/yy'"
-        )
+        raise ValueError(f"cannot parse DATE-OBS {raw!r}: expected 'YYYY-MM-DD[Thh:mm:ss]' or 'dd/mm/yy'")
     if time_part is not None and str(time_part).strip():
         t = str(time_part).strip()
         tm = _TIME.match(t)
@@ -279,9 +277,7 @@ def check_poss1e(header: Mapping[str, Any] | Any) -> HeaderCheck:
         detail = f"SURVEY={survey!r}"
     else:
         if region is None and label is None:
-            return _reject(
-                REJECT_NO_PLATE_ID, None, None, "header has none of SURVEY, REGION, PLTLABEL"
-            )
+            return _reject(REJECT_NO_PLATE_ID, None, None, "header has none of SURVEY, REGION, PLTLABEL")
         by_region = find_plate(region, by="region") if region is not None else None
         by_label = find_plate(label, by="label") if label is not None else None
         if region is not None and by_region is None:
@@ -460,8 +456,10 @@ def plate_dates(
         used: str | None
         if verdict and verdict.get("decided") and verdict.get("date_obs"):
             used = str(Time(str(verdict["date_obs"]), format="isot", scale="tt").isot)
-            rule = (f"epochs (plates.date_source=epochs: the sky chose {verdict.get('winner')}, "
-                    f"{verdict.get('n_hits')} asteroid hits)")
+            rule = (
+                f"epochs (plates.date_source=epochs: the sky chose {verdict.get('winner')}, "
+                f"{verdict.get('n_hits')} asteroid hits)"
+            )
         else:
             used, rule = pick("table")
             rule = rule.replace(")", "; no decided epochs verdict)", 1) if used else rule

@@ -349,7 +349,7 @@ class PlateSolution:
             idx = np.flatnonzero(bad.ravel())[0]
             raise RuntimeError(
                 f"plate polynomial inversion did not converge for {n_bad} point(s) "
-                f"(first: xi={np.ravel(xi)[idx]:.3f}\", eta={np.ravel(eta)[idx]:.3f}\"); "
+                f'(first: xi={np.ravel(xi)[idx]:.3f}", eta={np.ravel(eta)[idx]:.3f}"); '
                 "the position is probably far outside the plate"
             )
         return xmm, ymm
@@ -487,9 +487,7 @@ def fit_tan_wcs(solution: PlateSolution, naxis1: int, naxis2: int, *, n_grid: in
     crpix1 = (int(naxis1) + 1) / 2.0
     crpix2 = (int(naxis2) + 1) / 2.0
     crval1, crval2 = solution.pix_to_sky(crpix1, crpix2)
-    gx, gy = np.meshgrid(
-        np.linspace(0.5, int(naxis1) + 0.5, n_grid), np.linspace(0.5, int(naxis2) + 0.5, n_grid)
-    )
+    gx, gy = np.meshgrid(np.linspace(0.5, int(naxis1) + 0.5, n_grid), np.linspace(0.5, int(naxis2) + 0.5, n_grid))
     ra, dec = solution.pix_to_sky(gx.ravel(), gy.ravel())
     xi, eta = _project(ra, dec, float(crval1), float(crval2))
     design = np.column_stack([gx.ravel() - crpix1, gy.ravel() - crpix2])

@@ -113,7 +113,7 @@ class PlateRecord:
         return float(h["PLTSCALE"]) * float(h["XPIXELSZ"]) / 1000.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _solution(region: str, header_items: tuple[tuple[str, Any], ...]) -> PlateSolution:
     return PlateSolution.from_header(dict(header_items))
 

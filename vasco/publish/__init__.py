@@ -1,1 +1,5 @@
-"""Publishing a survey: the merged catalogue and summary (merge), duplicates across tiles (dedup), the paper's funnel (paper)."""
+"""Publishing a survey.
+
+The merged catalogue and summary (:mod:`.merge`), duplicates across tiles
+(:mod:`.dedup`), the paper's funnel (:mod:`.paper`).
+"""

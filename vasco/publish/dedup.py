@@ -37,8 +37,16 @@ __all__ = ["DEDUP_COLUMNS", "overlapping_tile_pairs", "find_duplicates"]
 
 #: Columns :func:`find_duplicates` returns, one row per detection in a group of two or more.
 DEDUP_COLUMNS = (
-    "tile_id", "NUMBER", "dup_group", "n_measurements", "is_primary", "primary_tile_id", "primary_NUMBER",
-    "dup_sep_arcsec", "group_has_counterpart", "group_is_candidate",
+    "tile_id",
+    "NUMBER",
+    "dup_group",
+    "n_measurements",
+    "is_primary",
+    "primary_tile_id",
+    "primary_NUMBER",
+    "dup_sep_arcsec",
+    "group_has_counterpart",
+    "group_is_candidate",
 )
 
 _READ = ["NUMBER", "ra", "dec", "SNR_WIN", "tile_edge_dist_px", "counterpart_sep_arcsec", "is_candidate"]
@@ -119,8 +127,9 @@ def find_duplicates(
     if radius_arcsec <= 0:
         raise ValueError(f"dedup radius_arcsec must be positive, got {radius_arcsec}")
     ok = [r for r in records if r.get("status") == "ok"]
-    tiles = [{"ra": r["centre"]["ra"], "dec": r["centre"]["dec"], "size_arcmin": r.get("size_arcmin", 30.0)}
-             for r in ok]
+    tiles = [
+        {"ra": r["centre"]["ra"], "dec": r["centre"]["dec"], "size_arcmin": r.get("size_arcmin", 30.0)} for r in ok
+    ]
     ids = [r["tile_id"] for r in ok]
     cache = _TileCache(Path(out_dir))
     # Nodes are (tile index, row); edges are cross-tile pairs within the radius.
@@ -138,8 +147,9 @@ def find_duplicates(
         a, b = cache.get(ids[i]), cache.get(ids[j])
         if not len(a) or not len(b):
             continue
-        idx, sep = nearest_within(a["ra"].to_numpy(), a["dec"].to_numpy(), b["ra"].to_numpy(),
-                                  b["dec"].to_numpy(), radius_arcsec)
+        idx, sep = nearest_within(
+            a["ra"].to_numpy(), a["dec"].to_numpy(), b["ra"].to_numpy(), b["dec"].to_numpy(), radius_arcsec
+        )
         for ra_row in np.flatnonzero(idx >= 0):
             u, v = nid((i, int(ra_row))), nid((j, int(idx[ra_row])))
             sep_of[u] = min(sep_of.get(u, np.inf), float(sep[ra_row]))
@@ -148,39 +158,58 @@ def find_duplicates(
             if ru != rv:
                 parent[max(ru, rv)] = min(ru, rv)
     if not node:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(DEDUP_COLUMNS, (
-            "string", "int64", "int64", "int64", "bool", "string", "int64", "float64", "bool", "bool"))})
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=t)
+                for c, t in zip(
+                    DEDUP_COLUMNS,
+                    ("string", "int64", "int64", "int64", "bool", "string", "int64", "float64", "bool", "bool"),
+                )
+            }
+        )
     rows = []
     for (ti, row), n in sorted(node.items()):
         t = cache.get(ids[ti])
-        rows.append({
-            "tile_id": ids[ti], "NUMBER": int(t["NUMBER"].iat[row]), "root": _find(parent, n),
-            "edge": float(t["tile_edge_dist_px"].iat[row]) if np.isfinite(t["tile_edge_dist_px"].iat[row]) else -1.0,
-            "snr": float(t["SNR_WIN"].iat[row]), "sep": sep_of.get(n, np.nan),
-            "cp": bool(np.isfinite(t["counterpart_sep_arcsec"].iat[row])),
-            "cand": bool(t["is_candidate"].iat[row]),
-        })
+        rows.append(
+            {
+                "tile_id": ids[ti],
+                "NUMBER": int(t["NUMBER"].iat[row]),
+                "root": _find(parent, n),
+                "edge": float(t["tile_edge_dist_px"].iat[row])
+                if np.isfinite(t["tile_edge_dist_px"].iat[row])
+                else -1.0,
+                "snr": float(t["SNR_WIN"].iat[row]),
+                "sep": sep_of.get(n, np.nan),
+                "cp": bool(np.isfinite(t["counterpart_sep_arcsec"].iat[row])),
+                "cand": bool(t["is_candidate"].iat[row]),
+            }
+        )
     df = pd.DataFrame(rows)
     # Primary: farthest from its tile edge, then highest SNR, then lowest tile id.
     df = df.sort_values(["root", "edge", "snr", "tile_id"], ascending=[True, False, False, True], kind="mergesort")
     first = df.groupby("root", sort=False).head(1).set_index("root")
-    group_no = {root: k for k, root in enumerate(sorted(first.index, key=lambda r: (first.at[r, "tile_id"],
-                                                                                     first.at[r, "NUMBER"])))}
+    group_no = {
+        root: k
+        for k, root in enumerate(sorted(first.index, key=lambda r: (first.at[r, "tile_id"], first.at[r, "NUMBER"])))
+    }
     size = df.groupby("root")["tile_id"].transform("size")
     any_cp = df.groupby("root")["cp"].transform("any")
-    out = pd.DataFrame({
-        "tile_id": pd.array(df["tile_id"], dtype="string"),
-        "NUMBER": df["NUMBER"].astype(np.int64),
-        "dup_group": df["root"].map(group_no).astype(np.int64),
-        "n_measurements": size.astype(np.int64),
-        "is_primary": False,
-        "primary_tile_id": pd.array(df["root"].map(first["tile_id"]), dtype="string"),
-        "primary_NUMBER": df["root"].map(first["NUMBER"]).astype(np.int64),
-        "dup_sep_arcsec": df["sep"].astype(np.float64),
-        "group_has_counterpart": any_cp.astype(bool),
-    })
+    out = pd.DataFrame(
+        {
+            "tile_id": pd.array(df["tile_id"], dtype="string"),
+            "NUMBER": df["NUMBER"].astype(np.int64),
+            "dup_group": df["root"].map(group_no).astype(np.int64),
+            "n_measurements": size.astype(np.int64),
+            "is_primary": False,
+            "primary_tile_id": pd.array(df["root"].map(first["tile_id"]), dtype="string"),
+            "primary_NUMBER": df["root"].map(first["NUMBER"]).astype(np.int64),
+            "dup_sep_arcsec": df["sep"].astype(np.float64),
+            "group_has_counterpart": any_cp.astype(bool),
+        }
+    )
     out["is_primary"] = (out["tile_id"] == out["primary_tile_id"]).to_numpy(bool) & (
-        out["NUMBER"] == out["primary_NUMBER"]).to_numpy(bool)
+        out["NUMBER"] == out["primary_NUMBER"]
+    ).to_numpy(bool)
     prim_cand = df["root"].map(first["cand"]).astype(bool)
     out["group_is_candidate"] = (prim_cand & ~any_cp).to_numpy(bool)
     return out.sort_values(["tile_id", "NUMBER"], kind="mergesort").reset_index(drop=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
-from vasco.publish.paper import funnel_vs_paper
 from vasco.io import atomic_path
 from vasco.outputs import (
     AstrometrySummary,
@@ -27,6 +26,7 @@ from vasco.outputs import (
     read_tile_record,
     write_summary,
 )
+from vasco.publish.paper import funnel_vs_paper
 from vasco.qc.injection import combine_scores
 from vasco.sources.provenance import summarize_provenance
 
@@ -36,6 +36,7 @@ __all__ = [
     "build_summary",
     "astrometry_trust_summary",
 ]
+
 
 def read_tile_records(out_dir: Path, tile_ids: Iterable[str]) -> list[dict[str, Any]]:
     """tile.json of each tile id, validated (:func:`vasco.outputs.read_tile_record`), in the given order,
@@ -80,8 +81,7 @@ def _tile_rows(out_dir: Path, rec: Mapping[str, Any], mine: pd.DataFrame | None)
         n_meas[pos] = mine["n_measurements"].to_numpy()
         primary[pos] = mine["is_primary"].to_numpy(bool)
         final[pos] = mine["is_primary"].to_numpy(bool) & mine["group_is_candidate"].to_numpy(bool)
-    table = table.append_column("dup_group", pa.array(np.where(group >= 0, group, 0), pa.int64(),
-                                                      mask=group < 0))
+    table = table.append_column("dup_group", pa.array(np.where(group >= 0, group, 0), pa.int64(), mask=group < 0))
     table = table.append_column("n_measurements", pa.array(n_meas, pa.int64()))
     table = table.append_column("is_primary", pa.array(primary, pa.bool_()))
     table = table.append_column("is_survey_candidate", pa.array(final, pa.bool_()))
@@ -124,7 +124,9 @@ class _Buffered:
 
 
 def merge_catalogues(
-    out_dir: Path, records: Iterable[Mapping[str, Any]], dup: pd.DataFrame | None = None,
+    out_dir: Path,
+    records: Iterable[Mapping[str, Any]],
+    dup: pd.DataFrame | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
 ) -> dict[str, int]:
     """Write ``DIR/detections.parquet`` and ``DIR/candidates.parquet``.
@@ -187,7 +189,7 @@ def merge_catalogues(
 
 def build_summary(
     out_dir: Path,
-    records: list[Mapping[str, Any]],
+    records: Sequence[Mapping[str, Any]],
     counts: Mapping[str, int],
     config_hash: str,
     duplicates: Mapping[str, Any] | None = None,
@@ -208,7 +210,7 @@ def build_summary(
     (:func:`vasco.qc.astrometry.summarize_astrometry`) are written when given.
     """
     status = Counter(r.get("status") for r in records)
-    reasons = Counter(r.get("reason") for r in records if r.get("status") in ("rejected", "failed"))
+    reasons = Counter(str(r.get("reason")) for r in records if r.get("status") in ("rejected", "failed"))
     funnel: OrderedDict[str, int] = OrderedDict()
     for r in records:
         if r.get("status") == "ok":
@@ -231,8 +233,11 @@ def build_summary(
         funnel_vs_paper=[PaperRow.model_validate(row) for row in funnel_vs_paper(funnel)],
         failures=dict(sorted(reasons.items())),
         failed_tiles={
-            reason: sorted(str(r.get("tile_id")) for r in records
-                           if r.get("status") in ("rejected", "failed") and r.get("reason") == reason)
+            reason: sorted(
+                str(r.get("tile_id"))
+                for r in records
+                if r.get("status") in ("rejected", "failed") and r.get("reason") == reason
+            )
             for reason in sorted(reasons)
         },
         config_hash=config_hash,

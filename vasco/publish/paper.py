@@ -46,13 +46,15 @@ def funnel_vs_paper(funnel: Mapping[str, int]) -> list[dict[str, Any]]:
     prev_paper: int | None = None
     for stage, paper in PAPER_FUNNEL.items():
         ours = funnel.get(PAPER_STAGE_OF[stage])
-        rows.append({
-            "stage": stage,
-            "ours": None if ours is None else int(ours),
-            "ours_kept": (ours / prev_ours) if (ours is not None and prev_ours) else None,
-            "paper": paper,
-            "paper_kept": (paper / prev_paper) if prev_paper else None,
-        })
+        rows.append(
+            {
+                "stage": stage,
+                "ours": None if ours is None else int(ours),
+                "ours_kept": (ours / prev_ours) if (ours is not None and prev_ours) else None,
+                "paper": paper,
+                "paper_kept": (paper / prev_paper) if prev_paper else None,
+            }
+        )
         prev_ours = ours if ours is not None else prev_ours
         prev_paper = paper
     return rows

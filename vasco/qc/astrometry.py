@@ -41,8 +41,14 @@ ASTROMETRY_COLUMNS: tuple[str, ...] = (
 )
 
 _INT_COLUMNS = ("degree", "n_fit_stars", "n_ref", "n_used")
-_FLOAT_COLUMNS = ("raw_median_residual_arcsec", "median_residual_arcsec", "p90_residual_arcsec",
-                  "two_solution_offset_arcsec", "fit_scatter_arcsec", "match_fraction")
+_FLOAT_COLUMNS = (
+    "raw_median_residual_arcsec",
+    "median_residual_arcsec",
+    "p90_residual_arcsec",
+    "two_solution_offset_arcsec",
+    "fit_scatter_arcsec",
+    "match_fraction",
+)
 
 
 def astrometry_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """The per-tile astrometric residual plot.
 
 Left: residual vectors (reference minus VASCO position) of the fit stars
-on the tangent plane of the tile (east to the left, north up), before the fit (grey) and after it (red), magnified so that
-an arcsecond is visible on a 30' tile.  Right: histograms of the residual
+on the tangent plane of the tile (east to the left, north up), before the
+fit (grey) and after it (red), magnified so that an arcsecond is visible
+on a 30' tile.  Right: histograms of the residual
 lengths before and after, with their medians.
 """
 
@@ -48,13 +49,34 @@ def plot_residuals(pairs: pd.DataFrame, summary: Mapping[str, Any], path: Path, 
         span = max(float(np.ptp(x)), float(np.ptp(y)), 1e-3)
         # 1" drawn as 4% of the tile width.
         gain = 0.04 * span
-        ax.quiver(x, y, pairs["dxi_before"] * gain, pairs["deta_before"] * gain, angles="xy", scale_units="xy",
-                  scale=1, color="0.6", width=0.002, label="header solution")
-        ax.quiver(x, y, pairs["dxi_after"] * gain, pairs["deta_after"] * gain, angles="xy", scale_units="xy",
-                  scale=1, color="tab:red", width=0.002, label="after the fit")
+        ax.quiver(
+            x,
+            y,
+            pairs["dxi_before"] * gain,
+            pairs["deta_before"] * gain,
+            angles="xy",
+            scale_units="xy",
+            scale=1,
+            color="0.6",
+            width=0.002,
+            label="header solution",
+        )
+        ax.quiver(
+            x,
+            y,
+            pairs["dxi_after"] * gain,
+            pairs["deta_after"] * gain,
+            angles="xy",
+            scale_units="xy",
+            scale=1,
+            color="tab:red",
+            width=0.002,
+            label="after the fit",
+        )
         x0, y0 = float(np.max(x)), float(np.min(y)) - 0.06 * span
-        ax.annotate("", xy=(x0 - gain, y0), xytext=(x0, y0), arrowprops=dict(arrowstyle="->", color="k"),
-                    annotation_clip=False)
+        ax.annotate(
+            "", xy=(x0 - gain, y0), xytext=(x0, y0), arrowprops=dict(arrowstyle="->", color="k"), annotation_clip=False
+        )
         ax.text(x0 - gain * 1.1, y0, '1"', va="center", fontsize=8)
         ax.legend(loc="upper left", fontsize=8)
         before = pairs["res_before_arcsec"].to_numpy()
@@ -62,8 +84,14 @@ def plot_residuals(pairs: pd.DataFrame, summary: Mapping[str, Any], path: Path, 
         top = float(np.percentile(np.r_[before, after], 99)) if n > 2 else float(max(before.max(), after.max()))
         bins = np.linspace(0.0, max(top, 0.5), 40)
         hx.hist(np.clip(before, 0, bins[-1]), bins=bins, histtype="step", color="0.4", label="header solution")
-        hx.hist(np.clip(after, 0, bins[-1]), bins=bins, histtype="stepfilled", alpha=0.5, color="tab:red",
-                label="after the fit")
+        hx.hist(
+            np.clip(after, 0, bins[-1]),
+            bins=bins,
+            histtype="stepfilled",
+            alpha=0.5,
+            color="tab:red",
+            label="after the fit",
+        )
         for data, colour in ((before, "0.4"), (after, "tab:red")):
             hx.axvline(float(np.median(data)), color=colour, ls="--", lw=1)
         hx.legend(fontsize=8)

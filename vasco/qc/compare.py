@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from vasco.astrometry.tangent import sky_to_tangent
-from vasco.filters.registry import VETO_ORDER
 from vasco.filters.cuts import CUT_ORDER, SPREAD_CUT
+from vasco.filters.registry import VETO_ORDER
 from vasco.matching.crossmatch import chord, nearest_within
 
 __all__ = ["RECALL_RADII", "read_published", "in_footprint", "funnel_stage", "compare_published"]
@@ -179,17 +179,28 @@ def compare_published(
         prim = np.flatnonzero(detections["is_primary"].to_numpy(bool))
     else:
         prim = np.arange(len(detections))
-    p_idx, p_sep = nearest_within(pub["ra"], pub["dec"], detections["ra"].to_numpy()[prim],
-                                  detections["dec"].to_numpy()[prim], match_radius_arcsec)
+    p_idx, p_sep = nearest_within(
+        pub["ra"],
+        pub["dec"],
+        detections["ra"].to_numpy()[prim],
+        detections["dec"].to_numpy()[prim],
+        match_radius_arcsec,
+    )
     matched = np.isfinite(d_sep) & (d_sep <= match_radius_arcsec)
     is_cand = np.isfinite(c_sep) & (c_sep <= match_radius_arcsec)
     where_went = np.where(p_idx >= 0, stages[prim[np.where(p_idx >= 0, p_idx, 0)]], "not_detected")
     where_went = np.where(is_cand, "candidate", where_went)
     where_went = np.where(matched | is_cand, where_went, "not_detected")
-    rows = pd.DataFrame({
-        "ra": pub["ra"], "dec": pub["dec"], "tile_id": pub_tile,
-        "det_sep_arcsec": d_sep, "cand_sep_arcsec": c_sep, "stage": where_went,
-    })
+    rows = pd.DataFrame(
+        {
+            "ra": pub["ra"],
+            "dec": pub["dec"],
+            "tile_id": pub_tile,
+            "det_sep_arcsec": d_sep,
+            "cand_sep_arcsec": c_sep,
+            "stage": where_went,
+        }
+    )
     # Our candidates with no published position near them.
     if len(cands):
         back, _ = nearest_within(cands["ra"], cands["dec"], published["ra"], published["dec"], match_radius_arcsec)

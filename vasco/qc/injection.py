@@ -134,8 +134,17 @@ def score_tile(detections: pd.DataFrame, truth: pd.DataFrame, match_arcsec: floa
 
 def combine_scores(scores: list[dict]) -> dict:
     """Sum tile scores and derive completeness and purity."""
-    keys = ("injected", "detected", "recoverable", "recovered", "model_recoverable", "model_recovered",
-            "recovered_any", "candidates", "true_candidates")
+    keys = (
+        "injected",
+        "detected",
+        "recoverable",
+        "recovered",
+        "model_recoverable",
+        "model_recovered",
+        "recovered_any",
+        "candidates",
+        "true_candidates",
+    )
     total: dict[str, Any] = {k: int(sum(s[k] for s in scores)) for k in keys}
     total["false_by_class"] = {c: int(sum(s["false_by_class"][c] for s in scores)) for c in FALSE_CLASSES}
     lost: dict[str, int] = {}

@@ -20,10 +20,10 @@ import pandas as pd
 from astropy.io import fits
 
 from vasco import __version__
-from vasco.publish.merge import read_tile_records
 from vasco.config import VascoConfig
 from vasco.io import remove_dead_temporaries, write_json_atomic
 from vasco.outputs import read_summary
+from vasco.publish.merge import read_tile_records
 from vasco.survey_tree import planned_tile_ids
 
 __all__ = ["build_report", "ReportError"]
@@ -91,25 +91,28 @@ def _stamps(root: Path, report: Path, cands: pd.DataFrame, size_px: int, force: 
     return stamps
 
 
-def _tile_rows(root: Path, records: list[dict[str, Any]], cands: pd.DataFrame,
-               plotted: set[str]) -> list[dict[str, Any]]:
+def _tile_rows(
+    root: Path, records: list[dict[str, Any]], cands: pd.DataFrame, plotted: set[str]
+) -> list[dict[str, Any]]:
     per_tile = cands.groupby("tile_id").size().to_dict() if len(cands) else {}
     rows = []
     for rec in records:
         tid = str(rec.get("tile_id"))
         qc = root / "tiles" / tid / "qc"
         plate = rec.get("plate") or {}
-        rows.append({
-            "tile_id": tid,
-            "status": rec.get("status"),
-            "reason": rec.get("reason"),
-            "plate": plate.get("label") or plate.get("region"),
-            "epoch": plate.get("epoch"),
-            "detections": (rec.get("counts") or {}).get("detections"),
-            "candidates": int(per_tile.get(tid, 0)),
-            "qc": f"../tiles/{tid}/qc/tile.png" if tid in plotted and (qc / "tile.png").is_file() else None,
-            "astrometry": f"../tiles/{tid}/qc/astrometry.png" if (qc / "astrometry.png").is_file() else None,
-        })
+        rows.append(
+            {
+                "tile_id": tid,
+                "status": rec.get("status"),
+                "reason": rec.get("reason"),
+                "plate": plate.get("label") or plate.get("region"),
+                "epoch": plate.get("epoch"),
+                "detections": (rec.get("counts") or {}).get("detections"),
+                "candidates": int(per_tile.get(tid, 0)),
+                "qc": f"../tiles/{tid}/qc/tile.png" if tid in plotted and (qc / "tile.png").is_file() else None,
+                "astrometry": f"../tiles/{tid}/qc/astrometry.png" if (qc / "astrometry.png").is_file() else None,
+            }
+        )
     return rows
 
 
@@ -145,8 +148,10 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     if not root.is_dir():
         raise ReportError(f"{root}: no such folder")
     if not (root / "summary.json").is_file() or not (root / "config.json").is_file():
-        raise ReportError(f"{root}: no summary.json or config.json: not a published survey folder "
-                          "(run `vasco survey --out DIR` first; the summary is written when the survey ends)")
+        raise ReportError(
+            f"{root}: no summary.json or config.json: not a published survey folder "
+            "(run `vasco survey --out DIR` first; the summary is written when the survey ends)"
+        )
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     cfg = VascoConfig.read(root / "config.json")
@@ -176,8 +181,16 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     t = time.perf_counter()
     ast_path = root / "astrometry.csv"
     astrometry = pd.read_csv(ast_path) if ast_path.is_file() else None
-    plots = survey_plots(root / "detections.parquet", cands, records, summary, astrometry, cfg, report / "plots",
-                         sample_rows=cfg.report.plot_sample_rows)
+    plots = survey_plots(
+        root / "detections.parquet",
+        cands,
+        records,
+        summary,
+        astrometry,
+        cfg,
+        report / "plots",
+        sample_rows=cfg.report.plot_sample_rows,
+    )
     timings["survey_plots_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -189,21 +202,31 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
 
     t = time.perf_counter()
     stamps = _stamps(root, report, cands, cfg.report.stamp_size_px, force)
-    write_gallery(cands, stamps, report / "gallery.html",
-                  title=f"VASCO candidates: {root.name} ({len(cands)})")
+    write_gallery(cands, stamps, report / "gallery.html", title=f"VASCO candidates: {root.name} ({len(cands)})")
     timings["gallery_s"] = time.perf_counter() - t
 
     n_ok = sum(1 for r in records if r.get("status") == "ok")
     epochs_csv = root / "epochs.csv"
-    epochs = (pd.read_csv(epochs_csv).astype(object).where(lambda d: d.notna(), None).to_dict(orient="records")
-              if epochs_csv.is_file() else None)
+    epochs = (
+        pd.read_csv(epochs_csv).astype(object).where(lambda d: d.notna(), None).to_dict(orient="records")
+        if epochs_csv.is_file()
+        else None
+    )
     conflicts = sum(1 for r in records if r.get("status") == "ok" and (r.get("plate") or {}).get("date_conflict"))
     coverage = {"moc": "moc.fits", "sky": "sky.png", "area_deg2": area, "tiles": n_ok}
-    write_index(report / "index.html", summary=summary,
-                plots={caption: str(Path(p).relative_to(report)) for caption, p in plots.items()},
-                tiles=_tile_rows(root, records, cands, plotted), coverage=coverage,
-                gallery="gallery.html", config_hash=str(summary.get("config_hash", cfg.science_hash())),
-                vasco_version=__version__, created=created, epochs=epochs, date_conflicts=conflicts)
+    write_index(
+        report / "index.html",
+        summary=summary,
+        plots={caption: str(Path(p).relative_to(report)) for caption, p in plots.items()},
+        tiles=_tile_rows(root, records, cands, plotted),
+        coverage=coverage,
+        gallery="gallery.html",
+        config_hash=str(summary.get("config_hash", cfg.science_hash())),
+        vasco_version=__version__,
+        created=created,
+        epochs=epochs,
+        date_conflicts=conflicts,
+    )
     timings["total_s"] = time.perf_counter() - t0
     manifest = {
         "created": created,

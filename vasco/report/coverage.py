@@ -165,8 +165,13 @@ def moc_area_deg2(moc: MOC) -> float:
 def _compact_bits(v: np.ndarray) -> np.ndarray:
     """The even bits of ``v`` packed together (HEALPix nested index -> one coordinate)."""
     v = v & np.uint64(0x5555555555555555)
-    for shift, mask in ((1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
-                        (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)):
+    for shift, mask in (
+        (1, 0x3333333333333333),
+        (2, 0x0F0F0F0F0F0F0F0F),
+        (4, 0x00FF00FF00FF00FF),
+        (8, 0x0000FFFF0000FFFF),
+        (16, 0x00000000FFFFFFFF),
+    ):
         v = (v | (v >> np.uint64(shift))) & np.uint64(mask)
     return v
 
@@ -190,8 +195,11 @@ def healpix_centres(order: int, ipix: Any) -> tuple[np.ndarray, np.ndarray]:
     jr = jrll * nside - ix - iy - 1
     nr = np.where(jr < nside, jr, np.where(jr > 3 * nside, 4 * nside - jr, nside))
     fact2 = 1.0 / (3.0 * nside * nside)
-    z = np.where(jr < nside, 1.0 - nr * nr * fact2,
-                 np.where(jr > 3 * nside, nr * nr * fact2 - 1.0, (2 * nside - jr) * 2.0 / (3.0 * nside)))
+    z = np.where(
+        jr < nside,
+        1.0 - nr * nr * fact2,
+        np.where(jr > 3 * nside, nr * nr * fact2 - 1.0, (2 * nside - jr) * 2.0 / (3.0 * nside)),
+    )
     tmp = jpll * nr + ix - iy
     tmp = np.where(tmp < 0, tmp + 8 * nr, tmp)
     lon = np.rad2deg(0.25 * np.pi * tmp / nr) % 360.0
@@ -232,8 +240,7 @@ def _coverage_raster(moc: MOC, nx: int, ny: int, ra_centre: float) -> np.ndarray
     return img
 
 
-def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "",
-            ra_centre_deg: float = 180.0) -> Path:
+def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "", ra_centre_deg: float = 180.0) -> Path:
     """Write an all-sky Mollweide map of the coverage and the candidates (PNG, atomically).
 
     RA increases to the left (as the sky is seen), centred on
@@ -294,16 +301,38 @@ def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "",
     im.set_clip_path(ax.patch)
     ax.add_image(im)
 
-    handles: list[Any] = [Patch(color="#{:02x}{:02x}{:02x}".format(*_COVER_RGBA[:3]),
-                                label=f"processed tiles (MOC): {area:,.2f} deg\N{SUPERSCRIPT TWO}")]
+    handles: list[Any] = [
+        Patch(
+            color="#{:02x}{:02x}{:02x}".format(*_COVER_RGBA[:3]),
+            label=f"processed tiles (MOC): {area:,.2f} deg\N{SUPERSCRIPT TWO}",
+        )
+    ]
     if not moc.empty():
         cells = moc.degrade_to_order(_MARKER_ORDER).flatten()
         if 0 < len(cells) <= _MAX_MARKERS:
             lon, lat = healpix_centres(_MARKER_ORDER, cells)
-            ax.plot(_map_lon(lon, ra_centre_deg), np.deg2rad(lat), ls="none", marker="s", ms=3.5, mew=0,
-                    color="tab:blue", zorder=2)
-            handles.append(Line2D([], [], ls="none", marker="s", ms=4, mew=0, color="tab:blue",
-                                  label=f"tile positions (27' HEALPix cells: {len(cells):,})"))
+            ax.plot(
+                _map_lon(lon, ra_centre_deg),
+                np.deg2rad(lat),
+                ls="none",
+                marker="s",
+                ms=3.5,
+                mew=0,
+                color="tab:blue",
+                zorder=2,
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="none",
+                    marker="s",
+                    ms=4,
+                    mew=0,
+                    color="tab:blue",
+                    label=f"tile positions (27' HEALPix cells: {len(cells):,})",
+                )
+            )
 
     gl = np.arange(0.0, 360.0001, 0.5)
     gal = SkyCoord(l=gl * u.deg, b=np.zeros_like(gl) * u.deg, frame="galactic").icrs
@@ -311,20 +340,38 @@ def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "",
     ax.plot(glon, glat, color="0.35", ls="--", lw=1.0, zorder=2)
     handles.append(Line2D([], [], color="0.35", ls="--", lw=1.0, label="Galactic plane"))
     gc = SkyCoord(l=0.0 * u.deg, b=0.0 * u.deg, frame="galactic").icrs
-    ax.plot(_map_lon(np.array([gc.ra.deg]), ra_centre_deg), [np.deg2rad(gc.dec.deg)], marker="*", ms=9,
-            color="0.35", ls="none", zorder=2)
+    ax.plot(
+        _map_lon(np.array([gc.ra.deg]), ra_centre_deg),
+        [np.deg2rad(gc.dec.deg)],
+        marker="*",
+        ms=9,
+        color="0.35",
+        ls="none",
+        zorder=2,
+    )
     handles.append(Line2D([], [], marker="*", ms=9, color="0.35", ls="none", label="Galactic centre"))
 
     if len(cra):
-        ax.plot(_map_lon(cra, ra_centre_deg), np.deg2rad(cdec), ls="none", marker="o", ms=3.5,
-                mfc="tab:red", mec="k", mew=0.3, zorder=3)
-    handles.append(Line2D([], [], ls="none", marker="o", ms=5, mfc="tab:red", mec="k", mew=0.3,
-                          label=f"candidates ({len(cra):,})"))
+        ax.plot(
+            _map_lon(cra, ra_centre_deg),
+            np.deg2rad(cdec),
+            ls="none",
+            marker="o",
+            ms=3.5,
+            mfc="tab:red",
+            mec="k",
+            mew=0.3,
+            zorder=3,
+        )
+    handles.append(
+        Line2D([], [], ls="none", marker="o", ms=5, mfc="tab:red", mec="k", mew=0.3, label=f"candidates ({len(cra):,})")
+    )
 
     ticks = np.deg2rad(np.arange(-150.0, 151.0, 30.0))
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(
-        lambda x, _pos: f"{round(((ra_centre_deg - math.degrees(x)) % 360.0) / 15.0) % 24:d}h"))
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda x, _pos: f"{round(((ra_centre_deg - math.degrees(x)) % 360.0) / 15.0) % 24:d}h")
+    )
     ax.set_latitude_grid(30)
     ax.tick_params(axis="x", labelsize=9, colors="0.2")
     for tick in ax.xaxis.get_major_ticks():  # RA labels sit on the equator: keep them legible over the fill
@@ -333,8 +380,14 @@ def sky_map(moc: MOC, candidates: pd.DataFrame, path: Path, *, title: str = "",
     ax.grid(True, color="0.6", lw=0.5, alpha=0.7)
     ax.set_xlabel("RA (increasing to the left)")
     ax.set_ylabel("Dec")
-    fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 3), fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, 0.01))
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncols=min(len(handles), 3),
+        fontsize=9,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.01),
+    )
     fig.suptitle(title or "Survey coverage and candidates", fontsize=13, y=0.97)
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:

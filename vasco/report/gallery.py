@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 
-from vasco.filters.registry import VETO_ORDER
 from vasco.filters.cuts import CUT_ORDER, SPREAD_CUT
+from vasco.filters.registry import VETO_ORDER
 from vasco.io import write_text_atomic
 
 __all__ = [
@@ -73,8 +73,7 @@ _NUMERIC = {
     "n_meas": "n_measurements",
     "poserr": "pos_err_arcsec",
 }
-_TEXT = {"tile": "tile_id", "plate": "plate_label", "region": "plate_region",
-         "untrusted": "astrometry_trust_reason"}
+_TEXT = {"tile": "tile_id", "plate": "plate_label", "region": "plate_region", "untrusted": "astrometry_trust_reason"}
 
 
 def funnel_stage_columns(columns: list[str] | pd.Index) -> list[str]:
@@ -98,7 +97,7 @@ def _stage_name(column: str) -> str:
     """The funnel stage of a pass/fail column (the summary's funnel key)."""
     for prefix in ("cut_", "veto_"):
         if column.startswith(prefix):
-            return column[len(prefix):]
+            return column[len(prefix) :]
     return column
 
 
@@ -129,22 +128,54 @@ def service_links(ra: float, dec: float) -> list[tuple[str, str]]:
         return base + "?" + urlencode(params, quote_via=quote)
 
     return [
-        ("SIMBAD", url("https://simbad.cds.unistra.fr/simbad/sim-coo",
-                       [("Coord", pos), ("CooFrame", "ICRS"), ("CooEqui", "2000"),
-                        ("Radius", radius), ("Radius.unit", "arcsec")])),
-        ("VizieR", url("https://vizier.cds.unistra.fr/viz-bin/VizieR",
-                       [("-c", pos), ("-c.rs", radius)])),
-        ("Aladin", url("https://aladin.cds.unistra.fr/AladinLite/",
-                       [("target", pos), ("fov", fov), ("survey", "CDS/P/DSS2/red")])),
-        ("ESASky", url("https://sky.esa.int/esasky/",
-                       [("target", pos), ("fov", fov), ("hips", "DSS2 color"), ("cooframe", "J2000"),
-                        ("sci", "true")])),
-        ("Legacy Surveys", url("https://www.legacysurvey.org/viewer",
-                               [("ra", f"{ra:.6f}"), ("dec", f"{dec:.6f}"), ("layer", "ls-dr10"),
-                                ("zoom", "16"), ("mark", f"{ra:.6f},{dec:.6f}")])),
-        ("Pan-STARRS", url("https://ps1images.stsci.edu/cgi-bin/ps1cutouts",
-                           [("pos", pos), ("filter", "color"), ("filetypes", "stack"), ("size", "240"),
-                            ("output_size", "0")])),
+        (
+            "SIMBAD",
+            url(
+                "https://simbad.cds.unistra.fr/simbad/sim-coo",
+                [
+                    ("Coord", pos),
+                    ("CooFrame", "ICRS"),
+                    ("CooEqui", "2000"),
+                    ("Radius", radius),
+                    ("Radius.unit", "arcsec"),
+                ],
+            ),
+        ),
+        ("VizieR", url("https://vizier.cds.unistra.fr/viz-bin/VizieR", [("-c", pos), ("-c.rs", radius)])),
+        (
+            "Aladin",
+            url(
+                "https://aladin.cds.unistra.fr/AladinLite/",
+                [("target", pos), ("fov", fov), ("survey", "CDS/P/DSS2/red")],
+            ),
+        ),
+        (
+            "ESASky",
+            url(
+                "https://sky.esa.int/esasky/",
+                [("target", pos), ("fov", fov), ("hips", "DSS2 color"), ("cooframe", "J2000"), ("sci", "true")],
+            ),
+        ),
+        (
+            "Legacy Surveys",
+            url(
+                "https://www.legacysurvey.org/viewer",
+                [
+                    ("ra", f"{ra:.6f}"),
+                    ("dec", f"{dec:.6f}"),
+                    ("layer", "ls-dr10"),
+                    ("zoom", "16"),
+                    ("mark", f"{ra:.6f},{dec:.6f}"),
+                ],
+            ),
+        ),
+        (
+            "Pan-STARRS",
+            url(
+                "https://ps1images.stsci.edu/cgi-bin/ps1cutouts",
+                [("pos", pos), ("filter", "color"), ("filetypes", "stack"), ("size", "240"), ("output_size", "0")],
+            ),
+        ),
     ]
 
 
@@ -476,13 +507,21 @@ def _controls() -> str:
 def gallery_html(candidates: pd.DataFrame, stamps: list[str | None], *, title: str) -> str:
     """The gallery page as text (see :func:`write_gallery`)."""
     cards = _card_data(candidates, stamps)
-    payload = {"eager": EAGER_STAMPS, "stages": [_stage_name(c) for c in funnel_stage_columns(candidates.columns)],
-               "candidates": cards}
+    payload = {
+        "eager": EAGER_STAMPS,
+        "stages": [_stage_name(c) for c in funnel_stage_columns(candidates.columns)],
+        "candidates": cards,
+    }
     n = len(cards)
     t = html.escape(title)
     count = f"{n} candidate{'s' if n != 1 else ''}"
-    empty = "" if n else ('<p class="empty" id="empty">No candidates in this survey: no source passed every '
-                          "stage of the funnel.</p>")
+    empty = (
+        ""
+        if n
+        else (
+            '<p class="empty" id="empty">No candidates in this survey: no source passed every stage of the funnel.</p>'
+        )
+    )
     legend = (
         "Each card is one survey candidate: a source on the POSS-I red plate that passed every stage of the "
         "funnel (green chips, in order). The stamp is a cutout of the plate scan centred on the "

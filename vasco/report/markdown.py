@@ -24,14 +24,29 @@ __all__ = [
 ]
 
 #: Columns of the candidates table artifact, those the catalogue has, in this order.
-CANDIDATE_COLUMNS = ("tile_id", "NUMBER", "ra", "dec", "plate_region", "plate_epoch", "MAG_AUTO", "SNR_WIN",
-                     "FWHM_IMAGE", "SPREAD_MODEL", "edge_dist_px")
+CANDIDATE_COLUMNS = (
+    "tile_id",
+    "NUMBER",
+    "ra",
+    "dec",
+    "plate_region",
+    "plate_epoch",
+    "MAG_AUTO",
+    "SNR_WIN",
+    "FWHM_IMAGE",
+    "SPREAD_MODEL",
+    "edge_dist_px",
+)
 
 #: Survey-level products listed by :func:`products_markdown`: file name and what it holds.
-_PRODUCTS = (("summary.json", "summary, funnel, injection scores"),
-             ("candidates.parquet", "unique candidates"), ("detections.parquet", "every detection"),
-             ("duplicates.parquet", "sources measured in several tiles"),
-             ("astrometry.csv", "astrometric quality per tile"), ("config.json", "the configuration"))
+_PRODUCTS = (
+    ("summary.json", "summary, funnel, injection scores"),
+    ("candidates.parquet", "unique candidates"),
+    ("detections.parquet", "every detection"),
+    ("duplicates.parquet", "sources measured in several tiles"),
+    ("astrometry.csv", "astrometric quality per tile"),
+    ("config.json", "the configuration"),
+)
 
 
 def funnel_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
@@ -53,8 +68,13 @@ def funnel_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, A
     lines += [f"| {k} | {v:,} |" for k, v in summary["funnel"].items()]
     rows = summary.get("funnel_vs_paper") or []
     if rows:
-        lines += ["", "## Side by side with Solano et al. 2022", "",
-                  "| stage | ours | kept | paper | kept |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Side by side with Solano et al. 2022",
+            "",
+            "| stage | ours | kept | paper | kept |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for r in rows:
             ours = "-" if r["ours"] is None else f"{r['ours']:,}"
             ok = "" if r["ours_kept"] is None else f"{r['ours_kept']:.1%}"
@@ -66,13 +86,18 @@ def funnel_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, A
         f"Tiles: {t['planned']} planned, {t['processed']} processed, {t['rejected']} rejected, {t['failed']} failed.",
     ]
     if summary["failures"]:
-        lines += ["", "Rejected or failed tiles by reason: "
-                  + ", ".join(f"`{k}` {v}" for k, v in summary["failures"].items())]
+        lines += [
+            "",
+            "Rejected or failed tiles by reason: " + ", ".join(f"`{k}` {v}" for k, v in summary["failures"].items()),
+        ]
     trust = summary.get("astrometry_trust") or {}
     if trust.get("tiles_untrusted"):
-        lines += ["", f"Astrometry not trusted on {trust['tiles_untrusted']} processed tile(s), with "
-                  f"{trust['candidates_untrusted']} candidate(s) (marked `astrometry_trusted` false): "
-                  + ", ".join(f"`{k}` {v}" for k, v in trust["by_reason"].items())]
+        lines += [
+            "",
+            f"Astrometry not trusted on {trust['tiles_untrusted']} processed tile(s), with "
+            f"{trust['candidates_untrusted']} candidate(s) (marked `astrometry_trusted` false): "
+            + ", ".join(f"`{k}` {v}" for k, v in trust["by_reason"].items()),
+        ]
     inj = summary.get("injection")
     if inj:
         comp = "n/a" if inj["completeness"] is None else f"{inj['completeness']:.3f}"
@@ -109,11 +134,16 @@ def tile_funnel_table(records: Sequence[Mapping[str, Any]], max_rows: int = 500)
         for k in r.get("funnel") or {}:
             if k not in stages:
                 stages.append(k)
-    ordered = ([r for r in records if r.get("status") in ("failed", "rejected")]
-               + [r for r in records if r.get("status") == "ok"])
-    lines = ["", "## Funnel per tile", "",
-             "| tile | plate | status | reason | " + " | ".join(stages) + " |",
-             "|---|---|---|---|" + "---:|" * len(stages)]
+    ordered = [r for r in records if r.get("status") in ("failed", "rejected")] + [
+        r for r in records if r.get("status") == "ok"
+    ]
+    lines = [
+        "",
+        "## Funnel per tile",
+        "",
+        "| tile | plate | status | reason | " + " | ".join(stages) + " |",
+        "|---|---|---|---|" + "---:|" * len(stages),
+    ]
     for r in ordered[:max_rows]:
         plate = (r.get("plate") or {}).get("region") or "-"
         funnel = r.get("funnel") or {}
@@ -139,8 +169,7 @@ def products_markdown(root: str, records: Sequence[Mapping[str, Any]]) -> str:
     str
         Markdown.
     """
-    lines = ["# VASCO survey products", "", f"Survey root: `{root}`", "",
-             "| product | path |", "|---|---|"]
+    lines = ["# VASCO survey products", "", f"Survey root: `{root}`", "", "| product | path |", "|---|---|"]
     for name, what in _PRODUCTS:
         lines.append(f"| {what} | `{root}/{name}` |")
     plots = [r for r in records if (r.get("astrometry") or {}).get("plot")]
@@ -169,7 +198,8 @@ def report_markdown(root: str, index: str, manifest: Mapping[str, Any]) -> str:
     """
     man = manifest
     lines = [
-        f"# VASCO report of {root}", "",
+        f"# VASCO report of {root}",
+        "",
         f"- report page: `{index}` (open it in a browser; no server needed)",
         f"- candidate gallery: `report/gallery.html`, {man['candidates']} candidates with {man['stamps']} stamps",
         f"- coverage: `report/moc.fits` (IVOA MOC), {man['tiles']['ok']} tiles, {man['coverage_deg2']:.2f} deg²; "

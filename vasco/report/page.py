@@ -33,8 +33,13 @@ MAX_TILE_ROWS = 2000
 #: Tile ids listed per failure reason.
 MAX_FAILED_IDS = 25
 
-_TILE_COUNTS = (("planned", "planned"), ("processed", "processed"), ("rejected", "rejected"),
-                ("failed", "failed"), ("not_run", "not run"))
+_TILE_COUNTS = (
+    ("planned", "planned"),
+    ("processed", "processed"),
+    ("rejected", "rejected"),
+    ("failed", "failed"),
+    ("not_run", "not run"),
+)
 
 
 def _e(value: Any) -> str:
@@ -75,13 +80,15 @@ def _pct(value: Any) -> str:
 
 
 def _figure(rel: str, caption: str) -> str:
-    return (f'<figure><a href="{_href(rel)}"><img src="{_href(rel)}" alt="{_e(caption)}" loading="lazy"></a>'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><a href="{_href(rel)}"><img src="{_href(rel)}" alt="{_e(caption)}" loading="lazy"></a>'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _kv_table(rows: Sequence[tuple[str, str]], cls: str = "kv") -> str:
     """A two-column table from (escaped name, formatted HTML value) pairs."""
-    body = "".join(f"<tr><th scope=\"row\">{k}</th><td>{v}</td></tr>" for k, v in rows)
+    body = "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows)
     return f'<table class="{cls}"><tbody>{body}</tbody></table>'
 
 
@@ -126,10 +133,13 @@ def _failures(failures: Mapping[str, Any], failed_tiles: Mapping[str, Any]) -> s
             shown += f" \u2026 and {len(ids) - MAX_FAILED_IDS:,} more"
         count = failures.get(reason, len(ids))
         token = "(no reason)" if reason in (None, "None", "null") else reason
-        body.append(f"<tr><td><code>{_e(token)}</code></td><td class=\"num\">{_int(count)}</td>"
-                    f'<td class="ids">{shown}</td></tr>')
-    return ("<h3>Failures</h3><table class=\"grid\"><thead><tr><th>reason</th><th>tiles</th><th>tile ids</th>"
-            f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        body.append(
+            f'<tr><td><code>{_e(token)}</code></td><td class="num">{_int(count)}</td><td class="ids">{shown}</td></tr>'
+        )
+    return (
+        '<h3>Failures</h3><table class="grid"><thead><tr><th>reason</th><th>tiles</th><th>tile ids</th>'
+        f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _untrusted(trust: Any) -> str:
@@ -137,35 +147,47 @@ def _untrusted(trust: Any) -> str:
     if not isinstance(trust, Mapping):
         return ""
     tiles = trust.get("untrusted_tiles") or {}
-    counts = (f"{_int(trust.get('tiles_untrusted', len(tiles)))} tile(s), "
-              f"{_int(trust.get('candidates_untrusted', 0))} candidate(s) on them")
-    head = ('<h3 id="untrusted">Untrusted astrometry</h3><p>Tiles whose positions cannot support a 5" '
-            '"no counterpart" claim (their candidates carry <code>astrometry_trusted</code> = false): ')
+    counts = (
+        f"{_int(trust.get('tiles_untrusted', len(tiles)))} tile(s), "
+        f"{_int(trust.get('candidates_untrusted', 0))} candidate(s) on them"
+    )
+    head = (
+        '<h3 id="untrusted">Untrusted astrometry</h3><p>Tiles whose positions cannot support a 5" '
+        '"no counterpart" claim (their candidates carry <code>astrometry_trusted</code> = false): '
+    )
     if not tiles:
         return head + "none.</p>"
-    rows = "".join(f"<tr><td>{_e(tid)}</td><td>{_e(why)}</td></tr>"
-                   for tid, why in list(tiles.items())[:MAX_TILE_ROWS])
+    rows = "".join(f"<tr><td>{_e(tid)}</td><td>{_e(why)}</td></tr>" for tid, why in list(tiles.items())[:MAX_TILE_ROWS])
     more = ""
     if len(tiles) > MAX_TILE_ROWS:
         more = f'<p class="note">{len(tiles) - MAX_TILE_ROWS:,} more in summary.json.</p>'
-    return (f"{head}{counts}.</p><table class=\"grid\" id=\"untrusted-tiles\"><thead><tr><th>tile</th>"
-            f"<th>reason</th></tr></thead><tbody>{rows}</tbody></table>{more}")
+    return (
+        f'{head}{counts}.</p><table class="grid" id="untrusted-tiles"><thead><tr><th>tile</th>'
+        f"<th>reason</th></tr></thead><tbody>{rows}</tbody></table>{more}"
+    )
 
 
 def _summary(summary: Mapping[str, Any]) -> str:
     tiles = summary.get("tiles") or {}
     rows = [(f"tiles {label}", _int(tiles.get(key, 0))) for key, label in _TILE_COUNTS]
-    rows += [("detections", _int(summary.get("detections", 0))),
-             ("candidates", _int(summary.get("candidates", 0)))]
-    out = ['<section id="summary"><h2>Summary</h2><div class="cols">',
-           "<div><h3>Survey</h3>" + _kv_table(rows, "kv summary") + "</div>"]
+    rows += [("detections", _int(summary.get("detections", 0))), ("candidates", _int(summary.get("candidates", 0)))]
+    out = [
+        '<section id="summary"><h2>Summary</h2><div class="cols">',
+        "<div><h3>Survey</h3>" + _kv_table(rows, "kv summary") + "</div>",
+    ]
     if summary.get("injection"):
         out.append("<div>" + _injection(summary["injection"]) + "</div>")
     astro = summary.get("astrometry")
     if isinstance(astro, Mapping):
-        arows = [(_e(k.replace("_", " ")), _float(v, 3) if isinstance(v, float) else
-                  (", ".join(f"{_e(a)} {_int(b)}" for a, b in v.items()) if isinstance(v, Mapping) else _e(v)))
-                 for k, v in astro.items()]
+        arows = [
+            (
+                _e(k.replace("_", " ")),
+                _float(v, 3)
+                if isinstance(v, float)
+                else (", ".join(f"{_e(a)} {_int(b)}" for a, b in v.items()) if isinstance(v, Mapping) else _e(v)),
+            )
+            for k, v in astro.items()
+        ]
         out.append("<div><h3>Astrometry</h3>" + _kv_table(arows) + "</div>")
     out.append("</div>")
     out.append(_failures(summary.get("failures") or {}, summary.get("failed_tiles") or {}))
@@ -185,10 +207,12 @@ def _funnel(funnel: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             except (TypeError, ValueError):
                 count = None
             kept = _pct(count / prev) if (count is not None and prev) else "\u2014"
-            body.append(f"<tr><td>{_e(stage)}</td><td class=\"num\">{_int(n)}</td><td class=\"num\">{kept}</td></tr>")
+            body.append(f'<tr><td>{_e(stage)}</td><td class="num">{_int(n)}</td><td class="num">{kept}</td></tr>')
             prev = count
-        out.append('<table class="grid funnel"><thead><tr><th>stage</th><th>count</th>'
-                   f"<th>kept vs previous</th></tr></thead><tbody>{''.join(body)}</tbody></table>")
+        out.append(
+            '<table class="grid funnel"><thead><tr><th>stage</th><th>count</th>'
+            f"<th>kept vs previous</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
     else:
         out.append("<p>No processed tile yet: no funnel.</p>")
     out += [_figure(rel, cap) for cap, rel in plots.items() if "funnel" in cap.lower()]
@@ -221,17 +245,26 @@ def _coverage(coverage: Mapping[str, Any]) -> str:
 
 def _gallery(gallery: str | None, n: Any) -> str:
     if gallery:
-        body = (f'<p><a class="big" href="{_href(gallery)}">Open the candidate gallery</a> '
-                f"({_int(n)} candidates: stamps, measurements, catalogue links).</p>")
+        body = (
+            f'<p><a class="big" href="{_href(gallery)}">Open the candidate gallery</a> '
+            f"({_int(n)} candidates: stamps, measurements, catalogue links).</p>"
+        )
     else:
         body = "<p>No gallery was written.</p>"
     return f'<section id="candidates"><h2>Candidates</h2>{body}</section>'
 
 
-_EPOCH_COLUMNS = (("region", "plate"), ("label", "label"), ("n_tiles", "tiles"),
-                  ("date_obs_header", "header date"), ("date_obs_table", "plate-table date"),
-                  ("date_conflict_hours", "difference (h)"), ("candidates", "hits / predicted per candidate"),
-                  ("verdict", "verdict"), ("date_obs", "date chosen"))
+_EPOCH_COLUMNS = (
+    ("region", "plate"),
+    ("label", "label"),
+    ("n_tiles", "tiles"),
+    ("date_obs_header", "header date"),
+    ("date_obs_table", "plate-table date"),
+    ("date_conflict_hours", "difference (h)"),
+    ("candidates", "hits / predicted per candidate"),
+    ("verdict", "verdict"),
+    ("date_obs", "date chosen"),
+)
 
 
 def _epochs(epochs: Sequence[Mapping[str, Any]] | None, conflicts: int | None) -> str:
@@ -240,16 +273,22 @@ def _epochs(epochs: Sequence[Mapping[str, Any]] | None, conflicts: int | None) -
         return ""
     out = ['<section id="epochs"><h2>Plate dates</h2>']
     if conflicts is not None:
-        out.append("<p>Processed tiles whose cutout-header date differs from the plate table's by more than "
-                   f"<code>plates.conflict_hours</code>: {_int(conflicts)} (<code>plate.date_conflict</code> in "
-                   "their <code>tile.json</code>).</p>")
+        out.append(
+            "<p>Processed tiles whose cutout-header date differs from the plate table's by more than "
+            f"<code>plates.conflict_hours</code>: {_int(conflicts)} (<code>plate.date_conflict</code> in "
+            "their <code>tile.json</code>).</p>"
+        )
     if epochs is None:
-        out.append("<p>No <code>epochs.csv</code>: run <code>vasco epochs DIR</code> to let the asteroids on "
-                   "each plate decide its date.</p>")
+        out.append(
+            "<p>No <code>epochs.csv</code>: run <code>vasco epochs DIR</code> to let the asteroids on "
+            "each plate decide its date.</p>"
+        )
     else:
-        out.append("<p>From <code>epochs.csv</code> (<code>vasco epochs</code>): for each plate, how many of the "
-                   "minor planets SkyBoT predicts on its processed tiles at each candidate date land on a "
-                   "detection; the date with clearly most hits is chosen.</p>")
+        out.append(
+            "<p>From <code>epochs.csv</code> (<code>vasco epochs</code>): for each plate, how many of the "
+            "minor planets SkyBoT predicts on its processed tiles at each candidate date land on a "
+            "detection; the date with clearly most hits is chosen.</p>"
+        )
         head = "".join(f"<th>{_e(label)}</th>" for _, label in _EPOCH_COLUMNS)
         body = []
         for row in epochs:
@@ -260,8 +299,10 @@ def _epochs(epochs: Sequence[Mapping[str, Any]] | None, conflicts: int | None) -
                 text = chr(0x2014) if missing else (_float(v, 2) if isinstance(v, float) else _e(v))
                 cells.append(f"<td>{text}</td>")
             body.append(f'<tr data-verdict="{_e(row.get("verdict"))}">{"".join(cells)}</tr>')
-        out.append(f'<table class="grid" id="epochs-table"><thead><tr>{head}</tr></thead>'
-                   f"<tbody>{''.join(body)}</tbody></table>")
+        out.append(
+            f'<table class="grid" id="epochs-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
     out.append("</section>\n")
     return "".join(out)
 
@@ -296,11 +337,13 @@ def _tile_row(t: Mapping[str, Any]) -> str:
         sort = _e(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
         return f'<td class="num" data-v="{sort}">{_int(v) if v is not None else chr(0x2014)}</td>'
 
-    return (f'<tr data-status="{_e(t.get("status"))}"><td>{_e(t.get("tile_id"))}</td>'
-            f"<td>{_e(t.get('status'))}</td><td>{_e(t.get('reason') or '')}</td>"
-            f"<td>{_e(_plate_text(t.get('plate')))}</td>"
-            f'<td class="num" data-v="{"" if epoch == chr(0x2014) else epoch}">{epoch}</td>'
-            f"{num('detections')}{num('candidates')}<td>{' '.join(links)}</td></tr>")
+    return (
+        f'<tr data-status="{_e(t.get("status"))}"><td>{_e(t.get("tile_id"))}</td>'
+        f"<td>{_e(t.get('status'))}</td><td>{_e(t.get('reason') or '')}</td>"
+        f"<td>{_e(_plate_text(t.get('plate')))}</td>"
+        f'<td class="num" data-v="{"" if epoch == chr(0x2014) else epoch}">{epoch}</td>'
+        f"{num('detections')}{num('candidates')}<td>{' '.join(links)}</td></tr>"
+    )
 
 
 def _tiles(tiles: Sequence[Mapping[str, Any]]) -> str:
@@ -310,16 +353,29 @@ def _tiles(tiles: Sequence[Mapping[str, Any]]) -> str:
     for t in tiles:
         statuses[str(t.get("status"))] = statuses.get(str(t.get("status")), 0) + 1
     options = '<option value="">all</option>' + "".join(
-        f'<option value="{_e(s)}">{_e(s)} ({n:,})</option>' for s, n in sorted(statuses.items()))
+        f'<option value="{_e(s)}">{_e(s)} ({n:,})</option>' for s, n in sorted(statuses.items())
+    )
     note = ""
     if len(tiles) > len(shown):
-        note = (f'<p class="note" id="tiles-cap">Showing {len(shown):,} of {len(tiles):,} tiles: failed and '
-                "rejected tiles and tiles with candidates first. Every tile's record is "
-                "<code>tiles/&lt;tile&gt;/tile.json</code> in the survey folder.</p>")
-    heads = [("tile", "text"), ("status", "text"), ("reason", "text"), ("plate", "text"), ("epoch", "num"),
-             ("detections", "num"), ("candidates", "num"), ("plots", "text")]
-    th = "".join(f'<th data-kind="{k}"><button type="button" data-col="{i}">{_e(h)}</button></th>'
-                 for i, (h, k) in enumerate(heads))
+        note = (
+            f'<p class="note" id="tiles-cap">Showing {len(shown):,} of {len(tiles):,} tiles: failed and '
+            "rejected tiles and tiles with candidates first. Every tile's record is "
+            "<code>tiles/&lt;tile&gt;/tile.json</code> in the survey folder.</p>"
+        )
+    heads = [
+        ("tile", "text"),
+        ("status", "text"),
+        ("reason", "text"),
+        ("plate", "text"),
+        ("epoch", "num"),
+        ("detections", "num"),
+        ("candidates", "num"),
+        ("plots", "text"),
+    ]
+    th = "".join(
+        f'<th data-kind="{k}"><button type="button" data-col="{i}">{_e(h)}</button></th>'
+        for i, (h, k) in enumerate(heads)
+    )
     rows = "".join(_tile_row(t) for t in shown)
     empty = "" if tiles else "<p>No tiles.</p>"
     return (
@@ -511,7 +567,17 @@ def write_index(
         raise TypeError(f"report summary must be a mapping (summary.json), not {type(summary).__name__}")
     path = Path(path)
     folder = path.resolve().parent.parent.name
-    text = index_html(folder=folder, summary=summary, plots=plots, tiles=tiles, coverage=coverage,
-                      gallery=gallery, config_hash=config_hash, vasco_version=vasco_version, created=created,
-                      epochs=epochs, date_conflicts=date_conflicts)
+    text = index_html(
+        folder=folder,
+        summary=summary,
+        plots=plots,
+        tiles=tiles,
+        coverage=coverage,
+        gallery=gallery,
+        config_hash=config_hash,
+        vasco_version=vasco_version,
+        created=created,
+        epochs=epochs,
+        date_conflicts=date_conflicts,
+    )
     return write_text_atomic(path, text)

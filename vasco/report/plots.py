@@ -71,11 +71,20 @@ LOG_SNR_EDGES = np.linspace(-1.0, 6.0, 351)  # log10(SNR_WIN), 0.02 dex
 EDGE_MM_EDGES = np.linspace(0.0, 200.0, 401)  # mm from the nearest plate edge, 0.5 mm
 
 #: Columns of the survey detections read by :func:`survey_statistics`.
-SURVEY_COLUMNS = ("FWHM_IMAGE", "ELONGATION", "SNR_WIN", "MAG_AUTO", "passes_cuts", "x_plate", "y_plate",
-                  "plate_id")
+SURVEY_COLUMNS = ("FWHM_IMAGE", "ELONGATION", "SNR_WIN", "MAG_AUTO", "passes_cuts", "x_plate", "y_plate", "plate_id")
 #: Columns a tile's detections need for :func:`tile_qc_plot`.
-TILE_COLUMNS = ("FWHM_IMAGE", "ELONGATION", "SNR_WIN", "MAG_AUTO", "X_IMAGE", "Y_IMAGE", "x_plate", "y_plate",
-                "passes_cuts", "is_candidate")
+TILE_COLUMNS = (
+    "FWHM_IMAGE",
+    "ELONGATION",
+    "SNR_WIN",
+    "MAG_AUTO",
+    "X_IMAGE",
+    "Y_IMAGE",
+    "x_plate",
+    "y_plate",
+    "passes_cuts",
+    "is_candidate",
+)
 
 # Survey plots: caption -> file name, in display order.
 _SURVEY_FILES = {
@@ -144,16 +153,24 @@ def _plain_log_y(ax: Axes) -> None:
 
 def _legend_below(ax: Axes) -> None:
     """A frameless legend under the axes (below its x label), so that it hides no data."""
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=3, frameon=False,
-              handletextpad=0.3, columnspacing=1.0)
+    ax.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.13),
+        ncols=3,
+        frameon=False,
+        handletextpad=0.3,
+        columnspacing=1.0,
+    )
 
 
 def _log10_positive(v: np.ndarray) -> np.ndarray:
     return np.log10(np.where(v > 0, v, np.nan))
 
 
-def _funnel_axes(ax: Axes, funnel: Mapping[str, Any], *, title: str, of_all: bool = True,
-                 bar_fraction: float = 0.6) -> None:
+def _funnel_axes(
+    ax: Axes, funnel: Mapping[str, Any], *, title: str, of_all: bool = True, bar_fraction: float = 0.6
+) -> None:
     """Horizontal log bars of a funnel ``{stage: count}``, labelled with counts and the fraction kept.
 
     The x range is set so that the longest bar takes ``bar_fraction`` of the
@@ -191,11 +208,13 @@ def _title_of(record: Mapping[str, Any]) -> str:
     plate = record.get("plate") or {}
     epoch = plate.get("epoch")
     epoch_s = f"epoch {float(epoch):.2f}" if isinstance(epoch, (int, float)) and math.isfinite(epoch) else "epoch ?"
-    return (f"{record.get('tile_id', '?')}   plate {plate.get('label', '?')} ({plate.get('region', '?')}),"
-            f" {epoch_s}   status {record.get('status', '?')}")
+    return (
+        f"{record.get('tile_id', '?')}   plate {plate.get('label', '?')} ({plate.get('region', '?')}),"
+        f" {epoch_s}   status {record.get('status', '?')}"
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plate_geometry(region: str) -> tuple[float, float, int, int] | None:
     """``(x pixel mm, y pixel mm, NAXIS1, NAXIS2)`` of a plate of the shipped table, or None."""
     plate = find_plate(region, by="region") if region else None
@@ -308,7 +327,7 @@ def _rebin(edges: np.ndarray, counts: np.ndarray, lo: float, hi: float, nmax: in
     i1 = i0 + n * k
     c = counts[..., i0:i1]
     c = c.reshape(c.shape[:-1] + (n, k)).sum(axis=-1)
-    return edges[i0:i1 + 1:k], c
+    return edges[i0 : i1 + 1 : k], c
 
 
 def _quantile_edge(edges: np.ndarray, counts: np.ndarray, q: float) -> float:
@@ -348,8 +367,14 @@ class StreamedHistograms:
     selected: dict[str, np.ndarray]
 
 
-def stream_histograms(path: Path, bins: Mapping[str, Any], *, select: str | None = None, clip: bool = False,
-                      batch_size: int = DEFAULT_BATCH_ROWS) -> StreamedHistograms:
+def stream_histograms(
+    path: Path,
+    bins: Mapping[str, Any],
+    *,
+    select: str | None = None,
+    clip: bool = False,
+    batch_size: int = DEFAULT_BATCH_ROWS,
+) -> StreamedHistograms:
     """Histograms of Parquet columns, read a batch at a time (bounded memory).
 
     Parameters
@@ -441,8 +466,9 @@ class SurveyStatistics:
     plates: tuple[str, ...]
 
 
-def survey_statistics(detections_path: Path, *, sample_rows: int = 200_000,
-                      batch_size: int = DEFAULT_BATCH_ROWS) -> SurveyStatistics:
+def survey_statistics(
+    detections_path: Path, *, sample_rows: int = 200_000, batch_size: int = DEFAULT_BATCH_ROWS
+) -> SurveyStatistics:
     """One streaming pass over the survey detections: histograms and an even sample.
 
     Reads only :data:`SURVEY_COLUMNS`, ``batch_size`` rows at a time.  The
@@ -460,8 +486,7 @@ def survey_statistics(detections_path: Path, *, sample_rows: int = 200_000,
     """
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be >= 1, got {sample_rows}")
-    nf, ne, nm, ns, nd = (len(e) - 1 for e in (FWHM_EDGES, ELONGATION_EDGES, MAG_EDGES, LOG_SNR_EDGES,
-                                                  EDGE_MM_EDGES))
+    nf, ne, nm, ns, nd = (len(e) - 1 for e in (FWHM_EDGES, ELONGATION_EDGES, MAG_EDGES, LOG_SNR_EDGES, EDGE_MM_EDGES))
     fwhm_all = np.zeros(nf, np.int64)
     fwhm_pass = np.zeros(nf, np.int64)
     el_all = np.zeros(ne, np.int64)
@@ -488,13 +513,15 @@ def survey_statistics(detections_path: Path, *, sample_rows: int = 200_000,
         ok = (im >= 0) & (is_ >= 0)
         snr_mag += np.bincount(im[ok] * ns + is_[ok], minlength=nm * ns)
         pid = batch.column(batch.schema.get_field_index("plate_id"))
-        plates.update(str(p) for p in pc.unique(pid.dictionary if pa.types.is_dictionary(pid.type) else pid)
-                      .to_pylist() if p is not None)
+        plates.update(
+            str(p)
+            for p in pc.unique(pid.dictionary if pa.types.is_dictionary(pid.type) else pid).to_pylist()
+            if p is not None
+        )
         sel = np.flatnonzero(passing)
         if len(sel):
             geom = _arrow_geometry(pc.take(pid, pa.array(sel)))
-            xm, ym, edge = _plate_mm(_arrow_floats(batch, "x_plate")[sel], _arrow_floats(batch, "y_plate")[sel],
-                                     geom)
+            xm, ym, edge = _plate_mm(_arrow_floats(batch, "x_plate")[sel], _arrow_floats(batch, "y_plate")[sel], geom)
             edge_pass += _count(_bin_index(edge, EDGE_MM_EDGES, clip=True), nd)
             running = passing_rows + np.arange(len(sel), dtype=np.int64)
             take = running % step == 0
@@ -508,9 +535,17 @@ def survey_statistics(detections_path: Path, *, sample_rows: int = 200_000,
         rows += n
         passing_rows += len(sel)
     return SurveyStatistics(
-        rows=rows, passing_rows=passing_rows, fwhm_all=fwhm_all, fwhm_passing=fwhm_pass,
-        elongation_all=el_all, elongation_passing=el_pass, snr_mag=snr_mag.reshape(nm, ns),
-        edge_mm_passing=edge_pass, sample_x_mm=keep_x, sample_y_mm=keep_y, sample_step=step,
+        rows=rows,
+        passing_rows=passing_rows,
+        fwhm_all=fwhm_all,
+        fwhm_passing=fwhm_pass,
+        elongation_all=el_all,
+        elongation_passing=el_pass,
+        snr_mag=snr_mag.reshape(nm, ns),
+        edge_mm_passing=edge_pass,
+        sample_x_mm=keep_x,
+        sample_y_mm=keep_y,
+        sample_step=step,
         plates=tuple(sorted(plates)),
     )
 
@@ -519,17 +554,27 @@ def _no_statistics() -> SurveyStatistics:
     """The statistics of a survey without detections."""
     zeros = [np.zeros(len(e) - 1, np.int64) for e in (FWHM_EDGES, ELONGATION_EDGES, EDGE_MM_EDGES)]
     return SurveyStatistics(
-        rows=0, passing_rows=0, fwhm_all=zeros[0], fwhm_passing=zeros[0].copy(), elongation_all=zeros[1],
-        elongation_passing=zeros[1].copy(), snr_mag=np.zeros((len(MAG_EDGES) - 1, len(LOG_SNR_EDGES) - 1), np.int64),
-        edge_mm_passing=zeros[2], sample_x_mm=np.zeros(0), sample_y_mm=np.zeros(0), sample_step=1, plates=(),
+        rows=0,
+        passing_rows=0,
+        fwhm_all=zeros[0],
+        fwhm_passing=zeros[0].copy(),
+        elongation_all=zeros[1],
+        elongation_passing=zeros[1].copy(),
+        snr_mag=np.zeros((len(MAG_EDGES) - 1, len(LOG_SNR_EDGES) - 1), np.int64),
+        edge_mm_passing=zeros[2],
+        sample_x_mm=np.zeros(0),
+        sample_y_mm=np.zeros(0),
+        sample_step=1,
+        plates=(),
     )
 
 
 # ------------------------------------------------------------------------------------------ tile plot
 
 
-def tile_qc_plot(detections: pd.DataFrame, record: dict, cfg: VascoConfig, path: Path, *,
-                 image_shape: tuple[int, int] | None = None) -> Path:
+def tile_qc_plot(
+    detections: pd.DataFrame, record: dict, cfg: VascoConfig, path: Path, *, image_shape: tuple[int, int] | None = None
+) -> Path:
     """Write the QC plot of one tile as a PNG (atomically) and return its path.
 
     Six panels: (1) FWHM_IMAGE histogram of all detections and of those
@@ -575,8 +620,10 @@ def tile_qc_plot(detections: pd.DataFrame, record: dict, cfg: VascoConfig, path:
         ax = fig.add_subplot()
         ax.set_axis_off()
         reason = record.get("reason")
-        _message(ax, f"no detections to plot\nstatus: {record.get('status', '?')}"
-                     + (f"\nreason: {reason}" if reason else ""))
+        _message(
+            ax,
+            f"no detections to plot\nstatus: {record.get('status', '?')}" + (f"\nreason: {reason}" if reason else ""),
+        )
         fig.suptitle(title, fontsize=11)
         return _save(fig, path)
     _require(TILE_COLUMNS, list(detections.columns), f"the detections of tile {record.get('tile_id', '?')}")
@@ -595,16 +642,33 @@ def tile_qc_plot(detections: pd.DataFrame, record: dict, cfg: VascoConfig, path:
 
     # A fixed layout: constrained layout would double the time of this plot (drawn for many tiles).
     fig = _figure((14.0, 9.0), 90, constrained=False)
-    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.05, right=0.975, top=0.93, bottom=0.1, wspace=0.3,
-                                               hspace=0.42))
+    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.05, right=0.975, top=0.93, bottom=0.1, wspace=0.3, hspace=0.42))
     fig.suptitle(f"{title}   {n_all:,} detections, {n_pass:,} pass the cuts, {n_cand} candidates", fontsize=12)
 
     # (1), (2): histograms with the fixed cut lines.
     for ax, values, lo_cut, hi_cut, lo, hi_min, hi_max, name, unit in (
-        (axes[0, 0], fwhm, cuts.fwhm_min_px, cuts.fwhm_max_px, 0.0, 1.5 * cuts.fwhm_max_px,
-         4.0 * cuts.fwhm_max_px, "FWHM_IMAGE", " (px)"),
-        (axes[0, 1], elong, None, cuts.elongation_max, 1.0, 1.0 + 2.5 * (cuts.elongation_max - 1.0),
-         1.0 + 8.0 * (cuts.elongation_max - 1.0), "ELONGATION", " (A/B)"),
+        (
+            axes[0, 0],
+            fwhm,
+            cuts.fwhm_min_px,
+            cuts.fwhm_max_px,
+            0.0,
+            1.5 * cuts.fwhm_max_px,
+            4.0 * cuts.fwhm_max_px,
+            "FWHM_IMAGE",
+            " (px)",
+        ),
+        (
+            axes[0, 1],
+            elong,
+            None,
+            cuts.elongation_max,
+            1.0,
+            1.0 + 2.5 * (cuts.elongation_max - 1.0),
+            1.0 + 8.0 * (cuts.elongation_max - 1.0),
+            "ELONGATION",
+            " (A/B)",
+        ),
     ):
         finite = np.isfinite(values)
         hi = hi_min
@@ -613,14 +677,26 @@ def tile_qc_plot(detections: pd.DataFrame, record: dict, cfg: VascoConfig, path:
         bins = np.linspace(lo, hi, 61)
         v = np.clip(values[finite], lo, hi)
         over = int((values[finite] > hi).sum())
-        ax.hist(v, bins=bins, color=_GREY, alpha=0.6, label=f"all ({int(finite.sum()):,}"
-                + (f"; {over:,} > {hi:.3g} in last bin)" if over else ")"))
-        ax.hist(v[passing[finite]], bins=bins, histtype="step", color=_PASS, lw=1.6,
-                label=f"passing cuts ({int((passing & finite).sum()):,})")
+        ax.hist(
+            v,
+            bins=bins,
+            color=_GREY,
+            alpha=0.6,
+            label=f"all ({int(finite.sum()):,}" + (f"; {over:,} > {hi:.3g} in last bin)" if over else ")"),
+        )
+        ax.hist(
+            v[passing[finite]],
+            bins=bins,
+            histtype="step",
+            color=_PASS,
+            lw=1.6,
+            label=f"passing cuts ({int((passing & finite).sum()):,})",
+        )
         cv = values[cand & finite]
         if len(cv):
-            ax.plot(np.clip(cv, lo, hi), np.zeros(len(cv)), "|", color=_CAND, ms=14, mew=2,
-                    label=f"candidates ({len(cv)})")
+            ax.plot(
+                np.clip(cv, lo, hi), np.zeros(len(cv)), "|", color=_CAND, ms=14, mew=2, label=f"candidates ({len(cv)})"
+            )
         for j, c in enumerate(c for c in (lo_cut, hi_cut) if c is not None):
             ax.axvline(c, **_CUT, label="fixed cut" if j == 0 else None)
         ax.set_xlabel(name + unit)
@@ -637,8 +713,16 @@ def tile_qc_plot(detections: pd.DataFrame, record: dict, cfg: VascoConfig, path:
         ax.scatter(mag[g], snr[g], s=5, color=_PASS, alpha=0.7, lw=0, label=f"passing cuts ({int(g.sum()):,})")
         g = good & cand
         if g.any():
-            ax.scatter(mag[g], snr[g], s=45, color=_CAND, edgecolors="k", lw=0.6, zorder=3,
-                       label=f"candidates ({int(g.sum())})")
+            ax.scatter(
+                mag[g],
+                snr[g],
+                s=45,
+                color=_CAND,
+                edgecolors="k",
+                lw=0.6,
+                zorder=3,
+                label=f"candidates ({int(g.sum())})",
+            )
         ax.set_yscale("log")
         _plain_log_y(ax)
         ax.axhline(cuts.snr_win_min, **_CUT, label=f"SNR_WIN > {cuts.snr_win_min:g}")
@@ -677,13 +761,21 @@ def tile_qc_plot(detections: pd.DataFrame, record: dict, cfg: VascoConfig, path:
     _tile_on_plate(axes[1, 1], record, detections, x, y, xp, yp, cand, image_shape)
 
     # (6): the tile's funnel.
-    _funnel_axes(axes[1, 2], record.get("funnel") or {}, title="the tile's funnel", of_all=False,
-                 bar_fraction=0.62)
+    _funnel_axes(axes[1, 2], record.get("funnel") or {}, title="the tile's funnel", of_all=False, bar_fraction=0.62)
     return _save(fig, path)
 
 
-def _tile_on_plate(ax: Axes, record: Mapping[str, Any], detections: pd.DataFrame, x: np.ndarray, y: np.ndarray,
-                   xp: np.ndarray, yp: np.ndarray, cand: np.ndarray, image_shape: tuple[int, int] | None) -> None:
+def _tile_on_plate(
+    ax: Axes,
+    record: Mapping[str, Any],
+    detections: pd.DataFrame,
+    x: np.ndarray,
+    y: np.ndarray,
+    xp: np.ndarray,
+    yp: np.ndarray,
+    cand: np.ndarray,
+    image_shape: tuple[int, int] | None,
+) -> None:
     from matplotlib.patches import Rectangle
 
     region = str((record.get("plate") or {}).get("region") or "")
@@ -711,12 +803,14 @@ def _tile_on_plate(ax: Axes, record: Mapping[str, Any], detections: pd.DataFrame
         else:
             nx = int(np.ceil(np.nanmax(x))) if np.isfinite(x).any() else 0
             ny = int(np.ceil(np.nanmax(y))) if np.isfinite(y).any() else 0
-        ax.add_patch(Rectangle((ox + 0.5, oy + 0.5), nx, ny, fc=_PASS, alpha=0.25, ec=_PASS, lw=1.0,
-                               label="tile footprint"))
+        ax.add_patch(
+            Rectangle((ox + 0.5, oy + 0.5), nx, ny, fc=_PASS, alpha=0.25, ec=_PASS, lw=1.0, label="tile footprint")
+        )
         g = cand & np.isfinite(xp) & np.isfinite(yp)
         if g.any():
-            ax.scatter(xp[g], yp[g], s=22, color=_CAND, edgecolors="k", lw=0.4, zorder=3,
-                       label=f"candidates ({int(g.sum())})")
+            ax.scatter(
+                xp[g], yp[g], s=22, color=_CAND, edgecolors="k", lw=0.4, zorder=3, label=f"candidates ({int(g.sum())})"
+            )
         if geom is not None:
             cx, cy = ox + nx / 2 + 0.5, oy + ny / 2 + 0.5
             edge = min(cx - 0.5, geom[2] + 0.5 - cx, cy - 0.5, geom[3] + 0.5 - cy)
@@ -738,9 +832,17 @@ def _tile_on_plate(ax: Axes, record: Mapping[str, Any], detections: pd.DataFrame
 # ---------------------------------------------------------------------------------------- survey plots
 
 
-def survey_plots(detections_path: Path, candidates: pd.DataFrame, records: list[dict], summary: dict,
-                 astrometry: pd.DataFrame | None, cfg: VascoConfig, out_dir: Path, *,
-                 sample_rows: int = 200_000) -> dict[str, Path]:
+def survey_plots(
+    detections_path: Path,
+    candidates: pd.DataFrame,
+    records: list[dict],
+    summary: dict,
+    astrometry: pd.DataFrame | None,
+    cfg: VascoConfig,
+    out_dir: Path,
+    *,
+    sample_rows: int = 200_000,
+) -> dict[str, Path]:
     """Write the survey's QC plots into ``out_dir`` and return them as caption -> path, in display order.
 
     * ``"FWHM and elongation"`` (``fwhm_elongation.png``): histograms of
@@ -822,10 +924,26 @@ def _plot_fwhm_elongation(stats: SurveyStatistics, cands: pd.DataFrame, cfg: Vas
     fig = _figure((13.0, 5.0), 90)
     axes = fig.subplots(1, 2)
     for ax, edges, c_all, c_pass, name, unit, cut_values, floor in (
-        (axes[0], FWHM_EDGES, stats.fwhm_all, stats.fwhm_passing, "FWHM_IMAGE", " (px)",
-         (cuts.fwhm_min_px, cuts.fwhm_max_px), 1.5 * cuts.fwhm_max_px),
-        (axes[1], ELONGATION_EDGES, stats.elongation_all, stats.elongation_passing, "ELONGATION", " (A/B)",
-         (cuts.elongation_max,), 1.0 + 2.5 * (cuts.elongation_max - 1.0)),
+        (
+            axes[0],
+            FWHM_EDGES,
+            stats.fwhm_all,
+            stats.fwhm_passing,
+            "FWHM_IMAGE",
+            " (px)",
+            (cuts.fwhm_min_px, cuts.fwhm_max_px),
+            1.5 * cuts.fwhm_max_px,
+        ),
+        (
+            axes[1],
+            ELONGATION_EDGES,
+            stats.elongation_all,
+            stats.elongation_passing,
+            "ELONGATION",
+            " (A/B)",
+            (cuts.elongation_max,),
+            1.0 + 2.5 * (cuts.elongation_max - 1.0),
+        ),
     ):
         total = int(c_all.sum())
         if total == 0:
@@ -835,14 +953,27 @@ def _plot_fwhm_elongation(stats: SurveyStatistics, cands: pd.DataFrame, cfg: Vas
             e, ca = _rebin(edges, c_all, float(edges[0]), hi, 100)
             _, cp = _rebin(edges, c_pass, float(edges[0]), hi, 100)
             beyond = total - int(ca.sum())
-            ax.stairs(ca, e, fill=True, color=_GREY, alpha=0.6,
-                      label=f"all ({total:,}" + (f"; {beyond:,} beyond the axis)" if beyond else ")"))
+            ax.stairs(
+                ca,
+                e,
+                fill=True,
+                color=_GREY,
+                alpha=0.6,
+                label=f"all ({total:,}" + (f"; {beyond:,} beyond the axis)" if beyond else ")"),
+            )
             ax.stairs(cp, e, color=_PASS, lw=1.6, label=f"passing cuts ({int(c_pass.sum()):,})")
             cv = cands[name].to_numpy()
             cv = cv[np.isfinite(cv)]
             if len(cv):
-                ax.plot(np.clip(cv, e[0], e[-1]), np.zeros(len(cv)), "|", color=_CAND, ms=14, mew=1.5,
-                        label=f"candidates ({len(cv):,})")
+                ax.plot(
+                    np.clip(cv, e[0], e[-1]),
+                    np.zeros(len(cv)),
+                    "|",
+                    color=_CAND,
+                    ms=14,
+                    mew=1.5,
+                    label=f"candidates ({len(cv):,})",
+                )
             for j, c in enumerate(cut_values):
                 ax.axvline(c, **_CUT, label="fixed cut" if j == 0 else None)
             ax.set_xlim(e[0], e[-1])
@@ -850,8 +981,9 @@ def _plot_fwhm_elongation(stats: SurveyStatistics, cands: pd.DataFrame, cfg: Vas
         ax.set_xlabel(name + unit)
         ax.set_ylabel("detections per bin")
         ax.set_title(f"{name} of all detections (per-tile MAD clip not drawn)", fontsize=10)
-    fig.suptitle(f"FWHM and elongation: {stats.rows:,} detections, {stats.passing_rows:,} pass the quality cuts",
-                 fontsize=12)
+    fig.suptitle(
+        f"FWHM and elongation: {stats.rows:,} detections, {stats.passing_rows:,} pass the quality cuts", fontsize=12
+    )
     return _save(fig, path)
 
 
@@ -873,8 +1005,9 @@ def _plot_snr_mag(stats: SurveyStatistics, cands: pd.DataFrame, cfg: VascoConfig
         me, c = _rebin(MAG_EDGES, counts.T, m_lo, m_hi, 160)
         se, c = _rebin(LOG_SNR_EDGES, c.T, s_lo, s_hi, 120)
         shown = np.ma.masked_less_equal(c.T.astype(np.float64), 0)
-        mesh = ax.pcolormesh(me, 10.0 ** se, shown, cmap="viridis",
-                             norm=LogNorm(vmin=1, vmax=max(float(shown.max()), 2.0)), shading="flat")
+        mesh = ax.pcolormesh(
+            me, 10.0**se, shown, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(float(shown.max()), 2.0)), shading="flat"
+        )
         fig.colorbar(mesh, ax=ax, label="detections per cell")
         ax.set_yscale("log")
         _plain_log_y(ax)
@@ -882,8 +1015,16 @@ def _plot_snr_mag(stats: SurveyStatistics, cands: pd.DataFrame, cfg: VascoConfig
         ax.set_ylim(10.0 ** se[0], 10.0 ** se[-1])
         good = (np.isfinite(cands["MAG_AUTO"]) & (cands["SNR_WIN"] > 0)).to_numpy()
         if good.any():
-            ax.scatter(cands["MAG_AUTO"][good], cands["SNR_WIN"][good], s=30, color=_CAND, edgecolors="k",
-                       lw=0.5, zorder=3, label=f"candidates ({int(good.sum()):,})")
+            ax.scatter(
+                cands["MAG_AUTO"][good],
+                cands["SNR_WIN"][good],
+                s=30,
+                color=_CAND,
+                edgecolors="k",
+                lw=0.5,
+                zorder=3,
+                label=f"candidates ({int(good.sum()):,})",
+            )
         ax.axhline(cfg.cuts.snr_win_min, **_CUT, label=f"SNR_WIN > {cfg.cuts.snr_win_min:g}")
         ax.legend(fontsize=9, loc="upper right")
     ax.set_xlabel("MAG_AUTO (mag, instrumental)")
@@ -896,13 +1037,21 @@ def _astrometry_table(astrometry: pd.DataFrame | None, records: Sequence[Mapping
     """Per-tile ``tile_id, before, after`` median residuals (arcsec), finite rows only."""
     cols = ("raw_median_residual_arcsec", "median_residual_arcsec")
     if astrometry is not None and len(astrometry) and all(c in astrometry.columns for c in cols):
-        tid = astrometry["tile_id"].astype(str) if "tile_id" in astrometry.columns else pd.Series(
-            [""] * len(astrometry))
-        table = pd.DataFrame({"tile_id": tid.to_numpy(), "before": _floats(astrometry, cols[0]),
-                              "after": _floats(astrometry, cols[1])})
+        tid = (
+            astrometry["tile_id"].astype(str) if "tile_id" in astrometry.columns else pd.Series([""] * len(astrometry))
+        )
+        table = pd.DataFrame(
+            {"tile_id": tid.to_numpy(), "before": _floats(astrometry, cols[0]), "after": _floats(astrometry, cols[1])}
+        )
     else:
-        rows = [(str(r.get("tile_id", "")), (r.get("astrometry") or {}).get(cols[0]),
-                 (r.get("astrometry") or {}).get(cols[1])) for r in records]
+        rows = [
+            (
+                str(r.get("tile_id", "")),
+                (r.get("astrometry") or {}).get(cols[0]),
+                (r.get("astrometry") or {}).get(cols[1]),
+            )
+            for r in records
+        ]
         table = pd.DataFrame(rows, columns=["tile_id", "before", "after"])
         for c in ("before", "after"):
             table[c] = pd.to_numeric(table[c], errors="coerce").astype(np.float64)
@@ -927,11 +1076,24 @@ def _plot_astrometry(astrometry: pd.DataFrame | None, records: Sequence[Mapping[
     after = table["after"].to_numpy()
     top = max(float(np.max(before)), float(np.max(after))) * 1.08
     sc.plot([0, top], [0, top], color="0.5", lw=1, ls=":", label="after = before")
-    sc.scatter(before, after, s=14 if n > 1000 else 28, color=_PASS, alpha=0.6 if n > 1000 else 0.9, lw=0,
-               label=f"tiles ({n:,})")
+    sc.scatter(
+        before,
+        after,
+        s=14 if n > 1000 else 28,
+        color=_PASS,
+        alpha=0.6 if n > 1000 else 0.9,
+        lw=0,
+        label=f"tiles ({n:,})",
+    )
     worst = int(np.argmax(after))
-    sc.annotate(f"worst: {table['tile_id'].iat[worst]}", (before[worst], after[worst]), fontsize=8,
-                xytext=(-6, 6), textcoords="offset points", ha="right")
+    sc.annotate(
+        f"worst: {table['tile_id'].iat[worst]}",
+        (before[worst], after[worst]),
+        fontsize=8,
+        xytext=(-6, 6),
+        textcoords="offset points",
+        ha="right",
+    )
     sc.set_xlim(0, top)
     sc.set_ylim(0, top)
     sc.set_aspect("equal", adjustable="box")
@@ -952,8 +1114,11 @@ def _plot_astrometry(astrometry: pd.DataFrame | None, records: Sequence[Mapping[
     hx.yaxis.set_major_locator(MaxNLocator(integer=True))
     hx.set_title("tile medians (dashed: median over tiles)", fontsize=10)
     hx.legend(fontsize=9)
-    fig.suptitle(f"Astrometric residuals of {n:,} tiles: median of tile medians {np.median(before):.3f}\" -> "
-                 f"{np.median(after):.3f}\", worst tile {after[worst]:.3f}\"", fontsize=12)
+    fig.suptitle(
+        f'Astrometric residuals of {n:,} tiles: median of tile medians {np.median(before):.3f}" -> '
+        f'{np.median(after):.3f}", worst tile {after[worst]:.3f}"',
+        fontsize=12,
+    )
     return _save(fig, path)
 
 
@@ -968,19 +1133,45 @@ def _plot_plate_frame(stats: SurveyStatistics, cands: pd.DataFrame, path: Path) 
     plates = plates[np.isfinite(plates[:, 0])]
     sizes = sorted({(round(float(g[2] * g[0]), 2), round(float(g[3] * g[1]), 2)) for g in plates})
     for j, (w, h) in enumerate(sizes):
-        sc.add_patch(Rectangle((0.0, 0.0), w, h, fill=False, ec="k", lw=1.0, ls="-" if j == 0 else "--",
-                               label=f"plate scan {w:.0f} x {h:.0f} mm"))
+        sc.add_patch(
+            Rectangle(
+                (0.0, 0.0),
+                w,
+                h,
+                fill=False,
+                ec="k",
+                lw=1.0,
+                ls="-" if j == 0 else "--",
+                label=f"plate scan {w:.0f} x {h:.0f} mm",
+            )
+        )
     sx, sy = stats.sample_x_mm, stats.sample_y_mm
     good = np.isfinite(sx) & np.isfinite(sy)
     if good.any():
-        sc.scatter(sx[good], sy[good], s=1.5, color=_GREY, alpha=0.35, lw=0, rasterized=False,
-                   label=f"passing cuts (every {stats.sample_step:,}th: {int(good.sum()):,} of "
-                         f"{stats.passing_rows:,})" if stats.sample_step > 1
-                   else f"passing cuts ({int(good.sum()):,})")
+        sc.scatter(
+            sx[good],
+            sy[good],
+            s=1.5,
+            color=_GREY,
+            alpha=0.35,
+            lw=0,
+            rasterized=False,
+            label=f"passing cuts (every {stats.sample_step:,}th: {int(good.sum()):,} of {stats.passing_rows:,})"
+            if stats.sample_step > 1
+            else f"passing cuts ({int(good.sum()):,})",
+        )
     cgood = np.isfinite(cx) & np.isfinite(cy)
     if cgood.any():
-        sc.scatter(cx[cgood], cy[cgood], s=16, color=_CAND, edgecolors="k", lw=0.4, zorder=3,
-                   label=f"candidates ({int(cgood.sum()):,})")
+        sc.scatter(
+            cx[cgood],
+            cy[cgood],
+            s=16,
+            color=_CAND,
+            edgecolors="k",
+            lw=0.4,
+            zorder=3,
+            label=f"candidates ({int(cgood.sum()):,})",
+        )
     if not sizes and not good.any() and not cgood.any():
         _message(sc, "no positions on plates of the plate table")
     else:
@@ -998,13 +1189,13 @@ def _plot_plate_frame(stats: SurveyStatistics, cands: pd.DataFrame, path: Path) 
     if total == 0 and not len(cedge):
         _message(hx, "no edge distances")
     else:
-        hi = max(_quantile_edge(EDGE_MM_EDGES, stats.edge_mm_passing, 1.0),
-                 float(np.max(cedge)) if len(cedge) else 0.0, 20.0)
+        hi = max(
+            _quantile_edge(EDGE_MM_EDGES, stats.edge_mm_passing, 1.0), float(np.max(cedge)) if len(cedge) else 0.0, 20.0
+        )
         e, cp = _rebin(EDGE_MM_EDGES, stats.edge_mm_passing, 0.0, hi, 40)
         width = np.diff(e)
         if total:
-            hx.stairs(cp / (cp.sum() * width), e, fill=True, color=_GREY, alpha=0.5,
-                      label=f"passing cuts ({total:,})")
+            hx.stairs(cp / (cp.sum() * width), e, fill=True, color=_GREY, alpha=0.5, label=f"passing cuts ({total:,})")
         if len(cedge):
             cc = np.histogram(np.clip(cedge, e[0], e[-1]), bins=e)[0]
             hx.stairs(cc / (cc.sum() * width), e, color=_CAND, lw=1.8, label=f"candidates ({len(cedge):,})")

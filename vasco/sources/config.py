@@ -49,7 +49,10 @@ PS1_DR2_TABLE = "II/389/ps1_dr2"
 #: environment variable; whether the service accepted it is not shown), so DR1
 #: is the default there.  ``catalogs.xmatch_tables`` overrides it, and a survey
 #: checks its names against the service's table list before any tile runs.
-XMATCH_DEFAULT_TABLES: dict[Literal["gaia", "ps1"], str] = {"gaia": "vizier:" + GAIA_EDR3_TABLE, "ps1": "vizier:" + PS1_DR1_TABLE}
+XMATCH_DEFAULT_TABLES: dict[Literal["gaia", "ps1"], str] = {
+    "gaia": "vizier:" + GAIA_EDR3_TABLE,
+    "ps1": "vizier:" + PS1_DR1_TABLE,
+}
 
 
 class _Section(BaseModel):
@@ -93,8 +96,11 @@ class HttpConfig(_Section):
 class DssConfig(_Section):
     """The STScI DSS cutout service (``dss_search``)."""
 
-    base_url: str = Field("https://archive.stsci.edu/cgi-bin/dss_search", min_length=1,
-                          description="The dss_search service (VASCO_DSS_URL overrides it).")
+    base_url: str = Field(
+        "https://archive.stsci.edu/cgi-bin/dss_search",
+        min_length=1,
+        description="The dss_search service (VASCO_DSS_URL overrides it).",
+    )
     survey: str = Field("poss1_red", min_length=1, description="The service's ``v=`` value.")
     max_size_arcmin: float = Field(60.0, gt=0, description="Largest cutout width/height requested.")
     require_position_inside: bool = Field(
@@ -130,9 +136,7 @@ class VizierConfig(_Section):
 class XMatchConfig(_Section):
     """CDS XMatch jobs (one at a time: CDS bans parallel jobs)."""
 
-    url: str | None = Field(
-        None, description="The sync endpoint. None: astroquery.xmatch.conf.url."
-    )
+    url: str | None = Field(None, description="The sync endpoint. None: astroquery.xmatch.conf.url.")
     chunk_rows: int = Field(50_000, ge=1, le=1_000_000, description="Detections uploaded per job.")
     table_list_max_age_s: float = Field(
         3600.0,

@@ -236,9 +236,7 @@ def _card_value(block: bytes, key: bytes) -> bytes | None:
 def _fits_structure(path: Path, size: int) -> None:
     """Walk the HDUs; raise FAIL_DSS_TRUNCATED when data is missing."""
     if size % _BLOCK:
-        raise _fail(
-            "TRUNCATED", f"file size {size} is not a multiple of {_BLOCK} (FITS blocks): the answer was cut"
-        )
+        raise _fail("TRUNCATED", f"file size {size} is not a multiple of {_BLOCK} (FITS blocks): the answer was cut")
     with open(path, "rb") as fh:
         offset = 0
         hdu = 0

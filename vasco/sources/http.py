@@ -47,7 +47,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -116,13 +116,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 
 def _snippet(data: bytes, limit: int = 160) -> str:
-    text = data[:limit * 4].decode("utf-8", errors="replace")
+    text = data[: limit * 4].decode("utf-8", errors="replace")
     text = " ".join(text.split())
     return text[:limit]
 
@@ -355,6 +355,4 @@ class HttpClient:
         except ValueError:
             return
         if n > self.config.max_bytes:
-            raise self.error(
-                "TOO_BIG", f"{url}: Content-Length {n} exceeds the limit of {self.config.max_bytes} bytes"
-            )
+            raise self.error("TOO_BIG", f"{url}: Content-Length {n} exceeds the limit of {self.config.max_bytes} bytes")

@@ -126,15 +126,11 @@ def hats_partitions(root: Path) -> list[HatsPartition]:
                     raise LocalCatalogError(f"{item}: pixel {pixel} does not exist at HEALPix order {order}")
                 parts.append(HatsPartition(order, pixel, item))
     if not parts:
-        raise LocalCatalogError(
-            f"{root}: no HEALPix partitions found (expected Norder=<k>/Dir=<d>/Npix=<p>.parquet)"
-        )
+        raise LocalCatalogError(f"{root}: no HEALPix partitions found (expected Norder=<k>/Dir=<d>/Npix=<p>.parquet)")
     return parts
 
 
-def partitions_in_cone(
-    parts: Iterable[HatsPartition], ra: float, dec: float, radius_deg: float
-) -> list[HatsPartition]:
+def partitions_in_cone(parts: Iterable[HatsPartition], ra: float, dec: float, radius_deg: float) -> list[HatsPartition]:
     """The partitions whose pixel can overlap the cone (conservative)."""
     ra, dec, radius_deg = _check_cone(ra, dec, radius_deg)
     by_order: dict[int, list[HatsPartition]] = {}

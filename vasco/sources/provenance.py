@@ -14,7 +14,7 @@ blocks of a survey's tiles for ``summary.json``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +23,7 @@ __all__ = ["utc_now", "public_url", "query_entry", "tile_provenance", "summarize
 
 def utc_now() -> str:
     """The current time, UTC, ISO 8601 with milliseconds and a ``Z`` (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def public_url(url: str) -> str:
@@ -136,10 +136,20 @@ def summarize_provenance(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]
             if version is not None:
                 tools[str(tool)].add(str(version))
         for q in prov.get("queries") or []:
-            s = services.setdefault(str(q["service"]), {
-                "urls": set(), "tables": set(), "queries": 0, "requests": 0, "rows": 0,
-                "cached": 0, "fresh": 0, "first_query": None, "last_query": None,
-            })
+            s = services.setdefault(
+                str(q["service"]),
+                {
+                    "urls": set(),
+                    "tables": set(),
+                    "queries": 0,
+                    "requests": 0,
+                    "rows": 0,
+                    "cached": 0,
+                    "fresh": 0,
+                    "first_query": None,
+                    "last_query": None,
+                },
+            )
             s["urls"].add(str(q.get("url")))
             s["tables"].update(str(t) for t in q.get("tables") or [])
             s["queries"] += 1
@@ -152,7 +162,8 @@ def summarize_provenance(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     return {
         "tiles": tiles,
         "services": {
-            name: {**s, "urls": sorted(s["urls"]), "tables": sorted(s["tables"])} for name, s in sorted(services.items())
+            name: {**s, "urls": sorted(s["urls"]), "tables": sorted(s["tables"])}
+            for name, s in sorted(services.items())
         },
         "tools": {tool: sorted(v) for tool, v in sorted(tools.items())},
     }

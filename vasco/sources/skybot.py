@@ -473,4 +473,3 @@ def query_skybot(
     with _SLOTS:  # the service's own limit on simultaneous queries
         answer = client.fetch("GET", url, params=_payload(ra, dec, radius_deg, epoch, code, cfg))
     return parse_skybot_answer(answer.content, epoch, url, headers=answer.headers)
-

@@ -238,9 +238,7 @@ def _read_page(page: bytes, url: str) -> tuple[int | None, str | None]:
                 f"FAIL_{SERVICE}_TRUNCATED",
                 f"{url}: the query returned {min(query_n)} rows but the file holds {min(file_n)}",
             )
-        raise SourceError(
-            f"FAIL_{SERVICE}_UNREADABLE", f"{url}: the page states {min(query_n)} and {min(file_n)} rows"
-        )
+        raise SourceError(f"FAIL_{SERVICE}_UNREADABLE", f"{url}: the page states {min(query_n)} and {min(file_n)} rows")
     count = min(query_n | file_n) if (query_n or file_n) else None
     link = _LINK.search(text)
     href = urllib.parse.urljoin(url, html.unescape(link.group(1))) if link else None

@@ -500,9 +500,7 @@ def _detect(table: pd.DataFrame, ucds: dict[str, str], plan: _Plan) -> tuple[str
         return None
 
     ra_c = plan.ra_column or by_ucd("pos.eq.ra", True) or next((c for c in _RA_NAMES if _numeric(table, c)), None)
-    dec_c = plan.dec_column or by_ucd("pos.eq.dec", True) or next(
-        (c for c in _DEC_NAMES if _numeric(table, c)), None
-    )
+    dec_c = plan.dec_column or by_ucd("pos.eq.dec", True) or next((c for c in _DEC_NAMES if _numeric(table, c)), None)
     id_c = plan.id_column or by_ucd("meta.id", False)
     missing = [what for what, c in (("RA", ra_c), ("Dec", dec_c)) if c is None]
     if missing:

@@ -138,8 +138,13 @@ def _xmatch_class() -> type:
     return _XMatchAt
 
 
-def available_tables(url: str | None = None, *, config: XMatchConfig | None = None,
-                     http: HttpClient | None = None, max_age_s: float | None = None) -> list[str]:
+def available_tables(
+    url: str | None = None,
+    *,
+    config: XMatchConfig | None = None,
+    http: HttpClient | None = None,
+    max_age_s: float | None = None,
+) -> list[str]:
     """The table names an XMatch service knows (VizieR ids without ``vizier:``, and ``simbad``).
 
     Parameters
@@ -317,7 +322,8 @@ def _pick_id_column(columns: list[str], wanted: str | None, catalog: str) -> str
             return name
     raise SourceError(
         f"FAIL_{SERVICE}_COLUMNS",
-        f"{catalog}: no source-id column (one of {COLUMN_ALIASES['source_id']}) in the answer: {columns}; give id_column",
+        f"{catalog}: no source-id column (one of {COLUMN_ALIASES['source_id']}) in the answer: {columns}; "
+        "give id_column",
     )
 
 
@@ -369,7 +375,7 @@ def xmatch_detections(
     cfg = config or XMatchConfig()
     radius_arcsec = float(radius_arcsec)
     if not (0.0 < radius_arcsec <= MAX_DISTANCE_ARCSEC):
-        raise ValueError(f"XMatch radius {radius_arcsec}\" is outside (0, {MAX_DISTANCE_ARCSEC:g}]")
+        raise ValueError(f'XMatch radius {radius_arcsec}" is outside (0, {MAX_DISTANCE_ARCSEC:g}]')
     rows = int(chunk_rows if chunk_rows is not None else cfg.chunk_rows)
     if rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {rows}")

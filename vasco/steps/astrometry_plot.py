@@ -30,6 +30,10 @@ def astrometry_plot(tile_dir: Path, pairs: Output, astrometry: Output, tile_id: 
         return {"plot": path}, {}
 
     return run_step(
-        tile_dir, "astrometry_plot", {"pairs": pairs, "astrometry": astrometry}, {"tile_id": tile_id},
-        astrometry_plot, body,
+        tile_dir,
+        "astrometry_plot",
+        {"pairs": pairs, "astrometry": astrometry},
+        {"tile_id": tile_id},
+        astrometry_plot,
+        body,
     )

@@ -78,8 +78,9 @@ def run_step(
         return done
     t0 = time.perf_counter()
     outputs, info = body()
-    return save_record(tile_dir, step, key, outputs, info, elapsed_s=time.perf_counter() - t0,
-                       code=fingerprint.summary())
+    return save_record(
+        tile_dir, step, key, outputs, info, elapsed_s=time.perf_counter() - t0, code=fingerprint.summary()
+    )
 
 
 def plate_epoch_mid(plate: Output) -> float:

@@ -36,8 +36,12 @@ def catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[st
     source = cfg.catalogs.resolved(cfg.sky)
     radius = (cfg.survey.size_arcmin / 2.0 * np.sqrt(2.0) + cfg.catalogs.cone_margin_arcmin) / 60.0
     params = {
-        "ra": ra, "dec": dec, "radius_deg": radius, "source": source,
-        "catalogs": list(cfg.matching.catalogs), "local": dict(cfg.catalogs.local),
+        "ra": ra,
+        "dec": dec,
+        "radius_deg": radius,
+        "source": source,
+        "catalogs": list(cfg.matching.catalogs),
+        "local": dict(cfg.catalogs.local),
     }
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
@@ -62,11 +66,22 @@ def catalogs(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -> dict[st
                     spec = GAIA_EDR3 if name == "gaia" else PS1_DR2
                     stats = ConeStats()
                     table = query_cone(
-                        spec.name, ra, dec, radius, row_limit=cfg.catalogs.vizier_row_limit,
-                        config=cfg.sources.vizier, stats=stats,
+                        spec.name,
+                        ra,
+                        dec,
+                        radius,
+                        row_limit=cfg.catalogs.vizier_row_limit,
+                        config=cfg.sources.vizier,
+                        stats=stats,
                     )
-                    query = query_entry("vizier", vizier_base_url(None, cfg.sources.vizier), [spec.name], asked,
-                                        len(table), requests=stats.requests)
+                    query = query_entry(
+                        "vizier",
+                        vizier_base_url(None, cfg.sources.vizier),
+                        [spec.name],
+                        asked,
+                        len(table),
+                        requests=stats.requests,
+                    )
             except SourceError as exc:
                 # No answer is not "no counterpart": the tile fails, it never yields candidates.
                 raise StepError(exc.reason, str(exc)) from exc
@@ -113,19 +128,23 @@ def catalogs_xmatch(tile_dir: Path, measured: Output, tile_dec: float, cfg: Vasc
             asked = utc_now()
             try:
                 res = xmatch_detections(
-                    upload, cfg.catalogs.xmatch_tables[name], cfg.catalogs.xmatch_radius_arcsec,
+                    upload,
+                    cfg.catalogs.xmatch_tables[name],
+                    cfg.catalogs.xmatch_radius_arcsec,
                     config=cfg.sources.xmatch,
                 )
             except SourceError as exc:
                 raise StepError(exc.reason, str(exc)) from exc
-            rows = res.matches.drop(columns=[c for c in ("our_id", "angDist", "our_ra", "our_dec")
-                                             if c in res.matches.columns])
+            rows = res.matches.drop(
+                columns=[c for c in ("our_id", "angDist", "our_ra", "our_dec") if c in res.matches.columns]
+            )
             rows = rows.drop_duplicates("catalog_id").sort_values("catalog_id").reset_index(drop=True)
             outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"{name}.parquet", rows)
             info[f"n_{name}"] = len(rows)
             info[f"jobs_{name}"] = res.jobs
-            info["queries"].append(query_entry("xmatch", res.url, [res.catalog], asked, len(res.matches),
-                                               requests=res.jobs))
+            info["queries"].append(
+                query_entry("xmatch", res.url, [res.catalog], asked, len(res.matches), requests=res.jobs)
+            )
         return outs, info
 
     return run_step(tile_dir, "catalogs", {"measured": measured}, params, catalogs_xmatch, body)

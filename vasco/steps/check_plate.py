@@ -41,11 +41,18 @@ def run(header: fits.Header, cfg: PlatesConfig, verdicts: Mapping[str, Mapping[s
         When an accepted plate's dates cannot be read.
     """
     res = check_poss1e(header)
-    plate: dict[str, Any] = {"ok": res.ok, "reason": res.reason, "region": res.region, "label": res.label,
-                             "date_obs": res.date_obs, "epoch": res.epoch}
+    plate: dict[str, Any] = {
+        "ok": res.ok,
+        "reason": res.reason,
+        "region": res.region,
+        "label": res.label,
+        "date_obs": res.date_obs,
+        "epoch": res.epoch,
+    }
     if res.ok:
-        dates = plate_dates(header, res.region, cfg.date_source, (verdicts or {}).get(str(res.region)),
-                            cfg.conflict_hours)
+        dates = plate_dates(
+            header, res.region, cfg.date_source, (verdicts or {}).get(str(res.region)), cfg.conflict_hours
+        )
         plate.update(dates.as_dict())
     return plate
 

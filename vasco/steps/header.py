@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from astropy.io import fits
@@ -23,7 +24,7 @@ def read_header(path: Path) -> fits.Header:
         raise StepError("FAIL_BAD_IMAGE", f"{Path(path).name}: unreadable FITS header ({exc})") from exc
 
 
-def image_centre(image: Output, solution: str = "plate") -> tuple[float, float]:
+def image_centre(image: Output, solution: Literal["plate", "tan"] = "plate") -> tuple[float, float]:
     """Sky position of the centre pixel of a cutout."""
     header = read_header(Path(image["path"]))
     x = (float(header["NAXIS1"]) + 1.0) / 2.0

@@ -11,8 +11,8 @@ import pandas as pd
 from vasco.config import MatchingConfig, VascoConfig
 from vasco.io import write_parquet_atomic
 from vasco.matching.catalogs import add_counterparts
-from vasco.matching.reference import reference_table
 from vasco.matching.coverage import catalog_applies
+from vasco.matching.reference import reference_table
 from vasco.records import Output
 from vasco.steps.base import StepError, plate_epoch_mid, run_step
 
@@ -89,9 +89,12 @@ def match(
     inputs.update({f"cat_{k}": v for k, v in catalogs.items()})
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
-        wanted = [n for n in cfg.matching.catalogs
-                  if n in catalogs and catalog_applies(n, tile_dec, cfg.matching.ps1_dec_min)[0]]
-        tables = {n: pd.read_parquet(catalogs[n]["path"]) for n in wanted}
+        wanted = [
+            n
+            for n in cfg.matching.catalogs
+            if n in catalogs and catalog_applies(n, tile_dec, cfg.matching.ps1_dec_min)[0]
+        ]
+        tables: dict[str, pd.DataFrame] = {n: pd.read_parquet(catalogs[n]["path"]) for n in wanted}
         table, info = run(pd.read_parquet(measured["path"]), tables, plate_epoch_mid(plate), tile_dec, cfg.matching)
         path = write_parquet_atomic(tile_dir / "work" / "matched.parquet", table)
         return {"table": path}, info

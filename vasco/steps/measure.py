@@ -104,5 +104,10 @@ def measure(tile_dir: Path, pass2: Output, image: Output, cfg: VascoConfig) -> d
         return {"table": path}, info
 
     return run_step(
-        tile_dir, "measure", {"pass2": pass2, "image": image}, {"solution": cfg.astrometry.solution}, measure, body,
+        tile_dir,
+        "measure",
+        {"pass2": pass2, "image": image},
+        {"solution": cfg.astrometry.solution},
+        measure,
+        body,
     )

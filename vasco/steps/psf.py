@@ -35,14 +35,19 @@ def psf(tile_dir: Path, image: Output, cfg: VascoConfig) -> dict[str, Any]:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".pass1.", dir=out.parent) as tdir:
             t0 = time.perf_counter()
-            cat = tool_step(lambda: sextractor.run_pass1(Path(image["path"]), Path(tdir) / "pass1.ldac",
-                                                         cfg.extraction))
+            cat = tool_step(
+                lambda: sextractor.run_pass1(Path(image["path"]), Path(tdir) / "pass1.ldac", cfg.extraction)
+            )
             t1 = time.perf_counter()
             path = tool_step(lambda: sextractor.run_psfex(cat, out, cfg.extraction))
             t2 = time.perf_counter()
             n_pass1 = sextractor.ldac_rows(cat)
-        info = {"psf_stars": sextractor.psf_star_count(path), "pass1_detections": n_pass1,
-                "pass1_s": round(t1 - t0, 4), "psfex_s": round(t2 - t1, 4)}
+        info = {
+            "psf_stars": sextractor.psf_star_count(path),
+            "pass1_detections": n_pass1,
+            "pass1_s": round(t1 - t0, 4),
+            "psfex_s": round(t2 - t1, 4),
+        }
         return {"psf": path}, info
 
     return run_step(tile_dir, "psf", {"image": image}, cfg.extraction.model_dump(mode="json"), psf, body)

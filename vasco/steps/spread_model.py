@@ -66,8 +66,10 @@ def run(table: pd.DataFrame, psf_fit: pd.DataFrame | None, cfg: CutsConfig) -> t
             raise StepError("FAIL_PASS2", f"pass 2 with psf_fit_scope 'all' lacks column(s) {missing}")
         table["psf_measured"] = True
     # The same column order either way: the PSF-model columns, then psf_measured, at the end.
-    table = table[[c for c in table.columns if c not in sextractor.PSF_COLUMNS and c != "psf_measured"]
-                  + [*sextractor.PSF_COLUMNS, "psf_measured"]]
+    table = table[
+        [c for c in table.columns if c not in sextractor.PSF_COLUMNS and c != "psf_measured"]
+        + [*sextractor.PSF_COLUMNS, "psf_measured"]
+    ]
     try:
         table, alive = spread_model_stage(table, cfg)
     except ValueError as exc:
@@ -97,11 +99,13 @@ def spread_model(tile_dir: Path, selected: Output, image: Output, psf: Output, c
         got = None
         if scope == "needed":
             listed = table.loc[reached(table), ["NUMBER", "X_IMAGE", "Y_IMAGE"]]
-            got = tool_step(lambda: sextractor.run_psf_fit(
-                Path(image["path"]), Path(psf["path"]), listed, tile_dir / "work", cfg.extraction))
+            got = tool_step(
+                lambda: sextractor.run_psf_fit(
+                    Path(image["path"]), Path(psf["path"]), listed, tile_dir / "work", cfg.extraction
+                )
+            )
         table, info = run(table, got, cfg.cuts)
         path = write_parquet_atomic(tile_dir / "work" / "spread.parquet", table)
-        return {"table": path}, {"funnel": info["funnel"], "psf_fit_scope": scope,
-                                 "psf_measured": info["psf_measured"]}
+        return {"table": path}, {"funnel": info["funnel"], "psf_fit_scope": scope, "psf_measured": info["psf_measured"]}
 
     return run_step(tile_dir, "spread_model", inputs, params, spread_model, body)

@@ -40,8 +40,9 @@ def service_url(service: str, cfg: VascoConfig) -> str:
 
 def _empty_list() -> pd.DataFrame:
     """The list a per-candidate service gives a tile without candidates."""
-    return pd.DataFrame({"source_id": pd.Series(dtype="string"), "ra": pd.Series(dtype=np.float64),
-                         "dec": pd.Series(dtype=np.float64)})
+    return pd.DataFrame(
+        {"source_id": pd.Series(dtype="string"), "ra": pd.Series(dtype=np.float64), "dec": pd.Series(dtype=np.float64)}
+    )
 
 
 def veto_lists(
@@ -76,11 +77,20 @@ def veto_lists(
     radius = (cfg.survey.size_arcmin / 2.0 * np.sqrt(2.0)) / 60.0 + vc.spikes.radius_arcsec / 3600.0
     sources = list_sources(cfg, synthetic_tile=False)
     refs = {ref.name: ref for _, ref in reference_lists(vc)}
-    local = {n: cfg.catalogs.local[refs[n].local] for n, src in sources.items()
-             if src == "local" and refs[n].local in cfg.catalogs.local}
+    local = {
+        n: cfg.catalogs.local[refs[n].local]
+        for n, src in sources.items()
+        if src == "local" and refs[n].local in cfg.catalogs.local
+    }
     service = [n for n, src in sources.items() if src == "service"]
-    params = {"ra": ra, "dec": dec, "radius_deg": radius, "files": local, "service": service,
-              "vetoes": vc.model_dump(mode="json")}
+    params = {
+        "ra": ra,
+        "dec": dec,
+        "radius_deg": radius,
+        "files": local,
+        "service": service,
+        "vetoes": vc.model_dump(mode="json"),
+    }
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         from vasco.sources.provenance import query_entry, utc_now
@@ -99,9 +109,15 @@ def veto_lists(
         if service:
             sel = pd.read_parquet(selected["path"], columns=["ra", "dec", "survives_psf"])
             alive = sel.loc[sel["survives_psf"].to_numpy(bool)]
-            query = ServiceQuery(ra=ra, dec=dec, radius_deg=radius, epoch=plate_epoch_mid(plate),
-                                 cand_ra=alive["ra"].to_numpy(np.float64), cand_dec=alive["dec"].to_numpy(np.float64),
-                                 cfg=cfg)
+            query = ServiceQuery(
+                ra=ra,
+                dec=dec,
+                radius_deg=radius,
+                epoch=plate_epoch_mid(plate),
+                cand_ra=alive["ra"].to_numpy(np.float64),
+                cand_dec=alive["dec"].to_numpy(np.float64),
+                cfg=cfg,
+            )
             try:
                 for name in service:
                     ref = refs[name]
@@ -109,8 +125,9 @@ def veto_lists(
                     table = _empty_list() if ref.per_candidate and not len(alive) else ref.fetch(query)
                     outs[name] = write_parquet_atomic(tile_dir / "catalogs" / f"veto_{name}.parquet", table)
                     info[f"n_{name}"] = len(table)
-                    info["queries"].append(query_entry(ref.service, service_url(ref.service, cfg), [ref.table],
-                                                       asked, len(table)))
+                    info["queries"].append(
+                        query_entry(ref.service, service_url(ref.service, cfg), [ref.table], asked, len(table))
+                    )
             except SourceError as exc:
                 raise StepError(exc.reason, str(exc)) from exc
         return outs, info

@@ -70,14 +70,23 @@ def vetoes(tile_dir: Path, selected: Output, lists: Mapping[str, Output], cfg: V
 
     def body() -> tuple[dict[str, Path], dict[str, Any]]:
         tables = {name: pd.read_parquet(out["path"]) for name, out in lists.items()}
-        table, info = run(pd.read_parquet(selected["path"]), tables, cfg,
-                          origins={name: str(out["path"]) for name, out in lists.items()})
+        table, info = run(
+            pd.read_parquet(selected["path"]),
+            tables,
+            cfg,
+            origins={name: str(out["path"]) for name, out in lists.items()},
+        )
         det = write_parquet_atomic(tile_dir / "detections.parquet", table)
-        cand = write_parquet_atomic(tile_dir / "candidates.parquet",
-                                    table.loc[table["is_candidate"].to_numpy(bool)].reset_index(drop=True))
+        cand = write_parquet_atomic(
+            tile_dir / "candidates.parquet", table.loc[table["is_candidate"].to_numpy(bool)].reset_index(drop=True)
+        )
         return {"detections": det, "candidates": cand}, info
 
     return run_step(
-        tile_dir, "vetoes", {"selected": selected, **{f"list_{k}": v for k, v in lists.items()}},
-        cfg.vetoes.model_dump(mode="json"), vetoes, body,
+        tile_dir,
+        "vetoes",
+        {"selected": selected, **{f"list_{k}": v for k, v in lists.items()}},
+        cfg.vetoes.model_dump(mode="json"),
+        vetoes,
+        body,
     )

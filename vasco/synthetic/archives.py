@@ -64,26 +64,61 @@ GAIA_EPOCH = 2016.0
 USNOB_EPOCH = 2000.0
 ALLWISE_EPOCH = 2010.5
 #: Margins (arcsec) beyond the tile footprint of each list (stars and galaxies).
-LIST_MARGIN_ARCSEC: dict[str, float] = {"gaia": 90.0, "ps1": 90.0, "usnob": 300.0, "allwise": 90.0, "vsx": 90.0,
-                                        "scos": 90.0}
+LIST_MARGIN_ARCSEC: dict[str, float] = {
+    "gaia": 90.0,
+    "ps1": 90.0,
+    "usnob": 300.0,
+    "allwise": 90.0,
+    "vsx": 90.0,
+    "scos": 90.0,
+}
 _USNOB_SLICES = 7200  # 0.05 deg of RA per numbering slice
 _USNOB_PER_SLICE = 1388  # 7200 * 1388 < 10**7: the seven digits of a USNO-B1.0 number
 _VSX_STAR_TYPES: tuple[str, ...] = ("EW", "EA", "RRAB", "SR", "ROT", "DSCT", "L")
 
 #: Columns and dtypes of every list (the real services' names).
 LIST_COLUMNS: dict[str, dict[str, object]] = {
-    "usnob": {"USNO-B1.0": object, "RAJ2000": np.float64, "DEJ2000": np.float64, "R1mag": np.float64,
-              "R2mag": np.float64, "B1mag": np.float64, "B2mag": np.float64, "pmRA": np.float64,
-              "pmDE": np.float64},
-    "allwise": {"AllWISE": object, "RAJ2000": np.float64, "DEJ2000": np.float64, "W1mag": np.float64,
-                "W2mag": np.float64, "ccf": object, "qph": object},
-    "vsx": {"Name": object, "RAJ2000": np.float64, "DEJ2000": np.float64, "Type": object, "max": np.float64,
-            "min": np.float64},
-    "skybot": {"Num": "Int64", "Name": object, "ra": np.float64, "dec": np.float64, "Class": object,
-               "Mv": np.float64, "ErrPos": np.float64, "dRAcosDec": np.float64, "dDEC": np.float64,
-               "epoch_jd": np.float64},
-    "scos": {"objID": np.int64, "ra": np.float64, "dec": np.float64, "sCorMagR1": np.float64,
-             "objIDR1": np.int64},
+    "usnob": {
+        "USNO-B1.0": object,
+        "RAJ2000": np.float64,
+        "DEJ2000": np.float64,
+        "R1mag": np.float64,
+        "R2mag": np.float64,
+        "B1mag": np.float64,
+        "B2mag": np.float64,
+        "pmRA": np.float64,
+        "pmDE": np.float64,
+    },
+    "allwise": {
+        "AllWISE": object,
+        "RAJ2000": np.float64,
+        "DEJ2000": np.float64,
+        "W1mag": np.float64,
+        "W2mag": np.float64,
+        "ccf": object,
+        "qph": object,
+    },
+    "vsx": {
+        "Name": object,
+        "RAJ2000": np.float64,
+        "DEJ2000": np.float64,
+        "Type": object,
+        "max": np.float64,
+        "min": np.float64,
+    },
+    "skybot": {
+        "Num": "Int64",
+        "Name": object,
+        "ra": np.float64,
+        "dec": np.float64,
+        "Class": object,
+        "Mv": np.float64,
+        "ErrPos": np.float64,
+        "dRAcosDec": np.float64,
+        "dDEC": np.float64,
+        "epoch_jd": np.float64,
+    },
+    "scos": {"objID": np.int64, "ra": np.float64, "dec": np.float64, "sCorMagR1": np.float64, "objIDR1": np.int64},
 }
 
 
@@ -111,8 +146,9 @@ def position_ids(ra: NDArray[np.float64], dec: NDArray[np.float64], salt: int) -
     return (np.int64(salt) << np.int64(58)) | (rq << np.int64(28)) | dq
 
 
-def _offset(ra: NDArray[np.float64], dec: NDArray[np.float64], e_arcsec: NDArray[np.float64],
-            n_arcsec: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _offset(
+    ra: NDArray[np.float64], dec: NDArray[np.float64], e_arcsec: NDArray[np.float64], n_arcsec: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Small east/north offsets (arcsec) applied to positions (deg)."""
     cosd = np.cos(np.radians(dec))
     return (ra + e_arcsec / 3600.0 / cosd) % 360.0, dec + n_arcsec / 3600.0
@@ -124,7 +160,11 @@ def _offset(ra: NDArray[np.float64], dec: NDArray[np.float64], e_arcsec: NDArray
 
 
 def gaia_rows(
-    seed: int, cfg: SyntheticConfig, stars: pd.DataFrame, s_in: NDArray[np.bool_], gals: pd.DataFrame,
+    seed: int,
+    cfg: SyntheticConfig,
+    stars: pd.DataFrame,
+    s_in: NDArray[np.bool_],
+    gals: pd.DataFrame,
     g_in: NDArray[np.bool_],
 ) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
     """Gaia-like rows (epoch 2016.0) of the stars ``s_in`` and galaxies ``g_in``.
@@ -192,8 +232,16 @@ def gaia_rows(
         }
     )[g_in]
     out = pd.concat([s_df, g_df], ignore_index=True).astype(
-        {"source_id": np.int64, "ra": np.float64, "dec": np.float64, "pmra": np.float64, "pmdec": np.float64,
-         "parallax": np.float64, "phot_g_mean_mag": np.float64, "ref_epoch": np.float64}
+        {
+            "source_id": np.int64,
+            "ra": np.float64,
+            "dec": np.float64,
+            "pmra": np.float64,
+            "pmdec": np.float64,
+            "parallax": np.float64,
+            "phot_g_mean_mag": np.float64,
+            "ref_epoch": np.float64,
+        }
     )
     return out.sort_values("source_id", kind="stable").reset_index(drop=True), no_pm
 
@@ -207,8 +255,9 @@ def ps1_positions(seed: int, df: pd.DataFrame, is_star: bool) -> tuple[NDArray[n
     ep = 2010.6 + 3.0 * u
     r = df["ps1_r"].to_numpy()
     if is_star:
-        ra, dec = pop.propagate(df["ra"].to_numpy(), df["dec"].to_numpy(), df["pmra"].to_numpy(),
-                                df["pmdec"].to_numpy(), ep - GAIA_EPOCH)
+        ra, dec = pop.propagate(
+            df["ra"].to_numpy(), df["dec"].to_numpy(), df["pmra"].to_numpy(), df["pmdec"].to_numpy(), ep - GAIA_EPOCH
+        )
         sig = np.clip(10.0 * 10 ** (0.2 * (r - 18.0)), 8.0, 60.0)
     else:
         ra, dec = df["ra"].to_numpy(), df["dec"].to_numpy()
@@ -217,8 +266,14 @@ def ps1_positions(seed: int, df: pd.DataFrame, is_star: bool) -> tuple[NDArray[n
     return ra, dec, ep
 
 
-def ps1_rows(seed: int, cfg: SyntheticConfig, stars: pd.DataFrame, s_in: NDArray[np.bool_], gals: pd.DataFrame,
-             g_in: NDArray[np.bool_]) -> tuple[pd.DataFrame, NDArray[np.bool_], NDArray[np.bool_]]:
+def ps1_rows(
+    seed: int,
+    cfg: SyntheticConfig,
+    stars: pd.DataFrame,
+    s_in: NDArray[np.bool_],
+    gals: pd.DataFrame,
+    g_in: NDArray[np.bool_],
+) -> tuple[pd.DataFrame, NDArray[np.bool_], NDArray[np.bool_]]:
     """PS1-like rows (r <= ps1_rmax, nothing south of Dec -30) of the stars/galaxies within ``s_in``/``g_in``.
 
     Parameters
@@ -247,11 +302,25 @@ def ps1_rows(seed: int, cfg: SyntheticConfig, stars: pd.DataFrame, s_in: NDArray
         sel = (r <= cfg.ps1_rmax) & (dec >= -30.0)
         flags.append(sel)
         m = sel & within
-        parts.append(pd.DataFrame({"objID": position_ids(df["ra"].to_numpy()[m], df["dec"].to_numpy()[m], salt),
-                                   "raMean": ra[m], "decMean": dec[m], "rMeanPSFMag": r[m], "epochMean": ep[m]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "objID": position_ids(df["ra"].to_numpy()[m], df["dec"].to_numpy()[m], salt),
+                    "raMean": ra[m],
+                    "decMean": dec[m],
+                    "rMeanPSFMag": r[m],
+                    "epochMean": ep[m],
+                }
+            )
+        )
     out = pd.concat(parts, ignore_index=True).astype(
-        {"objID": np.int64, "raMean": np.float64, "decMean": np.float64, "rMeanPSFMag": np.float64,
-         "epochMean": np.float64}
+        {
+            "objID": np.int64,
+            "raMean": np.float64,
+            "decMean": np.float64,
+            "rMeanPSFMag": np.float64,
+            "epochMean": np.float64,
+        }
     )
     return out.sort_values("objID", kind="stable").reset_index(drop=True), flags[0], flags[1]
 
@@ -261,8 +330,9 @@ def ps1_rows(seed: int, cfg: SyntheticConfig, stars: pd.DataFrame, s_in: NDArray
 # ---------------------------------------------------------------------------
 
 
-def usnob_numbering(ra2000: NDArray[np.float64], dec2000: NDArray[np.float64], obj_id: NDArray[np.int64]
-                    ) -> NDArray[np.object_]:
+def usnob_numbering(
+    ra2000: NDArray[np.float64], dec2000: NDArray[np.float64], obj_id: NDArray[np.int64]
+) -> NDArray[np.object_]:
     """USNO-B1.0-like identifiers ``ZZZZ-NNNNNNN`` of a set of stars.
 
     ``ZZZZ`` is the 0.1-deg declination zone (as in USNO-B1.0); the number is
@@ -315,8 +385,9 @@ def usnob_list(seed: int, stars: pd.DataFrame, region: TileRegion) -> tuple[pd.D
     oid = b["obj_id"].to_numpy()
     e = object_normals(seed, oid, Purpose.USNOB, 8)
     u = object_uniforms(seed, oid, Purpose.USNOB, 3)
-    ra, dec = pop.propagate(b["ra"].to_numpy(), b["dec"].to_numpy(), b["pmra"].to_numpy(), b["pmdec"].to_numpy(),
-                            USNOB_EPOCH - GAIA_EPOCH)
+    ra, dec = pop.propagate(
+        b["ra"].to_numpy(), b["dec"].to_numpy(), b["pmra"].to_numpy(), b["pmdec"].to_numpy(), USNOB_EPOCH - GAIA_EPOCH
+    )
     ra, dec = _offset(ra, dec, 0.15 * e[:, 0], 0.15 * e[:, 1])
     ids = usnob_numbering(ra, dec, oid)
     r = b["rmag"].to_numpy()
@@ -358,8 +429,12 @@ def _jname(ra: NDArray[np.float64], dec: NDArray[np.float64], ra_dec: int, dec_d
     parts = [_zpad(t // (3600 * fr), 2), _zpad((t // (60 * fr)) % 60, 2), _zpad((t // fr) % 60, 2)]
     if ra_dec:
         parts += [np.full(ra.size, "."), _zpad(t % fr, ra_dec)]
-    parts += [np.where(dec < 0, "-", "+"), _zpad(u // (3600 * fd), 2), _zpad((u // (60 * fd)) % 60, 2),
-              _zpad((u // fd) % 60, 2)]
+    parts += [
+        np.where(dec < 0, "-", "+"),
+        _zpad(u // (3600 * fd), 2),
+        _zpad((u // (60 * fd)) % 60, 2),
+        _zpad((u // fd) % 60, 2),
+    ]
     if dec_dec:
         parts += [np.full(ra.size, "."), _zpad(u % fd, dec_dec)]
     out = parts[0]
@@ -388,8 +463,9 @@ def stars_w1(seed: int, stars: pd.DataFrame) -> tuple[NDArray[np.float64], NDArr
     return w1, w2
 
 
-def allwise_list(seed: int, stars: pd.DataFrame, s_in: NDArray[np.bool_], inj: pd.DataFrame
-                 ) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
+def allwise_list(
+    seed: int, stars: pd.DataFrame, s_in: NDArray[np.bool_], inj: pd.DataFrame
+) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
     """IR sources and the stars with W1 < 16.5 within ``s_in`` (positions at 2010.5, ~0.25" errors).
 
     Sources closer than the designation's precision (0.15") are blended:
@@ -419,8 +495,9 @@ def allwise_list(seed: int, stars: pd.DataFrame, s_in: NDArray[np.bool_], inj: p
     m = seen & s_in
     s = stars.loc[m]
     e = object_normals(seed, s["obj_id"].to_numpy(), Purpose.ALLWISE, 4)[:, 2:]
-    ra, dec = pop.propagate(s["ra"].to_numpy(), s["dec"].to_numpy(), s["pmra"].to_numpy(), s["pmdec"].to_numpy(),
-                            ALLWISE_EPOCH - GAIA_EPOCH)
+    ra, dec = pop.propagate(
+        s["ra"].to_numpy(), s["dec"].to_numpy(), s["pmra"].to_numpy(), s["pmdec"].to_numpy(), ALLWISE_EPOCH - GAIA_EPOCH
+    )
     ra, dec = _offset(ra, dec, 0.25 * e[:, 0], 0.25 * e[:, 1])
     ir = inj.loc[inj["cls"] == "ir_source"]
     ie = object_normals(seed, ir["obj_id"].to_numpy(), Purpose.ALLWISE, 4)
@@ -449,8 +526,9 @@ def vsx_flags(seed: int, cfg: SyntheticConfig, stars: pd.DataFrame) -> NDArray[n
     return (stars["rmag"].to_numpy() <= 17.0) & (u < cfg.vsx_star_fraction)
 
 
-def vsx_list(seed: int, cfg: SyntheticConfig, stars: pd.DataFrame, s_in: NDArray[np.bool_], inj: pd.DataFrame
-             ) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
+def vsx_list(
+    seed: int, cfg: SyntheticConfig, stars: pd.DataFrame, s_in: NDArray[np.bool_], inj: pd.DataFrame
+) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
     """The ``variable`` objects and the flagged ordinary stars within ``s_in`` (J2000 positions).
 
     Parameters
@@ -480,12 +558,14 @@ def vsx_list(seed: int, cfg: SyntheticConfig, stars: pd.DataFrame, s_in: NDArray
     oid = s["obj_id"].to_numpy()
     u = object_uniforms(seed, oid, Purpose.VSX, 3)
     e = object_normals(seed, oid, Purpose.VSX, 2)
-    ra, dec = pop.propagate(s["ra"].to_numpy(), s["dec"].to_numpy(), s["pmra"].to_numpy(), s["pmdec"].to_numpy(),
-                            USNOB_EPOCH - GAIA_EPOCH)
+    ra, dec = pop.propagate(
+        s["ra"].to_numpy(), s["dec"].to_numpy(), s["pmra"].to_numpy(), s["pmdec"].to_numpy(), USNOB_EPOCH - GAIA_EPOCH
+    )
     ra, dec = _offset(ra, dec, 0.1 * e[:, 0], 0.1 * e[:, 1])
     amp = 0.1 + 0.9 * u[:, 1]
-    stype = np.array(_VSX_STAR_TYPES, dtype=object)[np.minimum((u[:, 2] * len(_VSX_STAR_TYPES)).astype(int),
-                                                               len(_VSX_STAR_TYPES) - 1)]
+    stype = np.array(_VSX_STAR_TYPES, dtype=object)[
+        np.minimum((u[:, 2] * len(_VSX_STAR_TYPES)).astype(int), len(_VSX_STAR_TYPES) - 1)
+    ]
     r = s["rmag"].to_numpy()
     v = inj.loc[inj["cls"] == "variable"]
     ve = object_normals(seed, v["obj_id"].to_numpy(), Purpose.VSX, 2)
@@ -536,15 +616,18 @@ def skybot_list(seed: int, inj: pd.DataFrame, epoch: float) -> pd.DataFrame:
     a = inj.loc[inj["cls"] == "asteroid"]
     e = object_normals(seed, a["obj_id"].to_numpy(), Purpose.SKYBOT, 2)
     err = a["errpos"].to_numpy()
-    ra, dec = _offset(a["ra"].to_numpy(), a["dec"].to_numpy(), err / np.sqrt(2.0) * e[:, 0],
-                      err / np.sqrt(2.0) * e[:, 1])
+    ra, dec = _offset(
+        a["ra"].to_numpy(), a["dec"].to_numpy(), err / np.sqrt(2.0) * e[:, 0], err / np.sqrt(2.0) * e[:, 1]
+    )
     year = int(np.floor(epoch))
     names = []
     for code in a["name_code"].to_numpy():
         c = int(code)
         cyc = c // (len(_LETTERS1) * len(_LETTERS2))
-        names.append(f"{year} {_LETTERS1[c % len(_LETTERS1)]}{_LETTERS2[(c // len(_LETTERS1)) % len(_LETTERS2)]}"
-                     + (str(cyc) if cyc else ""))
+        names.append(
+            f"{year} {_LETTERS1[c % len(_LETTERS1)]}{_LETTERS2[(c // len(_LETTERS1)) % len(_LETTERS2)]}"
+            + (str(cyc) if cyc else "")
+        )
     num = a["number"].to_numpy()
     data = {
         "Num": pd.array([int(k) if k > 0 else None for k in num], dtype="Int64"),
@@ -590,8 +673,9 @@ def skybot_at(listing: pd.DataFrame, epoch_jd: float) -> pd.DataFrame:
     dt_h = (float(epoch_jd) - out["epoch_jd"].to_numpy(np.float64)) * 24.0
     dec0 = out["dec"].to_numpy(np.float64)
     dec = dec0 + np.nan_to_num(out["dDEC"].to_numpy(np.float64)) * dt_h / 3600.0
-    ra = (out["ra"].to_numpy(np.float64)
-          + np.nan_to_num(out["dRAcosDec"].to_numpy(np.float64)) * dt_h / 3600.0 / np.cos(np.radians(dec0)))
+    ra = out["ra"].to_numpy(np.float64) + np.nan_to_num(out["dRAcosDec"].to_numpy(np.float64)) * dt_h / 3600.0 / np.cos(
+        np.radians(dec0)
+    )
     out["ra"], out["dec"] = ra % 360.0, dec
     out["epoch_jd"] = np.full(len(out), float(epoch_jd))
     return out
@@ -602,8 +686,9 @@ def julian_date(epoch: float) -> float:
     return 2451545.0 + (float(epoch) - 2000.0) * 365.25
 
 
-def scos_detected(seed: int, cfg: SyntheticConfig, obj_id: NDArray[np.int64], rmag: NDArray[np.float64]
-                  ) -> NDArray[np.bool_]:
+def scos_detected(
+    seed: int, cfg: SyntheticConfig, obj_id: NDArray[np.int64], rmag: NDArray[np.float64]
+) -> NDArray[np.bool_]:
     """Whether SuperCOSMOS's digitisation sees an object of plate magnitude ``rmag``.
 
     A logistic completeness of width 0.15 mag about ``scos_rmax`` and a
@@ -617,8 +702,9 @@ def scos_detected(seed: int, cfg: SyntheticConfig, obj_id: NDArray[np.int64], rm
 
 
 def scos_list(
-    seed: int, cfg: SyntheticConfig, parts: list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
-                                                       NDArray[np.float64], float]]
+    seed: int,
+    cfg: SyntheticConfig,
+    parts: list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]],
 ) -> pd.DataFrame:
     """The SuperCOSMOS ``Source`` answer from ``(obj_id, ra, dec, rmag, sigma_scale)`` groups.
 
@@ -657,9 +743,11 @@ def scos_list(
         ras.append(r2[det])
         decs.append(d2[det])
         mags.append((np.asarray(rmag) + m_err * e[:, 2])[det])
-    data = {"objID": np.concatenate(ids) if ids else np.zeros(0, np.int64),
-            "ra": np.concatenate(ras) if ras else np.zeros(0),
-            "dec": np.concatenate(decs) if decs else np.zeros(0),
-            "sCorMagR1": np.concatenate(mags) if mags else np.zeros(0),
-            "objIDR1": np.concatenate(r1_ids) if r1_ids else np.zeros(0, np.int64)}
+    data = {
+        "objID": np.concatenate(ids) if ids else np.zeros(0, np.int64),
+        "ra": np.concatenate(ras) if ras else np.zeros(0),
+        "dec": np.concatenate(decs) if decs else np.zeros(0),
+        "sCorMagR1": np.concatenate(mags) if mags else np.zeros(0),
+        "objIDR1": np.concatenate(r1_ids) if r1_ids else np.zeros(0, np.int64),
+    }
     return _finish("scos", data, "objID")

@@ -66,7 +66,16 @@ __all__ = [
 STAR_COLUMNS: tuple[str, ...] = ("ra", "dec", "pmra", "pmdec", "parallax", "gmag", "rmag", "ps1_r", "g_r", "hpm")
 #: Columns of a galaxy table.
 GALAXY_COLUMNS: tuple[str, ...] = (
-    "ra", "dec", "rmag", "ps1_r", "gmag", "r_eff", "axis_ratio", "pa", "sersic_n", "in_gaia"
+    "ra",
+    "dec",
+    "rmag",
+    "ps1_r",
+    "gmag",
+    "r_eff",
+    "axis_ratio",
+    "pa",
+    "sersic_n",
+    "in_gaia",
 )
 
 # Reference differential counts at (l, b) = (180, +30): log10 stars/deg^2/mag in G

@@ -204,7 +204,7 @@ class PSFField:
         plate_rmax: float,
         amplitude: float = 0.12,
         ellip: float = 0.04,
-    ) -> "PSFField":
+    ) -> PSFField:
         c = rng.uniform(-1, 1, 6) * amplitude * np.array([0.0, 1.0, 1.0, 0.5, 0.5, 0.5])
         c[0] = 1.0 + rng.normal(0.0, 0.04)
         e1 = rng.normal(0.0, ellip, 3) * np.array([1.0, 0.6, 0.6])
@@ -739,7 +739,7 @@ def window_snr(stamp: np.ndarray, xc: float, yc: float, noise_sigma: float) -> t
 
 
 def isolated_star(
-    ctx: "RenderContext", flux: float, x: float, y: float, e_sky: float, h: int = 12
+    ctx: RenderContext, flux: float, x: float, y: float, e_sky: float, h: int = 12
 ) -> tuple[np.ndarray, float, float]:
     """Noise-free density profile (sky subtracted) of one point source at tile position (x, y).
 
@@ -790,7 +790,7 @@ class _ShiftedField:
         return self._f.ellipticity(np.asarray(x) + self._ox, np.asarray(y) + self._oy)
 
 
-def growth_knee_density(ctx: "RenderContext", params: "RenderParams", growth: float = 2.0) -> float:
+def growth_knee_density(ctx: RenderContext, params: RenderParams, growth: float = 2.0) -> float:
     """The saturation knee as a point-source peak density (ADU, sky included): where
     stars start to grow photographically.
 
@@ -864,7 +864,7 @@ def draw_plate_defects(
     noise_sigma: float,
     dust_per_deg2: float = 40.0,
     scratches_per_deg2: float = 2.4,
-) -> "list[dict]":
+) -> list[dict]:
     """Emulsion spots, dust and scratches of a plate that touch one of its cutouts (density units).
 
     Defects belong to the plate: they are drawn in blocks of
@@ -929,8 +929,19 @@ def draw_plate_defects(
             sign = np.where(amp > 3000, 1.0, sign)
             for i in range(n):
                 if -8.0 <= xs[i] <= nx + 8.0 and -8.0 <= ys[i] <= ny + 8.0:
-                    out.append(dict(cls="defect", x=float(xs[i]), y=float(ys[i]), amp=float(sign[i] * amp[i]),
-                                    fwhm_px=float(fw[i]), extent_px=float(fw[i]), angle_deg=0.0, block=block, index=i))
+                    out.append(
+                        dict(
+                            cls="defect",
+                            x=float(xs[i]),
+                            y=float(ys[i]),
+                            amp=float(sign[i] * amp[i]),
+                            fwhm_px=float(fw[i]),
+                            extent_px=float(fw[i]),
+                            angle_deg=0.0,
+                            block=block,
+                            index=i,
+                        )
+                    )
             # dust: larger, soft, brighter or darker blobs
             n = int(rng.poisson(dust_per_deg2 * area))
             xs = rng.uniform(xa, xb, n) - cnpix1
@@ -940,8 +951,19 @@ def draw_plate_defects(
             for i in range(n):
                 r = 4.0 * fw[i]
                 if -r <= xs[i] <= nx + r and -r <= ys[i] <= ny + r:
-                    out.append(dict(cls="dust", x=float(xs[i]), y=float(ys[i]), amp=float(amp[i]),
-                                    fwhm_px=float(fw[i]), extent_px=float(fw[i]), angle_deg=0.0, block=block, index=i))
+                    out.append(
+                        dict(
+                            cls="dust",
+                            x=float(xs[i]),
+                            y=float(ys[i]),
+                            amp=float(amp[i]),
+                            fwhm_px=float(fw[i]),
+                            extent_px=float(fw[i]),
+                            angle_deg=0.0,
+                            block=block,
+                            index=i,
+                        )
+                    )
             # scratches: thin straight lines
             n = int(rng.poisson(scratches_per_deg2 * area))
             length = rng.uniform(80.0, MAX_SCRATCH_PX, n)
@@ -954,13 +976,23 @@ def draw_plate_defects(
                 hx = 0.5 * length[i] * abs(np.cos(np.radians(ang[i]))) + 5.0
                 hy = 0.5 * length[i] * abs(np.sin(np.radians(ang[i]))) + 5.0
                 if -hx <= xs[i] <= nx + hx and -hy <= ys[i] <= ny + hy:
-                    out.append(dict(cls="scratch", x=float(xs[i]), y=float(ys[i]), amp=float(amp[i]),
-                                    fwhm_px=float(fw[i]), extent_px=float(length[i]), angle_deg=float(ang[i]),
-                                    block=block, index=i))
+                    out.append(
+                        dict(
+                            cls="scratch",
+                            x=float(xs[i]),
+                            y=float(ys[i]),
+                            amp=float(amp[i]),
+                            fwhm_px=float(fw[i]),
+                            extent_px=float(length[i]),
+                            angle_deg=float(ang[i]),
+                            block=block,
+                            index=i,
+                        )
+                    )
     return out
 
 
-def render_defects(density: np.ndarray, defects: "list[dict]") -> None:
+def render_defects(density: np.ndarray, defects: list[dict]) -> None:
     """Add the defects (density units) in place."""
     ny, nx = density.shape
     for d in defects:
@@ -1058,7 +1090,13 @@ def sky_exposure_map(rng: np.random.Generator, ctx: RenderContext, params: Rende
     v = (np.arange(ny, dtype=np.float64) + 1 - 0.5 * (ny + 1)) / (0.5 * ny)
     u = (np.arange(nx, dtype=np.float64) + 1 - 0.5 * (nx + 1)) / (0.5 * nx)
     c = rng.uniform(-1.0, 1.0, 5) * 0.5 * params.sky_gradient * np.array([1.0, 1.0, 0.4, 0.4, 0.4])
-    g = c[0] * u[None, :] + c[1] * v[:, None] + c[2] * u[None, :] ** 2 + c[3] * (u[None, :] * v[:, None]) + c[4] * v[:, None] ** 2
+    g = (
+        c[0] * u[None, :]
+        + c[1] * v[:, None]
+        + c[2] * u[None, :] ** 2
+        + c[3] * (u[None, :] * v[:, None])
+        + c[4] * v[:, None] ** 2
+    )
     # vignetting toward the plate corners (Schmidt): a few percent at the corner
     xx = np.arange(1, nx + 1, dtype=np.float64)[None, :] - ctx.field.plate_xc
     yy = np.arange(1, ny + 1, dtype=np.float64)[:, None] - ctx.field.plate_yc
@@ -1088,7 +1126,7 @@ def render_plate(
     gal_q: np.ndarray,
     gal_pa: np.ndarray,
     gal_n: np.ndarray,
-    defects: "list[dict]",
+    defects: list[dict],
 ) -> RenderedPlate:
     """Render the plate: exposure -> characteristic curve -> defects -> grain noise -> int16.
 
@@ -1107,7 +1145,13 @@ def render_plate(
     if bright.size:
         t0 = params.spike_t0_arcsec / ctx.pixscale
         render_spikes(
-            ctx, np.asarray(point_x)[bright], np.asarray(point_y)[bright], flux[bright], params.spike_weight, t0, out=expo
+            ctx,
+            np.asarray(point_x)[bright],
+            np.asarray(point_y)[bright],
+            flux[bright],
+            params.spike_weight,
+            t0,
+            out=expo,
         )
     dens = ctx.curve.density(expo)
     render_defects(dens, defects)

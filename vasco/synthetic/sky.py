@@ -63,10 +63,10 @@ same sky see other asteroids, as the sky did on other nights.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Any
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -207,16 +207,25 @@ def reference_extents(params: rnd.RenderParams) -> ReferenceExtents:
     flux = rnd.mag_to_flux(r, params)
     halo_all, spike_all = [], []
     halo_typ = None
-    field = rnd.PSFField(nx=1, ny=1, scale_coeffs=(1.0, 0, 0, 0, 0, 0), e_coeffs1=(0.0, 0, 0),
-                         e_coeffs2=(0.0, 0, 0), plate_rmax=1e9)
+    field = rnd.PSFField(
+        nx=1, ny=1, scale_coeffs=(1.0, 0, 0, 0, 0, 0), e_coeffs1=(0.0, 0, 0), e_coeffs2=(0.0, 0, 0), plate_rmax=1e9
+    )
     d_mid = 0.5 * sum(params.sky_density_range)
     sat_mid = 0.5 * sum(params.d_sat_range)
     for pixscale in (1.7, 1.01):
         for d_sat in params.d_sat_range:
             curve = rnd.ResponseCurve(d_fog=params.curve.d_fog, d_sat=d_sat, gamma=params.curve.gamma)
             for d_sky in (*params.sky_density_range, d_mid):
-                ctx = rnd.RenderContext(nx=1, ny=1, pixscale=pixscale, psf=params.psf, field=field, curve=curve,
-                                        sky_exposure=float(curve.exposure(d_sky)), noise_sigma=params.noise.sigma_sky)
+                ctx = rnd.RenderContext(
+                    nx=1,
+                    ny=1,
+                    pixscale=pixscale,
+                    psf=params.psf,
+                    field=field,
+                    curve=curve,
+                    sky_exposure=float(curve.exposure(d_sky)),
+                    noise_sigma=params.noise.sigma_sky,
+                )
                 e1 = float(curve.exposure(d_sky + ctx.noise_sigma) - ctx.sky_exposure)
                 halo = (rnd.point_source_radius(ctx, flux, e1) - 1.0) * pixscale
                 t0 = params.spike_t0_arcsec / pixscale
@@ -226,8 +235,16 @@ def reference_extents(params: rnd.RenderParams) -> ReferenceExtents:
         # the typical plate: 1.7"/px, mid sky, mid plateau
         if pixscale == 1.7:
             curve = rnd.ResponseCurve(d_fog=params.curve.d_fog, d_sat=sat_mid, gamma=params.curve.gamma)
-            ctx = rnd.RenderContext(nx=1, ny=1, pixscale=pixscale, psf=params.psf, field=field, curve=curve,
-                                    sky_exposure=float(curve.exposure(d_mid)), noise_sigma=params.noise.sigma_sky)
+            ctx = rnd.RenderContext(
+                nx=1,
+                ny=1,
+                pixscale=pixscale,
+                psf=params.psf,
+                field=field,
+                curve=curve,
+                sky_exposure=float(curve.exposure(d_mid)),
+                noise_sigma=params.noise.sigma_sky,
+            )
             e1 = float(curve.exposure(d_mid + ctx.noise_sigma) - ctx.sky_exposure)
             halo_typ = (rnd.point_source_radius(ctx, flux, e1) - 1.0) * pixscale
     assert halo_typ is not None
@@ -486,15 +503,21 @@ def _boost(pix: int, clear_arcsec: float, cap: float, ref: ReferenceExtents) -> 
     return min(1.0 / max(free, 1e-9), _MAX_BOOST)
 
 
-def _cell_injected(seed: int, pix: int, cls: str, cfg: SyntheticConfig, plate_code: int,
-                   ref: ReferenceExtents) -> pd.DataFrame:
+def _cell_injected(
+    seed: int, pix: int, cls: str, cfg: SyntheticConfig, plate_code: int, ref: ReferenceExtents
+) -> pd.DataFrame:
     """Raw candidates of one class in one cell (before the clearance test)."""
     dens = injected_density_per_deg2(cfg)[cls]
     rank = INJECTED_CLASSES.index(cls)
     per_plate = cls == "asteroid"
     rng = cell_rng(seed, pix, KIND[cls], *((plate_code,) if per_plate else ()))
-    lam = dens * cell_area_deg2() * _boost(pix, float(cfg.transient_clearance_arcsec),
-                                          float(cfg.max_star_density_per_deg2), ref) if dens > 0 else 0.0
+    lam = (
+        dens
+        * cell_area_deg2()
+        * _boost(pix, float(cfg.transient_clearance_arcsec), float(cfg.max_star_density_per_deg2), ref)
+        if dens > 0
+        else 0.0
+    )
     n = int(rng.poisson(lam))
     ra, dec = cell_sample(pix, rng.random(n), rng.random(n))
     idx = np.arange(n, dtype=np.int64)
@@ -507,9 +530,19 @@ def _cell_injected(seed: int, pix: int, cls: str, cfg: SyntheticConfig, plate_co
         "prio": (np.int64(rank) << np.int64(60)) | (np.int64(pix) << np.int64(24)) | idx,
     }
     nan = np.full(n, np.nan)
-    extra = {"mag": nan, "w1": nan, "w2": nan, "mag_min": nan, "vtype": np.full(n, -1, dtype=np.int64),
-             "errpos": nan, "number": np.zeros(n, dtype=np.int64), "aclass": np.full(n, -1, dtype=np.int64),
-             "rate_ra": nan, "rate_dec": nan, "name_code": np.zeros(n, dtype=np.int64)}
+    extra = {
+        "mag": nan,
+        "w1": nan,
+        "w2": nan,
+        "mag_min": nan,
+        "vtype": np.full(n, -1, dtype=np.int64),
+        "errpos": nan,
+        "number": np.zeros(n, dtype=np.int64),
+        "aclass": np.full(n, -1, dtype=np.int64),
+        "rate_ra": nan,
+        "rate_dec": nan,
+        "name_code": np.zeros(n, dtype=np.int64),
+    }
     if cls == "transient":
         extra["mag"] = rng.uniform(cfg.transient_mag_min, cfg.transient_mag_max, n)
     elif cls == "ir_source":
@@ -517,8 +550,11 @@ def _cell_injected(seed: int, pix: int, cls: str, cfg: SyntheticConfig, plate_co
         w1 = mag - rng.uniform(3.0, 5.0, n)  # very red: R - W1 = 3-5
         extra.update(mag=mag, w1=w1, w2=w1 - rng.uniform(0.3, 1.2, n))
     elif cls == "variable":
-        extra.update(mag=rng.uniform(15.5, 19.0, n), mag_min=rng.uniform(21.5, 23.5, n),
-                     vtype=rng.integers(0, len(VARIABLE_TYPES), n))
+        extra.update(
+            mag=rng.uniform(15.5, 19.0, n),
+            mag_min=rng.uniform(21.5, 23.5, n),
+            vtype=rng.integers(0, len(VARIABLE_TYPES), n),
+        )
     else:  # asteroid, near its stationary point (point-like on a ~45-min exposure)
         faint = rng.random(n) < 0.25  # a few too faint for the plate, listed by SkyBoT all the same
         m_vis = rng.uniform(16.5, 20.3, n)
@@ -541,9 +577,21 @@ def _cell_injected(seed: int, pix: int, cls: str, cfg: SyntheticConfig, plate_co
 
 
 _INJECTED_DTYPES: dict[str, object] = {
-    "obj_id": np.int64, "cls": object, "ra": np.float64, "dec": np.float64, "mag": np.float64,
-    "w1": np.float64, "w2": np.float64, "mag_min": np.float64, "vtype": np.int64, "errpos": np.float64,
-    "number": np.int64, "aclass": np.int64, "rate_ra": np.float64, "rate_dec": np.float64, "name_code": np.int64,
+    "obj_id": np.int64,
+    "cls": object,
+    "ra": np.float64,
+    "dec": np.float64,
+    "mag": np.float64,
+    "w1": np.float64,
+    "w2": np.float64,
+    "mag_min": np.float64,
+    "vtype": np.int64,
+    "errpos": np.float64,
+    "number": np.int64,
+    "aclass": np.int64,
+    "rate_ra": np.float64,
+    "rate_dec": np.float64,
+    "name_code": np.int64,
 }
 
 
@@ -551,8 +599,9 @@ def _empty_injected() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _INJECTED_DTYPES.items()})
 
 
-def _pairs(tree: cKDTree, pts: NDArray[np.float64], radius_arcsec: NDArray[np.float64] | float
-           ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _pairs(
+    tree: cKDTree, pts: NDArray[np.float64], radius_arcsec: NDArray[np.float64] | float
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(query index, tree index) pairs within the radius (chord), as flat arrays."""
     if len(pts) == 0 or tree.n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -563,8 +612,12 @@ def _pairs(tree: cKDTree, pts: NDArray[np.float64], radius_arcsec: NDArray[np.fl
 
 
 def _clear_of_sky(
-    ra: NDArray[np.float64], dec: NDArray[np.float64], stars: pd.DataFrame, gals: pd.DataFrame,
-    ref: ReferenceExtents, clear: float,
+    ra: NDArray[np.float64],
+    dec: NDArray[np.float64],
+    stars: pd.DataFrame,
+    gals: pd.DataFrame,
+    ref: ReferenceExtents,
+    clear: float,
 ) -> NDArray[np.bool_]:
     """Candidates clear of every star track, galaxy, halo and spike (see the module docstring)."""
     n = ra.size

@@ -130,7 +130,7 @@ from vasco.synthetic import archives as arc
 from vasco.synthetic import population as pop
 from vasco.synthetic import render as rnd
 from vasco.synthetic import sky
-from vasco.synthetic.cells import HALO_BASE, KIND, SPIKE_BASE, SKY_ORDER, TileRegion, make_obj_ids, obj_kind
+from vasco.synthetic.cells import HALO_BASE, KIND, SKY_ORDER, SPIKE_BASE, TileRegion, make_obj_ids, obj_kind
 from vasco.synthetic.distortion import DistortionField, TileAstrometry, offset_position
 
 __all__ = ["SyntheticTile", "make_synthetic_tile", "GAIA_EPOCH", "TRUTH_COLUMNS", "LIST_NAMES", "plate_code"]
@@ -172,17 +172,51 @@ TRUTH_COLUMNS = (
     "in_scos",
 )
 _TRUTH_DTYPES: dict[str, object] = {
-    "obj_id": np.int64, "cls": object, "x": np.float64, "y": np.float64, "ra": np.float64, "dec": np.float64,
-    "mag": np.float64, "gmag": np.float64, "in_gaia": bool, "in_ps1": bool, "pm_total": np.float64,
-    "snr_model": np.float64, "recoverable": bool, "extent_px": np.float64, "extent_arcsec": np.float64,
-    "angle_deg": np.float64, "parent_id": np.int64, "source_id": np.int64, "ps1_objid": np.int64,
-    "gaia_no_pm": bool, "in_usnob": bool, "in_allwise": bool, "in_vsx": bool, "in_skybot": bool, "in_scos": bool,
+    "obj_id": np.int64,
+    "cls": object,
+    "x": np.float64,
+    "y": np.float64,
+    "ra": np.float64,
+    "dec": np.float64,
+    "mag": np.float64,
+    "gmag": np.float64,
+    "in_gaia": bool,
+    "in_ps1": bool,
+    "pm_total": np.float64,
+    "snr_model": np.float64,
+    "recoverable": bool,
+    "extent_px": np.float64,
+    "extent_arcsec": np.float64,
+    "angle_deg": np.float64,
+    "parent_id": np.int64,
+    "source_id": np.int64,
+    "ps1_objid": np.int64,
+    "gaia_no_pm": bool,
+    "in_usnob": bool,
+    "in_allwise": bool,
+    "in_vsx": bool,
+    "in_skybot": bool,
+    "in_scos": bool,
 }
 _TRUTH_DEFAULTS: dict[str, object] = {
-    "mag": np.nan, "gmag": np.nan, "in_gaia": False, "in_ps1": False, "pm_total": np.nan, "snr_model": np.nan,
-    "recoverable": False, "extent_px": np.nan, "angle_deg": np.nan, "parent_id": -1, "source_id": -1,
-    "ps1_objid": -1, "gaia_no_pm": False, "in_usnob": False, "in_allwise": False, "in_vsx": False,
-    "in_skybot": False, "in_scos": False,
+    "mag": np.nan,
+    "gmag": np.nan,
+    "in_gaia": False,
+    "in_ps1": False,
+    "pm_total": np.nan,
+    "snr_model": np.nan,
+    "recoverable": False,
+    "extent_px": np.nan,
+    "angle_deg": np.nan,
+    "parent_id": -1,
+    "source_id": -1,
+    "ps1_objid": -1,
+    "gaia_no_pm": False,
+    "in_usnob": False,
+    "in_allwise": False,
+    "in_vsx": False,
+    "in_skybot": False,
+    "in_scos": False,
 }
 
 
@@ -347,8 +381,10 @@ def make_synthetic_tile(
     sx, sy = (np.asarray(a, dtype=np.float64) for a in true_ast.sky_to_pix(s_ra_p, s_dec_p))
     gx, gy = (np.asarray(a, dtype=np.float64) for a in true_ast.sky_to_pix(gals.ra.to_numpy(), gals.dec.to_numpy()))
     if len(inj):
-        ix, iy = (np.atleast_1d(np.asarray(a, dtype=np.float64))
-                  for a in true_ast.sky_to_pix(inj.ra.to_numpy(), inj.dec.to_numpy()))
+        ix, iy = (
+            np.atleast_1d(np.asarray(a, dtype=np.float64))
+            for a in true_ast.sky_to_pix(inj.ra.to_numpy(), inj.dec.to_numpy())
+        )
     else:
         ix, iy = np.zeros(0), np.zeros(0)
 
@@ -369,9 +405,19 @@ def make_synthetic_tile(
 
     # ---- the plate's defects (full-plate blocks)
     defects = rnd.draw_plate_defects(
-        seed, pcode, plate.naxis1, plate.naxis2, float(header["CNPIX1"]), float(header["CNPIX2"]), nx, ny,
-        pixscale, cfg.n_defects_per_deg2, ctx.noise_sigma,
-        dust_per_deg2=cfg.n_dust_per_deg2, scratches_per_deg2=cfg.n_scratches_per_deg2,
+        seed,
+        pcode,
+        plate.naxis1,
+        plate.naxis2,
+        float(header["CNPIX1"]),
+        float(header["CNPIX2"]),
+        nx,
+        ny,
+        pixscale,
+        cfg.n_defects_per_deg2,
+        ctx.noise_sigma,
+        dust_per_deg2=cfg.n_dust_per_deg2,
+        scratches_per_deg2=cfg.n_scratches_per_deg2,
     )
 
     # ---- catalogue answers
@@ -391,11 +437,15 @@ def make_synthetic_tile(
     skybot = arc.skybot_list(seed, inj, epoch_mid)
     oid = stars.obj_id.to_numpy()
     goid = gals.obj_id.to_numpy()
-    scos = arc.scos_list(seed, cfg, [
-        (oid[s_list], s_ra_p[s_list], s_dec_p[s_list], stars.rmag.to_numpy()[s_list], 1.0),
-        (goid[g_list], gals.ra.to_numpy()[g_list], gals.dec.to_numpy()[g_list], gals.rmag.to_numpy()[g_list], 1.5),
-        (inj.obj_id.to_numpy(), inj.ra.to_numpy(), inj.dec.to_numpy(), inj.mag.to_numpy(), 1.0),
-    ])
+    scos = arc.scos_list(
+        seed,
+        cfg,
+        [
+            (oid[s_list], s_ra_p[s_list], s_dec_p[s_list], stars.rmag.to_numpy()[s_list], 1.0),
+            (goid[g_list], gals.ra.to_numpy()[g_list], gals.dec.to_numpy()[g_list], gals.rmag.to_numpy()[g_list], 1.5),
+            (inj.obj_id.to_numpy(), inj.ra.to_numpy(), inj.dec.to_numpy(), inj.mag.to_numpy(), 1.0),
+        ],
+    )
     s_in_scos = arc.scos_detected(seed, cfg, oid, stars.rmag.to_numpy())
     g_in_scos = arc.scos_detected(seed, cfg, goid, gals.rmag.to_numpy())
     i_in_scos = arc.scos_detected(seed, cfg, inj.obj_id.to_numpy(), inj.mag.to_numpy())
@@ -409,9 +459,20 @@ def make_synthetic_tile(
     py = np.concatenate([sy[keep_s], iy])
     pmag = np.concatenate([stars.rmag.to_numpy()[keep_s], i_mag])
     rendered = rnd.render_plate(
-        rng_ren, params, ctx, sky_map, px, py, pmag,
-        gx[keep_g], gy[keep_g], gals.rmag.to_numpy()[keep_g], gals.r_eff.to_numpy()[keep_g],
-        gals.axis_ratio.to_numpy()[keep_g], gals.pa.to_numpy()[keep_g], gals.sersic_n.to_numpy()[keep_g],
+        rng_ren,
+        params,
+        ctx,
+        sky_map,
+        px,
+        py,
+        pmag,
+        gx[keep_g],
+        gy[keep_g],
+        gals.rmag.to_numpy()[keep_g],
+        gals.r_eff.to_numpy()[keep_g],
+        gals.axis_ratio.to_numpy()[keep_g],
+        gals.pa.to_numpy()[keep_g],
+        gals.sersic_n.to_numpy()[keep_g],
         defects,
     )
 
@@ -421,18 +482,46 @@ def make_synthetic_tile(
     snr = np.full(len(inj), np.nan)
     peak = np.full(len(inj), np.nan)
     on_idx = np.flatnonzero(i_on)
-    snr[on_idx], peak[on_idx] = _point_snr(ctx, params, sky_map, ix[on_idx], iy[on_idx],
-                                           rnd.mag_to_flux(i_mag[on_idx], params), rms_map)
+    snr[on_idx], peak[on_idx] = _point_snr(
+        ctx, params, sky_map, ix[on_idx], iy[on_idx], rnd.mag_to_flux(i_mag[on_idx], params), rms_map
+    )
     knee = rnd.growth_knee_density(ctx, params)
     inner = (ix >= 0.5 + _EDGE_PX) & (ix <= nx + 0.5 - _EDGE_PX) & (iy >= 0.5 + _EDGE_PX) & (iy <= ny + 0.5 - _EDGE_PX)
     recoverable = i_on & inner & (snr > 30.0) & (peak < knee)
 
     truth = _truth_table(
-        true_ast, nx, ny, pcode, stars, s_ra_p, s_dec_p, sx, sy, halo_r, spike_len,
-        {"gaia": s_in_gaia, "ps1": s_in_ps1, "no_pm": s_no_pm, "usnob": s_in_usnob, "allwise": s_in_wise,
-         "vsx": s_in_vsx, "scos": s_in_scos},
-        gals, gx, gy, {"gaia": g_in_gaia, "ps1": g_in_ps1, "scos": g_in_scos},
-        inj, ix, iy, i_on, snr, recoverable, i_in_scos, defects,
+        true_ast,
+        nx,
+        ny,
+        pcode,
+        stars,
+        s_ra_p,
+        s_dec_p,
+        sx,
+        sy,
+        halo_r,
+        spike_len,
+        {
+            "gaia": s_in_gaia,
+            "ps1": s_in_ps1,
+            "no_pm": s_no_pm,
+            "usnob": s_in_usnob,
+            "allwise": s_in_wise,
+            "vsx": s_in_vsx,
+            "scos": s_in_scos,
+        },
+        gals,
+        gx,
+        gy,
+        {"gaia": g_in_gaia, "ps1": g_in_ps1, "scos": g_in_scos},
+        inj,
+        ix,
+        iy,
+        i_on,
+        snr,
+        recoverable,
+        i_in_scos,
+        defects,
     )
 
     hdr = header.copy()
@@ -478,8 +567,20 @@ def make_synthetic_tile(
         "tan_offset_arcsec": float(cfg.tan_offset_arcsec),
         "tan_offset_pa_deg": tan_pa if cfg.tan_offset_arcsec > 0 else None,
     }
-    return SyntheticTile(image=rendered.image, header=hdr, gaia=gaia, ps1=ps1, truth=truth, plate=plate, info=info,
-                         usnob=usnob, allwise=allwise, vsx=vsx, skybot=skybot, scos=scos)
+    return SyntheticTile(
+        image=rendered.image,
+        header=hdr,
+        gaia=gaia,
+        ps1=ps1,
+        truth=truth,
+        plate=plate,
+        info=info,
+        usnob=usnob,
+        allwise=allwise,
+        vsx=vsx,
+        skybot=skybot,
+        scos=scos,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -523,8 +624,30 @@ def _derived_ids(star_ids: np.ndarray, base: int | np.ndarray) -> np.ndarray:
 
 
 def _truth_table(
-    ast, nx, ny, pcode, stars, s_ra_p, s_dec_p, sx, sy, halo_r, spike_len, s_flags,
-    gals, gx, gy, g_flags, inj, ix, iy, i_on, snr, recoverable, i_in_scos, defects,
+    ast,
+    nx,
+    ny,
+    pcode,
+    stars,
+    s_ra_p,
+    s_dec_p,
+    sx,
+    sy,
+    halo_r,
+    spike_len,
+    s_flags,
+    gals,
+    gx,
+    gy,
+    g_flags,
+    inj,
+    ix,
+    iy,
+    i_on,
+    snr,
+    recoverable,
+    i_in_scos,
+    defects,
 ) -> pd.DataFrame:
     sol = ast.sol
     on = lambda x, y: (x >= 0.5) & (x <= nx + 0.5) & (y >= 0.5) & (y <= ny + 0.5)  # noqa: E731

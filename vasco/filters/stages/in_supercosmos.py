@@ -24,16 +24,18 @@ def _fetch(q: ServiceQuery) -> pd.DataFrame:
     from vasco.sources.supercosmos import query_supercosmos
 
     radius = q.cfg.vetoes.supercosmos.radius_arcsec / 3600.0
-    parts = [query_supercosmos(float(a), float(d), radius, ["objID", "ra", "dec", "sCorMagR1", "objIDR1"],
-                               config=q.cfg.sources.supercosmos)
-             for a, d in zip(q.cand_ra, q.cand_dec)]
+    parts = [
+        query_supercosmos(
+            float(a), float(d), radius, ["objID", "ra", "dec", "sCorMagR1", "objIDR1"], config=q.cfg.sources.supercosmos
+        )
+        for a, d in zip(q.cand_ra, q.cand_dec)
+    ]
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return table.drop_duplicates("objID").reset_index(drop=True) if "objID" in table else table
 
 
 #: SuperCOSMOS rows around the candidates.
-SCOS = ReferenceList(name="scos", local="scos", synthetic="scos", service="supercosmos", table="Source",
-                     fetch=_fetch)
+SCOS = ReferenceList(name="scos", local="scos", synthetic="scos", service="supercosmos", table="Source", fetch=_fetch)
 
 
 def apply(inp: StageInput) -> StageResult | None:
@@ -61,6 +63,9 @@ def apply(inp: StageInput) -> StageResult | None:
 
 
 STAGE = VetoStage(
-    name="in_supercosmos", section="supercosmos", lists=lambda vc: (SCOS,), apply=apply,
+    name="in_supercosmos",
+    section="supercosmos",
+    lists=lambda vc: (SCOS,),
+    apply=apply,
     test="tests/test_vetoes_step.py::test_supercosmos_needs_the_poss_i_e_plate_and_does_not_apply_south_of_it",
 )

@@ -25,11 +25,18 @@ def archive_list(archive: str) -> ReferenceList:
     def fetch(q: ServiceQuery) -> pd.DataFrame:
         from vasco.sources.vizier import query_positions
 
-        return query_positions(table, q.cand_ra, q.cand_dec, q.cfg.vetoes.archives.radius_arcsec,
-                               config=q.cfg.sources.vizier)
+        return query_positions(
+            table, q.cand_ra, q.cand_dec, q.cfg.vetoes.archives.radius_arcsec, config=q.cfg.sources.vizier
+        )
 
-    return ReferenceList(name=f"archive_{archive}", local=archive, synthetic=_SYNTHETIC.get(archive),
-                         service="vizier", table=table, fetch=fetch)
+    return ReferenceList(
+        name=f"archive_{archive}",
+        local=archive,
+        synthetic=_SYNTHETIC.get(archive),
+        service="vizier",
+        table=table,
+        fetch=fetch,
+    )
 
 
 def apply(inp: StageInput) -> StageResult | None:
@@ -57,7 +64,9 @@ def apply(inp: StageInput) -> StageResult | None:
 
 
 STAGE = VetoStage(
-    name="no_archive", section="archives",
+    name="no_archive",
+    section="archives",
     lists=lambda vc: tuple(archive_list(t) for t in vc.archives.tables),
-    apply=apply, test="tests/test_vetoes_step.py::test_each_stage_removes_its_own_and_records_what_it_matched",
+    apply=apply,
+    test="tests/test_vetoes_step.py::test_each_stage_removes_its_own_and_records_what_it_matched",
 )

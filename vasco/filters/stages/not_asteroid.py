@@ -20,8 +20,15 @@ def _fetch(q: ServiceQuery) -> pd.DataFrame:
 
 
 #: The asteroids of the tile's cone at the plate epoch.
-SKYBOT = ReferenceList(name="skybot", local="skybot", synthetic="skybot", service="skybot", table="skybot",
-                       fetch=_fetch, per_candidate=False)
+SKYBOT = ReferenceList(
+    name="skybot",
+    local="skybot",
+    synthetic="skybot",
+    service="skybot",
+    table="skybot",
+    fetch=_fetch,
+    per_candidate=False,
+)
 
 
 def apply(inp: StageInput) -> StageResult | None:
@@ -32,8 +39,9 @@ def apply(inp: StageInput) -> StageResult | None:
     if "skybot" not in inp.lists:
         return None
     raw = inp.lists["skybot"]
-    raw = raw.loc[np.isfinite(raw["ra"].to_numpy(np.float64))
-                  & np.isfinite(raw["dec"].to_numpy(np.float64))].reset_index(drop=True)
+    raw = raw.loc[
+        np.isfinite(raw["ra"].to_numpy(np.float64)) & np.isfinite(raw["dec"].to_numpy(np.float64))
+    ].reset_index(drop=True)
     ref = veto_reference(raw, "skybot")
     err = raw["ErrPos"].to_numpy(np.float64) if "ErrPos" in raw else np.zeros(len(raw))
     radius = np.maximum(inp.cfg.vetoes.asteroids.radius_arcsec, 3.0 * np.nan_to_num(err))
@@ -43,6 +51,9 @@ def apply(inp: StageInput) -> StageResult | None:
 
 
 STAGE = VetoStage(
-    name="not_asteroid", section="asteroids", lists=lambda vc: (SKYBOT,), apply=apply,
+    name="not_asteroid",
+    section="asteroids",
+    lists=lambda vc: (SKYBOT,),
+    apply=apply,
     test="tests/test_vetoes_step.py::test_each_stage_removes_its_own_and_records_what_it_matched",
 )

@@ -22,8 +22,15 @@ def _fetch(q: ServiceQuery) -> pd.DataFrame:
 
 
 #: The USNO-B1.0 bright-star list (``spikes.catalog = 'usnob'``, the paper's).
-BRIGHT = ReferenceList(name="bright", local="usnob", synthetic="usnob", service="vizier", table=USNO_B1.name,
-                       fetch=_fetch, per_candidate=False)
+BRIGHT = ReferenceList(
+    name="bright",
+    local="usnob",
+    synthetic="usnob",
+    service="vizier",
+    table=USNO_B1.name,
+    fetch=_fetch,
+    per_candidate=False,
+)
 
 
 def apply(inp: StageInput) -> StageResult | None:
@@ -41,14 +48,23 @@ def apply(inp: StageInput) -> StageResult | None:
         ref = reference_table(inp.lists[name], "gaia")
     else:
         ref = veto_reference(inp.lists[name], name)
-    res = bright_star_veto(inp.ra, inp.dec, ref, radius_arcsec=s.radius_arcsec, mag_always=s.mag_always,
-                           slope=s.slope, intercept=s.intercept)
+    res = bright_star_veto(
+        inp.ra,
+        inp.dec,
+        ref,
+        radius_arcsec=s.radius_arcsec,
+        mag_always=s.mag_always,
+        slope=s.slope,
+        intercept=s.intercept,
+    )
     extra = {"star_id": "bright_star_id", "star_mag": "bright_star_mag", "star_dist_arcsec": "bright_star_dist_arcsec"}
     return StageResult(vetoed=res["vetoed"].to_numpy(bool), columns=[("veto_not_bright_star", res, extra)])
 
 
 STAGE = VetoStage(
-    name="not_bright_star", section="spikes",
+    name="not_bright_star",
+    section="spikes",
     lists=lambda vc: (BRIGHT,) if vc.spikes.catalog == "usnob" else (),
-    apply=apply, test="tests/test_vetoes_step.py::test_each_stage_removes_its_own_and_records_what_it_matched",
+    apply=apply,
+    test="tests/test_vetoes_step.py::test_each_stage_removes_its_own_and_records_what_it_matched",
 )

@@ -19,15 +19,24 @@ def apply(inp: StageInput) -> StageResult | None:
     if "gaia" not in inp.lists:
         return None
     h = inp.cfg.vetoes.hpm
-    res = hpm_veto(inp.ra, inp.dec, reference_table(inp.lists["gaia"], "gaia"), radius_arcsec=h.radius_arcsec,
-                   gmag_max=h.gmag_max, plate_ra=inp.table["ra"].to_numpy(np.float64),
-                   plate_dec=inp.table["dec"].to_numpy(np.float64),
-                   plate_radius_arcsec=inp.cfg.matching.radius_arcsec)
+    res = hpm_veto(
+        inp.ra,
+        inp.dec,
+        reference_table(inp.lists["gaia"], "gaia"),
+        radius_arcsec=h.radius_arcsec,
+        gmag_max=h.gmag_max,
+        plate_ra=inp.table["ra"].to_numpy(np.float64),
+        plate_dec=inp.table["dec"].to_numpy(np.float64),
+        plate_radius_arcsec=inp.cfg.matching.radius_arcsec,
+    )
     extra = {"match_id": "hpm_gaia_id", "match_sep_arcsec": "hpm_sep_arcsec"}
     return StageResult(vetoed=res["vetoed"].to_numpy(bool), columns=[("veto_not_hpm", res, extra)])
 
 
 STAGE = VetoStage(
-    name="not_hpm", section="hpm", lists=lambda vc: (), apply=apply,
+    name="not_hpm",
+    section="hpm",
+    lists=lambda vc: (),
+    apply=apply,
     test="tests/test_vetoes_step.py::test_each_stage_removes_its_own_and_records_what_it_matched",
 )

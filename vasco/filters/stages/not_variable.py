@@ -15,8 +15,9 @@ def _fetch(q: ServiceQuery) -> pd.DataFrame:
     """VSX rows around each candidate."""
     from vasco.sources.vizier import query_positions
 
-    return query_positions(VSX.name, q.cand_ra, q.cand_dec, q.cfg.vetoes.variables.radius_arcsec,
-                           config=q.cfg.sources.vizier)
+    return query_positions(
+        VSX.name, q.cand_ra, q.cand_dec, q.cfg.vetoes.variables.radius_arcsec, config=q.cfg.sources.vizier
+    )
 
 
 #: The known variables around the candidates.
@@ -27,13 +28,17 @@ def apply(inp: StageInput) -> StageResult | None:
     """A VSX star within ``variables.radius_arcsec``; adds ``vsx_name`` and ``vsx_sep_arcsec``."""
     if "vsx" not in inp.lists:
         return None
-    res = counterpart_veto(inp.ra, inp.dec, veto_reference(inp.lists["vsx"], "vsx"),
-                           inp.cfg.vetoes.variables.radius_arcsec)
+    res = counterpart_veto(
+        inp.ra, inp.dec, veto_reference(inp.lists["vsx"], "vsx"), inp.cfg.vetoes.variables.radius_arcsec
+    )
     extra = {"match_id": "vsx_name", "match_sep_arcsec": "vsx_sep_arcsec"}
     return StageResult(vetoed=res["vetoed"].to_numpy(bool), columns=[("veto_not_variable", res, extra)])
 
 
 STAGE = VetoStage(
-    name="not_variable", section="variables", lists=lambda vc: (VSX_LIST,), apply=apply,
+    name="not_variable",
+    section="variables",
+    lists=lambda vc: (VSX_LIST,),
+    apply=apply,
     test="tests/test_vetoes_step.py::test_each_stage_removes_its_own_and_records_what_it_matched",
 )
