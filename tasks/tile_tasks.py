@@ -123,6 +123,8 @@ def _retry_unless_final(task: Any, task_run: Any, state: Any) -> bool:
 
 
 _COMMON: dict[str, Any] = dict(persist_result=True, retry_condition_fn=_retry_unless_final)
+#: Steps that ask a web service: two more tries, 10 s then 60 s apart (+-50%).
+_SERVICE_RETRIES: dict[str, Any] = dict(retries=2, retry_delay_seconds=[10, 60], retry_jitter_factor=0.5)
 
 
 @task(
@@ -139,9 +141,7 @@ def acquire_synthetic(tile_dir: Path, ra: float, dec: float, cfg: VascoConfig) -
 
 @task(
     name="acquire_dss",
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_jitter_factor=0.5,
+    **_SERVICE_RETRIES,
     cache_policy=_step_cache("acquire", acquire.acquire_dss),
     **_COMMON,
 )
@@ -159,9 +159,7 @@ def acquire_file(tile_dir: Path, fits_path: Path) -> dict[str, Any]:
 
 @task(
     name="catalogs",
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_jitter_factor=0.5,
+    **_SERVICE_RETRIES,
     cache_policy=_step_cache("catalogs", catalogs_step.catalogs),
     **_COMMON,
 )
@@ -273,9 +271,7 @@ def spread_model(
 
 @task(
     name="veto_lists",
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_jitter_factor=0.5,
+    **_SERVICE_RETRIES,
     cache_policy=_step_cache("veto_lists", veto_lists_step.veto_lists),
     **_COMMON,
 )

@@ -248,8 +248,8 @@ class TileCounts(_Block):
     candidates: int = Field(description="Candidates left after the last funnel stage.")
 
 
-class TileInjection(_Block):
-    """Injection scores of a synthetic tile (:func:`vasco.qc.injection.score_tile`)."""
+class _InjectionCounts(_Block):
+    """The counts a tile's injection score and the survey's sum share."""
 
     injected: int = Field(description="Transients injected.")
     detected: int = Field(description="Injected transients detected.")
@@ -261,6 +261,11 @@ class TileInjection(_Block):
     candidates: int = Field(description="The tile's candidates.")
     true_candidates: int = Field(description="Candidates that are injected transients.")
     false_by_class: dict[str, int] = Field(description="False candidates by the class of what they are.")
+
+
+class TileInjection(_InjectionCounts):
+    """Injection scores of a synthetic tile (:func:`vasco.qc.injection.score_tile`)."""
+
     lost_by_stage: dict[str, int] = Field(
         description="Detected transients lost, by the funnel stage that removed them."
     )
@@ -399,19 +404,10 @@ class ProvenanceSummary(_Block):
     tools: dict[str, list[str]] = Field(description="External tool -> every version seen (sorted).")
 
 
-class InjectionSummary(_Block):
+class InjectionSummary(_InjectionCounts):
     """The tiles' injection scores summed (:func:`vasco.qc.injection.combine_scores`)."""
 
-    injected: int = Field(description="Transients injected.")
-    detected: int = Field(description="Injected transients detected.")
-    recoverable: int = Field(description="Detected transients that pass every quality cut.")
-    recovered: int = Field(description="Recoverable transients found among the candidates.")
-    model_recoverable: int = Field(description="Transients the injection model predicts recoverable.")
-    model_recovered: int = Field(description="Of those, the ones found among the candidates.")
-    recovered_any: int = Field(description="Injected transients found among the candidates.")
     candidates: int = Field(description="Candidates of the tiles (before deduplication).")
-    true_candidates: int = Field(description="Candidates that are injected transients.")
-    false_by_class: dict[str, int] = Field(description="False candidates by the class of what they are.")
     lost_by_stage: dict[str, int] = Field(description="Detected transients lost, by funnel stage.")
     completeness: float | None = Field(description="`recovered / recoverable`.")
     completeness_searchable: float | None = Field(
