@@ -265,7 +265,8 @@ def _compare(argv: list[str]) -> int:
 
     import pandas as pd
 
-    from vasco.io import read_json, write_json_atomic
+    from vasco.io import write_json_atomic
+    from vasco.outputs import read_tile_record
     from vasco.qc.compare import compare_published, read_published
 
     out = Path(a.survey)
@@ -275,16 +276,10 @@ def _compare(argv: list[str]) -> int:
         published = read_published(Path(a.published))
         tiles = []
         for path in sorted((out / "tiles").glob("*/tile.json")):
-            rec = read_json(path)
-            if rec.get("status") == "ok":
-                tiles.append(
-                    {
-                        "tile_id": rec["tile_id"],
-                        "ra": rec["centre"]["ra"],
-                        "dec": rec["centre"]["dec"],
-                        "size_arcmin": rec.get("size_arcmin", 30.0),
-                    }
-                )
+            rec = read_tile_record(path)
+            if rec.status == "ok" and rec.centre is not None:
+                size = rec.size_arcmin if rec.size_arcmin is not None else 30.0
+                tiles.append({"tile_id": rec.tile_id, "ra": rec.centre.ra, "dec": rec.centre.dec, "size_arcmin": size})
         res = compare_published(
             published, pd.read_parquet(out / "detections.parquet"), tiles, match_radius_arcsec=a.match_radius
         )

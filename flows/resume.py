@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.roots import LEASE_NAME, is_finished
+from flows.roots import LEASE_NAME, is_finished, stored_tile_record
 from vasco.config import VascoConfig
 from vasco.sky.sampling import TilePosition
 
@@ -33,22 +33,16 @@ def pending_tiles(
 
     todo = []
     for p in positions:
-        try:
-            rec = store.read_json(f"tiles/{p.tile_id}/tile.json")
-        except (OSError, ValueError):
-            todo.append(p)
-            continue
-        if not is_finished(rec, config_hash, verdicts):
+        rec = stored_tile_record(store, p.tile_id)
+        if rec is None or not is_finished(rec, config_hash, verdicts):
             todo.append(p)
     return todo
 
 
 def tile_status(store: Any, p: TilePosition) -> str | None:
-    """The status in a tile's ``tile.json`` (None when it has none, or it is unreadable)."""
-    try:
-        return store.read_json(f"tiles/{p.tile_id}/tile.json").get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
+    """The status in a tile's ``tile.json`` (None when it has none, or it is unreadable or invalid)."""
+    rec = stored_tile_record(store, p.tile_id)
+    return None if rec is None else rec["status"]
 
 
 def record_lost_tile(store: Any, root: Path, p: TilePosition, cfg: VascoConfig) -> None:

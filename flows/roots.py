@@ -16,7 +16,9 @@ import hashlib
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
+from vasco.outputs import tile_record_from_dict
 from vasco.storage import Storage
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "lease_owner",
     "check_writable",
     "is_finished",
+    "stored_tile_record",
     "TILE_UPLOAD_EXCLUDE",
     "LEASE_NAME",
 ]
@@ -35,6 +38,19 @@ __all__ = [
 TILE_UPLOAD_EXCLUDE = ("*.part", "*.tmp", "work/.*", ".lease*")
 #: A tile's lease, relative to its folder.
 LEASE_NAME = ".lease"
+
+
+def stored_tile_record(store: Storage, tile_id: str) -> dict[str, Any] | None:
+    """A tile's ``tile.json`` in the survey root, validated (:class:`vasco.outputs.TileRecord`).
+
+    None when the tile has none, or it cannot be read, or it does not fit the
+    model: such a tile counts as not finished and runs again.
+    """
+    where = f"tiles/{tile_id}/tile.json"
+    try:
+        return tile_record_from_dict(store.read_json(where), where).to_dict()
+    except (OSError, ValueError):  # RecordError is a ValueError
+        return None
 
 
 def open_root(out: str | os.PathLike[str]) -> Storage:

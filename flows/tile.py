@@ -19,7 +19,15 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows.roots import LEASE_NAME, TILE_UPLOAD_EXCLUDE, is_finished, lease_owner, local_root, open_root
+from flows.roots import (
+    LEASE_NAME,
+    TILE_UPLOAD_EXCLUDE,
+    is_finished,
+    lease_owner,
+    local_root,
+    open_root,
+    stored_tile_record,
+)
 from tasks import tile_tasks as tt
 from vasco import __version__
 from vasco.config import VascoConfig
@@ -306,11 +314,8 @@ def _finished_record(
     store: Any, tid: str, cfg: VascoConfig, verdicts: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, Any] | None:
     """The tile's tile.json if it is finished (:func:`flows.roots.is_finished`), else None."""
-    try:
-        rec = store.read_json(f"tiles/{tid}/tile.json")
-    except (OSError, ValueError):
-        return None
-    return rec if is_finished(rec, cfg.science_hash(), verdicts) else None
+    rec = stored_tile_record(store, tid)
+    return rec if rec is not None and is_finished(rec, cfg.science_hash(), verdicts) else None
 
 
 def _dry_run_tile(ra: float, dec: float, root: Path, cfg: VascoConfig) -> dict[str, Any]:

@@ -132,3 +132,25 @@ def test_a_real_summary_round_trips(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(bad))
     with pytest.raises(RecordError, match=r"summary\.json: candidates: Input should be a valid integer"):
         read_summary(tmp_path / "summary.json")
+
+
+def test_an_invalid_tile_record_is_not_finished(tmp_path):
+    """Resume reads tile.json through the model: a record that does not fit it runs again."""
+    from flows.resume import pending_tiles, tile_status
+    from flows.roots import open_root
+    from vasco import __version__
+    from vasco.sky.sampling import TilePosition
+
+    real = json.loads(TILE_V0.read_text())
+    good = {**real, "config_hash": "h", "vasco_version": __version__}
+    bad = {**good, "funnel": {"detections": "many"}}
+    positions = []
+    for i, rec in enumerate((good, bad)):
+        p = TilePosition(ra=10.0 + i, dec=20.0)
+        folder = tmp_path / "tiles" / p.tile_id
+        folder.mkdir(parents=True)
+        (folder / "tile.json").write_text(json.dumps({**rec, "tile_id": p.tile_id}))
+        positions.append(p)
+    store = open_root(tmp_path)
+    assert pending_tiles(store, positions, "h") == [positions[1]]
+    assert [tile_status(store, p) for p in positions] == ["ok", None]
