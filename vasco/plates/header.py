@@ -111,6 +111,11 @@ def _text(header: Mapping[str, Any] | Any, key: str) -> str | None:
     return text or None
 
 
+def julian_date(epoch: float) -> float:
+    """Julian date of a decimal Julian-year epoch (J2000.0 is JD 2451545.0; 365.25 days a year)."""
+    return 2451545.0 + (float(epoch) - 2000.0) * 365.25
+
+
 def iso_to_jyear(iso: str) -> float:
     """Decimal Julian year of an ISO date or date-time (``Time(iso, scale='tt').jyear``).
 

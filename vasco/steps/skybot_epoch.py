@@ -24,7 +24,8 @@ def skybot_epoch(tile_dir: Path, skybot: Output, plate: Output) -> dict[str, Any
     one would, so a wrong date misses them on the synthetic sky too.  Writes
     ``catalogs/skybot_at_epoch.parquet``.
     """
-    from vasco.synthetic.archives import julian_date, skybot_at
+    from vasco.plates.header import julian_date
+    from vasco.synthetic.archives import skybot_at
 
     tile_dir = Path(tile_dir)
 

@@ -38,6 +38,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from vasco.config import SyntheticConfig
+from vasco.plates.header import julian_date
 from vasco.synthetic import population as pop
 from vasco.synthetic.cells import TileRegion, object_normals, object_uniforms
 from vasco.synthetic.sky import ASTEROID_CLASSES, VARIABLE_TYPES, Purpose
@@ -679,11 +680,6 @@ def skybot_at(listing: pd.DataFrame, epoch_jd: float) -> pd.DataFrame:
     out["ra"], out["dec"] = ra % 360.0, dec
     out["epoch_jd"] = np.full(len(out), float(epoch_jd))
     return out
-
-
-def julian_date(epoch: float) -> float:
-    """Julian date of a decimal Julian-year epoch."""
-    return 2451545.0 + (float(epoch) - 2000.0) * 365.25
 
 
 def scos_detected(

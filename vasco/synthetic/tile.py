@@ -124,6 +124,7 @@ from astropy.io import fits
 
 from vasco.config import SyntheticConfig
 from vasco.plates.cutout import cutout_header, cutout_shape_px
+from vasco.plates.header import julian_date
 from vasco.plates.model import PlateSolution
 from vasco.plates.table import PlateRecord, covering_plates
 from vasco.synthetic import archives as arc
@@ -556,7 +557,7 @@ def make_synthetic_tile(
         "n_stars_rendered": int(keep_s.sum()),
         "pixscale": pixscale,
         "epoch": epoch,
-        "epoch_jd": arc.julian_date(epoch),
+        "epoch_jd": julian_date(epoch),
         "epoch_mid": epoch_mid,
         "header_date_offset_days": float(offset_days or 0.0),
         "plate_code": pcode,

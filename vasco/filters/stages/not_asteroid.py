@@ -7,6 +7,7 @@ import pandas as pd
 
 from vasco.filters.veto_stage import ReferenceList, ServiceQuery, StageInput, StageResult, VetoStage, veto_reference
 from vasco.filters.vetoes import counterpart_veto
+from vasco.plates.header import julian_date
 
 __all__ = ["SKYBOT", "STAGE", "apply"]
 
@@ -15,8 +16,9 @@ def _fetch(q: ServiceQuery) -> pd.DataFrame:
     """SkyBoT's cone search over the tile at the plate epoch."""
     from vasco.sources.skybot import query_skybot
 
-    jd = 2451545.0 + (float(q.epoch) - 2000.0) * 365.25  # Julian date of the Julian-year epoch
-    return query_skybot(q.ra, q.dec, q.radius_deg, jd, q.cfg.vetoes.asteroids.observer, config=q.cfg.sources.skybot)
+    return query_skybot(
+        q.ra, q.dec, q.radius_deg, julian_date(q.epoch), q.cfg.vetoes.asteroids.observer, config=q.cfg.sources.skybot
+    )
 
 
 #: The asteroids of the tile's cone at the plate epoch.
