@@ -177,7 +177,7 @@ def survey_main(argv: list[str] | None = None, prog: str = "vasco survey") -> in
             read_positions(Path(args.positions))
         if args.batch is not None and args.batch < 1:
             raise ValueError(f"--batch must be at least 1, got {args.batch}")
-        from flows.roots import check_writable
+        from vasco.roots import check_writable
 
         check_writable(args.out)
     except ValueError as exc:
@@ -231,7 +231,7 @@ def _tile(argv: list[str]) -> int:
         if not Path(a.fits).is_file():
             raise ValueError(f"--fits {a.fits}: no such file")
         cfg = tile_config(parse_catalog_files(a.catalog), a.config_file)
-        from flows.roots import check_writable
+        from vasco.roots import check_writable
 
         check_writable(a.out)
     except ValueError as exc:

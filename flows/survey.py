@@ -33,13 +33,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.fanout import run_deployments, run_local
 from flows.progress import ArtifactProgress, TerminalProgress
-from flows.resume import pending_tiles, record_lost_tile, tile_status
-from flows.roots import local_root, open_root
 from tasks import tile_tasks as tt
 from tasks.survey_tasks import publish, report
 from vasco.config import VascoConfig
 from vasco.config_merge import build_config
 from vasco.io import remove_dead_temporaries
+from vasco.resume import pending_tiles, record_lost_tile, tile_status
+from vasco.roots import local_root, open_root
 from vasco.sky.sampling import TilePosition, read_positions, sample_positions, write_positions
 
 __all__ = ["survey_flow", "survey_batch"]

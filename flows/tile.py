@@ -19,15 +19,6 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows.roots import (
-    LEASE_NAME,
-    TILE_UPLOAD_EXCLUDE,
-    is_finished,
-    lease_owner,
-    local_root,
-    open_root,
-    stored_tile_record,
-)
 from tasks import tile_tasks as tt
 from vasco import __version__
 from vasco.config import VascoConfig
@@ -53,6 +44,15 @@ from vasco.outputs import (
 )
 from vasco.qc.injection import score_tile
 from vasco.records import step_timings
+from vasco.roots import (
+    LEASE_NAME,
+    TILE_UPLOAD_EXCLUDE,
+    is_finished,
+    lease_owner,
+    local_root,
+    open_root,
+    stored_tile_record,
+)
 from vasco.sky.sampling import tile_id as make_tile_id
 from vasco.sources.provenance import tile_provenance, utc_now
 from vasco.steps.header import image_centre
@@ -313,7 +313,7 @@ def _veto_lists(
 def _finished_record(
     store: Any, tid: str, cfg: VascoConfig, verdicts: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, Any] | None:
-    """The tile's tile.json if it is finished (:func:`flows.roots.is_finished`), else None."""
+    """The tile's tile.json if it is finished (:func:`vasco.roots.is_finished`), else None."""
     rec = stored_tile_record(store, tid)
     return rec if rec is not None and is_finished(rec, cfg.science_hash(), verdicts) else None
 
@@ -364,7 +364,7 @@ def tile_flow(
 
     With ``ra``/``dec``: the tile centred there, into ``out/tiles/<tile_id>/``;
     ``out`` may be a local folder or an fsspec URL (``s3://...``, see
-    :mod:`flows.roots`).  The tile is leased while it runs, so two workers
+    :mod:`vasco.roots`).  The tile is leased while it runs, so two workers
     given the same tile never process it at once: the second returns
     ``{"status": "busy"}`` and writes nothing.
     With ``fits``: that FITS cutout, into the local folder ``out`` itself (its

@@ -15,13 +15,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.roots import local_root, open_root
 from vasco.config import VascoConfig
 from vasco.io import write_parquet_atomic
 from vasco.publish.dedup import find_duplicates
 from vasco.publish.merge import build_summary, merge_catalogues, read_tile_records
 from vasco.qc.astrometry import astrometry_table, summarize_astrometry, write_astrometry_table
 from vasco.report.markdown import candidate_rows, funnel_markdown, products_markdown, report_markdown
+from vasco.roots import local_root, open_root
 
 __all__ = ["publish", "report", "SURVEY_PRODUCTS"]
 

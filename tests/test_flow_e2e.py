@@ -261,10 +261,10 @@ def test_overlapping_tiles_are_deduplicated(overlapping):
 
 
 def test_dry_run_orchestrates_without_pixels_and_leaves_tiles_pending(tmp_path, harness):
-    from flows.resume import pending_tiles
-    from flows.roots import open_root
     from flows.survey import survey_flow
     from vasco.config import VascoConfig
+    from vasco.resume import pending_tiles
+    from vasco.roots import open_root
     from vasco.sky.sampling import sample_positions
 
     out = tmp_path / "dry"

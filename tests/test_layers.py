@@ -24,18 +24,23 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def forbidden_imports(root: Path = VASCO) -> list[str]:
-    """``file:line module`` for each import of prefect, flows or tasks under ``root``."""
+def forbidden_imports(root: Path = VASCO, forbidden: tuple[str, ...] = FORBIDDEN) -> list[str]:
+    """``file:line module`` for each import of a ``forbidden`` package (prefect, flows, tasks) under ``root``."""
     bad = []
     for path in sorted(root.rglob("*.py")):
         for line, name in _imports(path):
-            if name.split(".")[0] in FORBIDDEN:
+            if name.split(".")[0] in forbidden:
                 bad.append(f"{path.relative_to(root.parent)}:{line} {name}")
     return bad
 
 
 def test_vasco_source_imports_no_orchestration():
     assert forbidden_imports() == []
+
+
+def test_tasks_import_no_flows():
+    """The layers go one way: flows use tasks, tasks use the science library, never the flows."""
+    assert forbidden_imports(VASCO.parent / "tasks", ("flows",)) == []
 
 
 def test_the_check_sees_a_forbidden_import(tmp_path):

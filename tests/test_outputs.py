@@ -136,9 +136,9 @@ def test_a_real_summary_round_trips(tmp_path):
 
 def test_an_invalid_tile_record_is_not_finished(tmp_path):
     """Resume reads tile.json through the model: a record that does not fit it runs again."""
-    from flows.resume import pending_tiles, tile_status
-    from flows.roots import open_root
     from vasco import __version__
+    from vasco.resume import pending_tiles, tile_status
+    from vasco.roots import open_root
     from vasco.sky.sampling import TilePosition
 
     real = json.loads(TILE_V0.read_text())

@@ -1,7 +1,7 @@
 """Resuming a survey: which tiles are still to run, and what a lost tile run leaves behind.
 
 A tile is done when its ``tile.json`` in the survey root says so for this
-configuration and VASCO version (:func:`flows.roots.is_finished`); a new run
+configuration and VASCO version (:func:`vasco.roots.is_finished`); a new run
 of the survey (or the next scheduled one) takes the others.  A tile run that
 ended without writing ``tile.json`` is recorded as failed, so the survey's
 summary counts it and ``--retry-failed`` picks it up.
@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.roots import LEASE_NAME, is_finished, stored_tile_record
 from vasco.config import VascoConfig
+from vasco.roots import LEASE_NAME, is_finished, stored_tile_record
 from vasco.sky.sampling import TilePosition
 
 __all__ = ["pending_tiles", "tile_status", "record_lost_tile"]
