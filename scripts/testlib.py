@@ -1,4 +1,4 @@
-"""Load a helper module of ``tests/`` (``goldens``, ``browser``) into a script, from its file.
+"""Load a helper module of ``tests/`` (e.g. ``goldens``) into a script, from its file.
 
 The scripts that reuse the tests' helpers load them by path, so nothing is
 put on the import path and no module of ``tests/`` can shadow another one.
