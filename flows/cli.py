@@ -1,7 +1,7 @@
 """The ``vasco`` command.
 
 vasco survey --sky synthetic --tiles 4 --seed 1 --out DIR      (same as python flows/survey.py)
-vasco tile --fits FILE --catalog gaia=PATH [--catalog ps1=PATH] --out DIR
+vasco tile --fits FILE --catalog gaia=PATH [--catalog ps1=PATH] --out DIR [--orchestration auto|prefect|none]
 vasco compare DIR --published FILE.csv [--match-radius 5]
 vasco status DIR                      (tiles by status, failed ones by reason, not run yet, untrusted astrometry)
 vasco clean DIR [--dry-run]           (remove intermediate files, keep catalogues)
@@ -182,10 +182,22 @@ def survey_main(argv: list[str] | None = None, prog: str = "vasco survey") -> in
         check_writable(args.out)
     except ValueError as exc:
         return usage_error(exc)
-    from flows.survey import survey_flow
+    summary = None
+    if not args.retry_failed and not args.dry_run:
+        # Before Prefect starts: a survey done and published with this configuration is left as it is.
+        from vasco.resume import planned_positions, published_and_current
 
-    params = {k: v for k, v in vars(args).items() if k != "catalog"}
-    summary = survey_flow(**params, catalog_files=files or None)
+        summary = published_and_current(args.out, cfg, planned_positions(cfg, args.positions)[0])
+        if summary is not None:
+            print(f"VASCO: {args.out}: every tile is done and published with this configuration; nothing to do")
+            index = Path(args.out) / "report" / "index.html"
+            if cfg.report.after_survey and index.is_file():
+                summary["report"] = str(index.resolve())
+    if summary is None:
+        from flows.survey import survey_flow
+
+        params = {k: v for k, v in vars(args).items() if k != "catalog"}
+        summary = survey_flow(**params, catalog_files=files or None)
     t = summary["tiles"]
     print(
         f"VASCO: {t['processed']}/{t['planned']} tiles processed ({t['rejected']} rejected, {t['failed']} failed), "
@@ -225,6 +237,14 @@ def _tile(argv: list[str]) -> int:
     )
     p.add_argument("--config", dest="config_file", help="configuration file: JSON, TOML (.toml) or YAML (.yaml)")
     p.add_argument("--out", required=True, help="output folder for this tile")
+    p.add_argument(
+        "--orchestration",
+        choices=["auto", "prefect", "none"],
+        default="auto",
+        help="prefect: run the tile flow (each step a task run, shown in the Prefect UI); none: run the same "
+        "steps in this process, no Prefect server; auto (default): prefect when a Prefect server is "
+        "configured (PREFECT_API_URL, or the active Prefect profile), none otherwise. The outputs are the same.",
+    )
     a = p.parse_args(argv)
 
     try:
@@ -237,9 +257,19 @@ def _tile(argv: list[str]) -> int:
     except ValueError as exc:
         return usage_error(exc)
 
-    from flows.tile import tile_flow
+    fits_file = Path(a.fits).resolve()
+    from vasco.chain import finished_file_tile
 
-    rec = tile_flow(out=a.out, fits=str(Path(a.fits).resolve()), config=cfg)
+    done = finished_file_tile(Path(a.out), fits_file, cfg)
+    if done is not None:
+        print(f"{a.out}: already done from {fits_file} with this configuration; nothing to do", file=sys.stderr)
+        rec = done
+    elif a.orchestration == "prefect" or (a.orchestration == "auto" and prefect_server_configured()):
+        from flows.tile import tile_flow
+
+        rec = tile_flow(out=a.out, fits=str(fits_file), config=cfg)
+    else:
+        rec = _tile_in_process(Path(a.out), fits_file, cfg)
     shown = {k: rec[k] for k in ("tile_id", "status", "reason", "plate", "funnel")}
     ast = rec.get("astrometry") or {}
     if "trusted" in ast:
@@ -248,6 +278,38 @@ def _tile(argv: list[str]) -> int:
         }
     print(json.dumps(shown, indent=2))
     return 0 if rec["status"] == "ok" else 1
+
+
+def prefect_server_configured() -> bool:
+    """Is a Prefect server configured (``PREFECT_API_URL`` in the environment or the active profile)?
+
+    Without one, a Prefect flow run starts a temporary local server (about
+    10 s) and stops it when the command ends.
+    """
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def _tile_in_process(out: Path, fits_file: Path, cfg: VascoConfig) -> dict[str, Any]:
+    """``vasco tile`` without Prefect: the tile flow's chain of library steps, in this process."""
+    import logging
+
+    from vasco.chain import epochs_verdicts, library_step, run_tile
+    from vasco.roots import open_root
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s.%(msecs)03d | %(levelname)-7s | %(message)s", datefmt="%H:%M:%S"
+    )
+    log = logging.getLogger("vasco.tile")
+    verdicts = epochs_verdicts(open_root(str(out)), cfg)
+    return run_tile(
+        None, None, out, cfg, steps=library_step, log=log, fits_path=fits_file, tile_dir=out, verdicts=verdicts
+    )
 
 
 def _compare(argv: list[str]) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 # Before Prefect is imported: VASCO's defaults for Prefect's temporary local server
@@ -35,12 +34,13 @@ from flows.fanout import run_deployments, run_local
 from flows.progress import ArtifactProgress, TerminalProgress
 from tasks import tile_tasks as tt
 from tasks.survey_tasks import publish, report
+from vasco.chain import epochs_verdicts
 from vasco.config import VascoConfig
 from vasco.config_merge import build_config
 from vasco.io import remove_dead_temporaries
-from vasco.resume import pending_tiles, record_lost_tile, tile_status
+from vasco.resume import pending_tiles, planned_positions, published_and_current, record_lost_tile, tile_status
 from vasco.roots import local_root, open_root
-from vasco.sky.sampling import TilePosition, read_positions, sample_positions, write_positions
+from vasco.sky.sampling import TilePosition, write_positions
 
 __all__ = ["survey_flow", "survey_batch"]
 
@@ -119,18 +119,16 @@ def survey_flow(
     tt.ensure_service_limits(cfg)
     store = open_root(out)
     out_dir = local_root(store)
-    if positions:
-        pos = read_positions(Path(positions))
-    else:
-        pos = sample_positions(cfg.survey.tiles, cfg.survey.seed, dec_min=cfg.survey.dec_min)
-    # Two positions that round to one tile id would share a folder: keep the first.
-    first: dict[str, TilePosition] = {}
-    for p in pos:
-        first.setdefault(p.tile_id, p)
-    unique = list(first.values())
-    if len(unique) < len(pos):
-        logger.warning("%d positions repeat a tile id and are skipped", len(pos) - len(unique))
-    pos = unique
+    pos, repeats = planned_positions(cfg, positions)
+    if repeats:
+        logger.warning("%d positions repeat a tile id and are skipped", repeats)
+    if not (retry_failed or dry_run) and (current := published_and_current(out, cfg, pos)) is not None:
+        logger.info(
+            "survey %s: all %d tiles are done and published with this configuration; nothing to do", store.url, len(pos)
+        )
+        if cfg.report.after_survey and (out_dir / "report" / "index.html").is_file():
+            current["report"] = str((out_dir / "report" / "index.html").resolve())
+        return current
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.write(out_dir / "config.json")
     write_positions(out_dir, pos)
@@ -141,8 +139,6 @@ def survey_flow(
         # Partial files of a survey-level write by a process that was killed.
         for path in remove_dead_temporaries(out_dir):
             logger.info("removed %s, left by a killed run", path.name)
-    from flows.tile import epochs_verdicts
-
     todo = pending_tiles(store, pos, cfg.science_hash(), epochs_verdicts(store, cfg))
     n_done = len(pos) - len(todo)
     if retry_failed:

@@ -54,7 +54,7 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
     dup = find_duplicates(Path(out), records, cfg.matching.dedup_radius_arcsec)
     write_parquet_atomic(Path(out) / "duplicates.parquet", dup)
     counts = merge_catalogues(Path(out), records, dup)
-    ast = astrometry_table(records)
+    ast = astrometry_table(records, cfg.report.tile_plots)
     write_astrometry_table(Path(out) / "astrometry.csv", ast)
     duplicates = {
         "radius_arcsec": cfg.matching.dedup_radius_arcsec,
@@ -82,7 +82,7 @@ def publish(out: str, tile_ids: list[str], config_hash: str) -> dict[str, Any]:
                 store.put_file(root / name, name)
     create_markdown_artifact(
         key="vasco-survey-products",
-        markdown=products_markdown(store.url, records),
+        markdown=products_markdown(store.url, records, cfg.report.tile_plots),
         description=f"Where the outputs and QC products of {store.url} are",
     )
     return summary
@@ -109,7 +109,7 @@ def report(out: str) -> str | None:
         return None
     if not store.is_local:
         store.put_tree(root / "report", "report")
-        for rel in man["tile_plots"]:
+        for rel in [*man["tile_plots"], *man["astrometry_plots"]]:
             store.put_file(root / rel, rel)
     index = store.uri("report/index.html") if not store.is_local else str((root / man["index"]).resolve())
     create_markdown_artifact(

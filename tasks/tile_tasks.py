@@ -39,7 +39,6 @@ from vasco.outputs import TileRecord, write_tile_record
 from vasco.records import load_record, record_path, source_hash
 from vasco.steps import acquire
 from vasco.steps import astrometry as astrometry_step
-from vasco.steps import astrometry_plot as astrometry_plot_step
 from vasco.steps import catalogs as catalogs_step
 from vasco.steps import check_plate as check_plate_step
 from vasco.steps import match as match_step
@@ -65,7 +64,6 @@ __all__ = [
     "pass2",
     "measure",
     "astrometry",
-    "astrometry_plot",
     "match",
     "select",
     "spread_model",
@@ -224,14 +222,6 @@ def astrometry(
 ) -> dict[str, Any]:
     """Choose the header solution and fit the Gaia-tied correction."""
     return astrometry_step.astrometry(tile_dir, measured, catalogs, plate, ra0, dec0, cfg)
-
-
-@task(
-    name="astrometry_plot", cache_policy=_step_cache("astrometry_plot", astrometry_plot_step.astrometry_plot), **_COMMON
-)
-def astrometry_plot(tile_dir: Path, pairs: dict[str, str], astrometry: dict[str, str], tile_id: str) -> dict[str, Any]:
-    """The residual plot of the fit (qc/astrometry.png)."""
-    return astrometry_plot_step.astrometry_plot(tile_dir, pairs, astrometry, tile_id)
 
 
 @task(name="match", cache_policy=_step_cache("match", match_step.match), **_COMMON)

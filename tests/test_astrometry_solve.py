@@ -155,12 +155,16 @@ def test_residual_plot_and_survey_table(tmp_path):
             "tile_id": "t1",
             "status": "ok",
             "plate": {"region": "XE133"},
-            "astrometry": {**sol.summary(), "two_solution_offset_arcsec": 2.3, "plot": "qc/astrometry.png"},
+            "astrometry": {**sol.summary(), "two_solution_offset_arcsec": 2.3},
+            "counts": {"detections": 300, "candidates": 1},
         },
         {"tile_id": "t2", "status": "failed", "plate": {}, "astrometry": None},
     ]
     table = astrometry_table(recs)
+    # The report draws the residual plot of a tile with candidates, off the tile's path.
     assert table["tile_id"].tolist() == ["t1"] and table.loc[0, "plot"] == "tiles/t1/qc/astrometry.png"
+    quiet = [{**recs[0], "counts": {"detections": 300, "candidates": 0}}]
+    assert pd.isna(astrometry_table(quiet).loc[0, "plot"]) and astrometry_table(quiet, "all").loc[0, "plot"]
     summ = summarize_astrometry(table)
     assert summ["tiles"] == 1 and summ["solutions"] == {"plate": 1}
     assert summ["median_of_tile_medians_arcsec"] <= 0.15

@@ -20,7 +20,8 @@ RECORDS = [
         "reason": None,
         "plate": {"region": "XE001"},
         "funnel": {"detections": 1200, "cuts": 40},
-        "astrometry": {"plot": "qc/astrometry.png"},
+        "astrometry": {"trusted": True},
+        "counts": {"detections": 1200, "candidates": 2},
     },
     {"tile_id": "t002.0000+02.0000", "status": "failed", "reason": "FAIL_DSS", "plate": {}, "funnel": {}},
     {
@@ -78,11 +79,16 @@ def test_tile_funnel_table_says_when_rows_are_left_out():
 
 
 def test_products_markdown_lists_the_products_and_residual_plots_under_the_root():
-    text = products_markdown("s3://bucket/run", RECORDS)
+    quiet = {**RECORDS[0], "tile_id": "t004.0000+04.0000", "counts": {"detections": 900, "candidates": 0}}
+    records = [*RECORDS, quiet]
+    text = products_markdown("s3://bucket/run", records)
     assert "Survey root: `s3://bucket/run`" in text
     assert "| unique candidates | `s3://bucket/run/candidates.parquet` |" in text
     assert "- t001.0000+01.0000: `s3://bucket/run/tiles/t001.0000+01.0000/qc/astrometry.png`" in text
-    assert "t002.0000+02.0000" not in text
+    # The report draws residual plots for tiles with candidates (or untrusted astrometry) only.
+    assert "t002.0000+02.0000" not in text and "t004.0000+04.0000" not in text
+    assert "t004.0000+04.0000/qc/astrometry.png" in products_markdown("s3://bucket/run", records, "all")
+    assert "Astrometric residual plots" not in products_markdown("s3://bucket/run", records, "none")
 
 
 def test_report_markdown_names_the_page_and_counts():

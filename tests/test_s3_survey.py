@@ -41,8 +41,12 @@ def test_survey_on_s3_matches_a_local_one(s3, tmp_path, monkeypatch):
     pos.write_text(POSITIONS)
     monkeypatch.setenv("VASCO_WORK_DIR", str(tmp_path / "vm1"))
     url = f"s3://{BUCKET}/survey"
-    remote = survey_flow(out=url, positions=str(pos), size_arcmin=10.0, seed=1, workers=2)
-    local = survey_flow(out=str(tmp_path / "local"), positions=str(pos), size_arcmin=10.0, seed=1, workers=2)
+    # Every tile's QC and residual plots (drawn by the report, then uploaded), not only those with candidates.
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"report": {"tile_plots": "all"}}')
+    common = dict(positions=str(pos), size_arcmin=10.0, seed=1, workers=2, config_file=str(cfg))
+    remote = survey_flow(out=url, **common)
+    local = survey_flow(out=str(tmp_path / "local"), **common)
     assert remote["tiles"]["processed"] == 2 and remote["candidates"] == local["candidates"]
     store = Storage.from_url(url)
     for name in (

@@ -237,7 +237,9 @@ class AstrometryInfo(_Block):
         None, description="`match_with_counterpart / match_stars` (null without stars)."
     )
     plot: str | None = Field(
-        None, description="The residual plot, relative to the tile folder (`qc/astrometry.png`; null if not written)."
+        None,
+        description="The residual plot, relative to the tile folder; written by tile runs before issue 17 only "
+        "(the report now draws `qc/astrometry.png`, see `astrometry.csv`'s `plot`); absent in new records.",
     )
 
 

@@ -16,7 +16,70 @@ from vasco.config import VascoConfig
 from vasco.roots import LEASE_NAME, is_finished, stored_tile_record
 from vasco.sky.sampling import TilePosition
 
-__all__ = ["pending_tiles", "tile_status", "record_lost_tile"]
+__all__ = ["planned_positions", "pending_tiles", "tile_status", "record_lost_tile", "published_and_current"]
+
+
+def planned_positions(cfg: VascoConfig, positions: str | Path | None = None) -> tuple[list[TilePosition], int]:
+    """The survey's tile positions: those of a ``positions`` CSV, else sampled as the configuration says.
+
+    Two positions that round to one tile id would share a folder: the first
+    is kept.  Returns the positions and how many repeats were left out.
+    """
+    from vasco.sky.sampling import read_positions, sample_positions
+
+    if positions:
+        pos = read_positions(Path(positions))
+    else:
+        pos = sample_positions(cfg.survey.tiles, cfg.survey.seed, dec_min=cfg.survey.dec_min)
+    first: dict[str, TilePosition] = {}
+    for p in pos:
+        first.setdefault(p.tile_id, p)
+    return list(first.values()), len(pos) - len(first)
+
+
+def published_and_current(out: str | Path, cfg: VascoConfig, positions: list[TilePosition]) -> dict[str, Any] | None:
+    """The survey's ``summary.json`` when a new run of it would change nothing, else None.
+
+    That is, in a local survey root: the run's ``config.json`` is this
+    configuration and ``positions.csv`` these tiles; every tile is finished
+    (:func:`pending_tiles` finds none, ``vasco epochs`` verdicts included);
+    ``summary.json`` is of this configuration, covers these tiles and is newer
+    than every ``tile.json``; and, when the survey builds its report, the
+    report is newer than the summary.  A remote root always publishes again
+    (None).
+    """
+    from vasco.io import read_json
+    from vasco.roots import local_root, open_root
+    from vasco.sky.sampling import read_positions
+
+    store = open_root(str(out))
+    if not store.is_local:
+        return None
+    root = local_root(store)
+    summary_path = root / "summary.json"
+    try:
+        if (root / "config.json").read_text() != cfg.to_json() + "\n":
+            return None
+        if [p.tile_id for p in read_positions(root / "positions.csv")] != [p.tile_id for p in positions]:
+            return None
+        summary = read_json(summary_path)
+        published = summary_path.stat().st_mtime_ns
+        if not isinstance(summary, dict) or summary.get("config_hash") != cfg.science_hash():
+            return None
+        if (summary.get("tiles") or {}).get("planned") != len(positions):
+            return None
+        if cfg.report.after_survey and (root / "report" / "report.json").stat().st_mtime_ns < published:
+            return None
+        for p in positions:
+            if (root / "tiles" / p.tile_id / "tile.json").stat().st_mtime_ns > published:
+                return None
+    except (OSError, ValueError):
+        return None
+    from vasco.chain import epochs_verdicts
+
+    if pending_tiles(store, positions, cfg.science_hash(), epochs_verdicts(store, cfg)):
+        return None
+    return summary
 
 
 def pending_tiles(

@@ -16,7 +16,35 @@ import pandas as pd
 
 from vasco.io import atomic_path
 
-__all__ = ["ASTROMETRY_COLUMNS", "astrometry_table", "summarize_astrometry", "write_astrometry_table"]
+__all__ = [
+    "ASTROMETRY_COLUMNS",
+    "RESIDUAL_PLOT",
+    "residual_plot_wanted",
+    "astrometry_table",
+    "summarize_astrometry",
+    "write_astrometry_table",
+]
+
+#: A tile's astrometric residual plot, relative to its folder (drawn by the report, not the tile).
+RESIDUAL_PLOT = "qc/astrometry.png"
+
+
+def residual_plot_wanted(rec: Mapping[str, Any], tile_plots: str = "candidates") -> bool:
+    """Does the report draw this tile's residual plot (:data:`RESIDUAL_PLOT`)?
+
+    For a processed tile with an astrometric fit: every one with
+    ``report.tile_plots = 'all'``; with ``'candidates'`` those with candidates
+    and those whose astrometry is not trusted; none with ``'none'``.  The
+    report draws them from what the tile wrote (the fit's residual pairs),
+    off the tile's critical path.
+    """
+    if tile_plots == "none" or rec.get("status") != "ok" or not rec.get("astrometry"):
+        return False
+    if tile_plots == "all":
+        return True
+    ast = rec["astrometry"]
+    return int((rec.get("counts") or {}).get("candidates") or 0) > 0 or ast.get("trusted") is False
+
 
 #: Columns of ``DIR/astrometry.csv``.
 ASTROMETRY_COLUMNS: tuple[str, ...] = (
@@ -51,14 +79,19 @@ _FLOAT_COLUMNS = (
 )
 
 
-def astrometry_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per processed tile with its astrometric figures (:data:`ASTROMETRY_COLUMNS`)."""
+def astrometry_table(records: Iterable[Mapping[str, Any]], tile_plots: str = "candidates") -> pd.DataFrame:
+    """One row per processed tile with its astrometric figures (:data:`ASTROMETRY_COLUMNS`).
+
+    ``plot`` is where the report draws the tile's residual plot
+    (:func:`residual_plot_wanted` with ``tile_plots``, the ``report.tile_plots``
+    setting), empty for a tile it does not draw.
+    """
     rows = []
     for rec in records:
         ast = rec.get("astrometry")
         if rec.get("status") != "ok" or not ast:
             continue
-        plot = ast.get("plot")
+        plot = RESIDUAL_PLOT if residual_plot_wanted(rec, tile_plots) else None
         rows.append(
             {
                 "tile_id": rec["tile_id"],

@@ -3,7 +3,9 @@
 :func:`build_report` reads the survey folder (``config.json``,
 ``summary.json``, ``positions.csv``, the tile records, the merged
 catalogues, ``astrometry.csv``) and writes everything under ``DIR/report/``
-(see :mod:`vasco.report`) plus the per-tile QC plots.  Running it again
+(see :mod:`vasco.report`) plus the per-tile QC plots and astrometric
+residual plots (drawn here, off the tiles' critical path, from what each
+tile wrote).  Running it again
 rebuilds the survey plots, the MOC and the pages; per-tile plots and
 stamps are redrawn only when their tile has changed since (or with
 ``force``).  The manifest ``report/report.json`` goes last.
@@ -11,6 +13,7 @@ stamps are redrawn only when their tile has changed since (or with
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -21,12 +24,14 @@ from astropy.io import fits
 
 from vasco import __version__
 from vasco.config import VascoConfig
-from vasco.io import remove_dead_temporaries, write_json_atomic
+from vasco.io import read_json, remove_dead_temporaries, write_json_atomic
 from vasco.outputs import read_summary
 from vasco.publish.merge import read_tile_records
 from vasco.survey_tree import planned_tile_ids
 
 __all__ = ["build_report", "ReportError"]
+
+log = logging.getLogger(__name__)
 
 
 class ReportError(ValueError):
@@ -89,6 +94,38 @@ def _stamps(root: Path, report: Path, cands: pd.DataFrame, size_px: int, force: 
         for i, name in zip(rows.index, names):
             stamps[i] = None if name is None else f"stamps/{tid}/{name}"
     return stamps
+
+
+def _residual_plots(root: Path, records: list[dict[str, Any]], tile_plots: str) -> list[str]:
+    """Draw the astrometric residual plots the report shows, from what each tile wrote; return their paths.
+
+    A tile's plot is its step ``astrometry_plot`` (idempotent: drawn again only
+    when the fit's residual pairs changed), fed by the outputs its
+    ``astrometry`` step recorded.  A tile whose fit files are gone (e.g. after
+    ``vasco clean``) keeps the plot it has, if any.
+    """
+    from vasco.qc.astrometry import RESIDUAL_PLOT, residual_plot_wanted
+    from vasco.records import record_path
+    from vasco.steps.astrometry_plot import astrometry_plot
+
+    drawn = []
+    for rec in records:
+        if not residual_plot_wanted(rec, tile_plots):
+            continue
+        tile = root / "tiles" / str(rec["tile_id"])
+        try:
+            outputs = read_json(record_path(tile, "astrometry"))["outputs"]
+            manifests = {
+                k: {"path": str(tile / outputs[k]["path"]), "sha256": outputs[k]["sha256"]}
+                for k in ("pairs", "astrometry")
+            }
+            if all(Path(m["path"]).is_file() for m in manifests.values()):
+                astrometry_plot(tile, manifests["pairs"], manifests["astrometry"], str(rec["tile_id"]))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("tile %s: residual plot not drawn: %s", rec["tile_id"], exc)
+        if (tile / RESIDUAL_PLOT).is_file():
+            drawn.append(f"tiles/{rec['tile_id']}/{RESIDUAL_PLOT}")
+    return sorted(drawn)
 
 
 def _tile_rows(
@@ -179,6 +216,10 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
     timings["tile_plots_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    residual_plots = _residual_plots(root, records, cfg.report.tile_plots)
+    timings["astrometry_plots_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     ast_path = root / "astrometry.csv"
     astrometry = pd.read_csv(ast_path) if ast_path.is_file() else None
     plots = survey_plots(
@@ -237,6 +278,7 @@ def build_report(root: Path, *, force: bool = False, created: str | None = None)
         "sky": "report/sky.png",
         "plots": {caption: str(Path(p).relative_to(root)) for caption, p in plots.items()},
         "tile_plots": sorted(f"tiles/{t}/qc/tile.png" for t in plotted),
+        "astrometry_plots": residual_plots,
         "stamps": sum(s is not None for s in stamps),
         "candidates": int(len(cands)),
         "tiles": {"planned": len(records), "ok": n_ok},

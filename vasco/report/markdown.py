@@ -154,8 +154,8 @@ def tile_funnel_table(records: Sequence[Mapping[str, Any]], max_rows: int = 500)
     return lines
 
 
-def products_markdown(root: str, records: Sequence[Mapping[str, Any]]) -> str:
-    """Where the survey's products are, and the astrometric residual plots of its tiles (at most 200).
+def products_markdown(root: str, records: Sequence[Mapping[str, Any]], tile_plots: str = "candidates") -> str:
+    """Where the survey's products are, and the astrometric residual plots the report draws (at most 200).
 
     Parameters
     ----------
@@ -163,19 +163,24 @@ def products_markdown(root: str, records: Sequence[Mapping[str, Any]]) -> str:
         The survey root as shown to the user (a folder or a URL).
     records : sequence of mapping
         The tile records (``tile.json``).
+    tile_plots : str
+        The ``report.tile_plots`` setting (which tiles get a residual plot:
+        :func:`vasco.qc.astrometry.residual_plot_wanted`).
 
     Returns
     -------
     str
         Markdown.
     """
+    from vasco.qc.astrometry import RESIDUAL_PLOT, residual_plot_wanted
+
     lines = ["# VASCO survey products", "", f"Survey root: `{root}`", "", "| product | path |", "|---|---|"]
     for name, what in _PRODUCTS:
         lines.append(f"| {what} | `{root}/{name}` |")
-    plots = [r for r in records if (r.get("astrometry") or {}).get("plot")]
+    plots = [r for r in records if residual_plot_wanted(r, tile_plots)]
     if plots:
-        lines += ["", "Astrometric residual plots:", ""]
-        lines += [f"- {r['tile_id']}: `{root}/tiles/{r['tile_id']}/{r['astrometry']['plot']}`" for r in plots[:200]]
+        lines += ["", "Astrometric residual plots (drawn by the report):", ""]
+        lines += [f"- {r['tile_id']}: `{root}/tiles/{r['tile_id']}/{RESIDUAL_PLOT}`" for r in plots[:200]]
     return "\n".join(lines)
 
 

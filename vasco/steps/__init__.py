@@ -19,7 +19,6 @@ Steps, in flow order (module = shell function = Prefect task = step record
 ``measure``         header sky positions and the plate frame
 ``catalogs``        reference catalogues (``catalogs`` cone/local, ``catalogs_xmatch``)
 ``astrometry``      the Gaia-tied plate solution and position errors
-``astrometry_plot`` the residual plot (qc/astrometry.png)
 ``match``           counterparts in each reference catalogue
 ``select``          quality cuts, counterpart tests, astrometric trust
 ``spread_model``    the SPREAD_MODEL cut (PSF fit where needed)
@@ -27,6 +26,10 @@ Steps, in flow order (module = shell function = Prefect task = step record
 ``skybot_epoch``    the synthetic SkyBoT list at the plate epoch
 ``vetoes``          the later vetoes (:mod:`vasco.filters.registry`); detections, candidates
 ==================  ==============================================================
+
+The order is :func:`vasco.chain.run_tile`'s.  One more step,
+``astrometry_plot`` (the residual plot, ``qc/astrometry.png``), is run by the
+report (:mod:`vasco.report.build`), off the tile's critical path.
 
 This package's ``__init__`` imports nothing: a step's code fingerprint
 (:mod:`vasco.codehash`) covers its own module and what it imports, not the
@@ -41,7 +44,7 @@ Tile folder layout::
         truth.parquet            synthetic sky only
         work/                    pass1.psf (the PSF model), pass2.ldac, measured/positioned/matched/selected/spread
                                  tables, astrometry.json and the fit's residual pairs
-        qc/astrometry.png        astrometric residuals before and after the fit
+        qc/astrometry.png        astrometric residuals before and after the fit (drawn by the report)
         steps/<step>.json        step records
         detections.parquet       every detection, with cut and counterpart columns
         candidates.parquet       detections that pass the cuts and have no counterpart

@@ -16,8 +16,10 @@ Helpers that need more live beside it (:mod:`vasco.steps.header`,
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,30 @@ from vasco.codehash import code_fingerprint
 from vasco.io import read_json
 from vasco.records import Output, load_record, save_record, step_key
 
-__all__ = ["StepError", "StepBody", "run_step", "plate_epoch_mid"]
+__all__ = ["StepError", "StepBody", "run_step", "steps_that_ran", "plate_epoch_mid"]
 
 #: What a step's work returns: its output files by name, and its info for the record.
 StepBody = Callable[[], tuple[dict[str, Path], dict[str, Any]]]
+
+
+#: Where :func:`run_step` notes the steps whose work it did (see :func:`steps_that_ran`).
+_RAN: ContextVar[list[str] | None] = ContextVar("vasco_steps_ran", default=None)
+
+
+@contextlib.contextmanager
+def steps_that_ran() -> Iterator[list[str]]:
+    """Collect the names of the steps whose work ran (not found done) inside the block.
+
+    The list fills as :func:`run_step` runs step bodies in this context (the
+    calling thread, or code it runs with a copy of its context).  An empty
+    list at the end means every step was found already done.
+    """
+    ran: list[str] = []
+    token = _RAN.set(ran)
+    try:
+        yield ran
+    finally:
+        _RAN.reset(token)
 
 
 class StepError(RuntimeError):
@@ -76,6 +98,9 @@ def run_step(
     done = load_record(tile_dir, step, key)
     if done is not None:
         return done
+    ran = _RAN.get()
+    if ran is not None:
+        ran.append(step)
     t0 = time.perf_counter()
     outputs, info = body()
     return save_record(
