@@ -16,24 +16,43 @@ For ``--tiles`` synthetic tiles (sampled with ``--seed``), in one run:
 4. on each tile's image, bare SExtractor pass 1 + PSFEx + full pass 2 (the
    tools alone, no Python around them), one after another.
 
-It prints one row per tile (detections, the bare times, the flow's time
-without acquiring the tile, and that time over bare pass 1 + PSFEx), then
-the medians and the throughput figures.
+4. on each tile's image, bare SExtractor pass 1 + PSFEx + pass 2 (as the flow
+   runs it, without the PSF model) + the PSF fit of the detections the flow
+   fitted + the full pass 2 (the tools alone, no Python around them), one
+   after another, and the floor (``scripts/floor.py``: SExtractor then PSFEx
+   with their Debian default settings);
+5. the same for the real M101 cutout, run as ``vasco tile --fits`` with a
+   Gaia file made from its own pass 1 (``tests/goldens.py`` ``run_m101``).
 
-    .venv/bin/python scripts/bench_speed.py --tiles 16 --seed 1
+It prints one row per tile (detections, the bare times, the flow's time
+without acquiring the tile, and that time over bare pass 1 + PSFEx), then,
+per step (pass1, psfex, pass2, spread_model, the Python steps, the flow's
+overhead), the flow's time against the floor (the tools with their default
+settings) and against VASCO's own tools run bare, on M101 and as medians over
+the synthetic tiles; then the throughput figures.
+
+The flow's step times are wall times (from the step records); the bare and
+floor tool times are given as CPU time of the tools' processes (median of
+``--repeats``) and as wall time.  Ratios of a flow step use wall over wall;
+the "CPU" ratios compare VASCO's tools with the floor's.
+
+    PYTHONPATH=$PWD .venv/bin/python scripts/bench_speed.py --tiles 16 --seed 1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from survey_child import run_survey  # scripts/, the script's own folder, is first on the import path
+import testlib  # scripts/, the script's own folder, is first on the import path
+from floor import child_cpu, floor, median_runs
+from survey_child import run_survey
 
 from vasco.config import ExtractionConfig, VascoConfig
 from vasco.extraction import sextractor as sx
@@ -67,21 +86,124 @@ def tile_records(out: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted((out / "tiles").glob("*/tile.json"))}
 
 
-def bare(image: Path, work: Path) -> dict[str, float]:
-    """Pass 1, PSFEx and the full pass 2 on one image, timed one after another."""
+def bare(tile_dir: Path, work: Path, repeats: int) -> dict[str, float]:
+    """VASCO's tools on the tile's image, timed one after another: CPU (median of ``repeats``) and wall.
+
+    Pass 1, PSFEx, pass 2 as the flow runs it (no PSF model), the PSF fit of
+    the detections the flow fitted (``psf_measured`` in ``work/spread.parquet``)
+    and the full pass 2 (PSF model for every detection).
+    """
     cfg = ExtractionConfig()
+    image = tile_dir / "raw" / "image.fits"
     work.mkdir(parents=True, exist_ok=True)
-    t = {}
-    t0 = time.perf_counter()
-    p1 = sx.run_pass1(image, work / "pass1.ldac", cfg)
-    t["pass1"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    psf = sx.run_psfex(p1, work / "pass1.psf", cfg)
-    t["psfex"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sx.run_pass2(image, psf, work / "pass2.ldac", cfg)
-    t["pass2_full"] = time.perf_counter() - t0
+    paths = {"p1": work / "pass1.ldac", "psf": work / "pass1.psf"}
+    spread = pd.read_parquet(tile_dir / "work" / "spread.parquet")
+    listed = spread.loc[spread["psf_measured"].to_numpy(bool), ["NUMBER", "X_IMAGE", "Y_IMAGE"]]
+    runs = {
+        "pass1": lambda: sx.run_pass1(image, paths["p1"], cfg),
+        "psfex": lambda: sx.run_psfex(paths["p1"], paths["psf"], cfg),
+        "pass2": lambda: sx.run_pass2(image, None, work / "pass2.ldac", cfg),
+        "psf_fit": lambda: sx.run_psf_fit(image, paths["psf"], listed, work, cfg),
+        "pass2_full": lambda: sx.run_pass2(image, paths["psf"], work / "pass2_full.ldac", cfg),
+    }
+    t: dict[str, float] = {}
+    for name, run in runs.items():
+        t[f"{name}_cpu"], t[f"{name}_wall"] = median_runs(repeats, lambda run=run: child_cpu(run))
     return t
+
+
+#: The steps whose work is an external tool's; the others are the Python steps.
+TOOL_STEPS = ("acquire", "psf", "pass2", "spread_model")
+
+
+def measure_tile(tile_dir: Path, work: Path, repeats: int) -> dict[str, float]:
+    """The flow's step times of one tile next to the bare tools and the floor on its image.
+
+    Keys: ``flow_<part>`` (wall s from the step records: pass1, psfex,
+    pass2, spread_model, python = the steps that run no tool, overhead = the
+    tile's wall time not in any step, total = without acquiring the tile),
+    ``bare_*`` (:func:`bare`) and ``floor_*`` (:func:`floor.floor`).
+    """
+    rec = json.loads((tile_dir / "tile.json").read_text())
+    steps = rec["timings"]["steps_s"]
+    psf_info = json.loads((tile_dir / "steps" / "psf.json").read_text())["info"]
+    row: dict[str, float] = {
+        "detections": rec["funnel"]["detections"],
+        "psf_stars": psf_info["psf_stars"],
+        "flow_pass1": psf_info["pass1_s"],
+        "flow_psfex": psf_info["psfex_s"],
+        "flow_pass2": steps.get("pass2", float("nan")),
+        "flow_spread_model": steps.get("spread_model", float("nan")),
+        "flow_python": sum(v for k, v in steps.items() if k not in TOOL_STEPS),
+        "flow_overhead": rec["timings"]["tile_wall_s"] - sum(steps.values()),
+        "flow_total": rec["timings"]["tile_wall_s"] - steps.get("acquire", 0.0),
+    }
+    row.update({f"bare_{k}": v for k, v in bare(tile_dir, work / "bare", repeats).items()})
+    fl = floor(tile_dir / "raw" / "image.fits", work / "floor", repeats)
+    row.update({f"floor_{k}": v for k, v in fl.items()})
+    return row
+
+
+#: Per step of the flow: (its bare tool time key, the floor's time key); None where there is none.
+PARTS: dict[str, tuple[str | None, str | None]] = {
+    "pass1": ("pass1", "sex"),
+    "psfex": ("psfex", "psfex"),
+    "pass2": ("pass2", "sex"),
+    "spread_model": ("psf_fit", None),
+    "python": (None, None),
+    "overhead": (None, None),
+    "total": (None, "total"),
+}
+
+
+def step_ratios(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per step: the flow's wall time, the bare tool's and the floor's, and the ratios (medians over ``rows``).
+
+    ``x_floor`` is the flow's step (wall) over the floor's matching tool (wall:
+    SExtractor for pass 1 and pass 2, PSFEx for PSFEx) or, where it has none,
+    over the whole floor (SExtractor + PSFEx); ``x_bare`` is over VASCO's own
+    tool run bare (wall); ``cpu_x_floor`` is VASCO's bare tool over the floor's, in CPU time.
+    """
+    out = []
+    floor_total = rows["floor_total_wall"]
+    for part, (bare_key, floor_key) in PARTS.items():
+        flow = rows[f"flow_{part}"]
+        fl_wall = rows[f"floor_{floor_key}_wall"] if floor_key else floor_total
+        if part == "total":
+            bare_wall = sum(rows[f"bare_{k}_wall"] for k in ("pass1", "psfex", "pass2", "psf_fit"))
+            bare_cpu = sum(rows[f"bare_{k}_cpu"] for k in ("pass1", "psfex", "pass2", "psf_fit"))
+        else:
+            bare_wall = rows[f"bare_{bare_key}_wall"] if bare_key else None
+            bare_cpu = rows[f"bare_{bare_key}_cpu"] if bare_key else None
+        fl_cpu = rows[f"floor_{floor_key}_cpu"] if floor_key else None
+        out.append(
+            {
+                "step": part,
+                "flow_wall_s": flow.median(),
+                "bare_cpu_s": bare_cpu.median() if bare_cpu is not None else float("nan"),
+                "bare_wall_s": bare_wall.median() if bare_wall is not None else float("nan"),
+                "floor_cpu_s": fl_cpu.median() if fl_cpu is not None else float("nan"),
+                "floor_wall_s": fl_wall.median(),
+                "against": floor_key or "floor total",
+                "x_floor": (flow / fl_wall).median(),
+                "x_bare": (flow / bare_wall).median() if bare_wall is not None else float("nan"),
+                "cpu_x_floor": (bare_cpu / fl_cpu).median()
+                if bare_cpu is not None and fl_cpu is not None
+                else float("nan"),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def run_m101_tile(root: Path) -> Path | None:
+    """``vasco tile --fits`` on the real M101 cutout (as the golden test runs it); the tile folder."""
+    goldens = testlib.load("goldens")
+    m101 = REPO.parent / "shared" / "data" / "real" / "dss1red_XE133_m101.fits"
+    if not m101.is_file():
+        print(f"M101 cutout {m101} not found: left out")
+        return None
+    with contextlib.redirect_stdout(io.StringIO()):  # vasco tile prints the tile record
+        return goldens.run_m101(m101, root / "m101")
 
 
 def clip_order_effect(full_out: Path, cuts) -> tuple[int, int, int]:
@@ -123,6 +245,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--size-arcmin", type=float, default=30.0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="runs of each bare tool and of the floor (median)")
+    p.add_argument("--no-m101", action="store_true", help="leave out the real M101 cutout")
     p.add_argument("--keep", help="keep the runs in this folder (default: a temporary one)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="vasco-speed-") as tmp:
@@ -157,36 +281,30 @@ def main() -> int:
                 print(f"  {tid}: {rec.get('status')} {rec.get('reason')} (left out)")
                 continue
             steps = rec["timings"]["steps_s"]
-            image = root / "one-worker" / "tiles" / tid / "raw" / "image.fits"
-            b = bare(image, root / "bare" / tid)
-            flow = rec["timings"]["tile_wall_s"] - steps.get("acquire", 0.0)
+            m = measure_tile(root / "one-worker" / "tiles" / tid, root / "measure" / tid, a.repeats)
             rows.append(
                 {
                     "tile": tid,
-                    "detections": rec["funnel"]["detections"],
-                    "bare_pass1": b["pass1"],
-                    "bare_psfex": b["psfex"],
-                    "bare_pass2_full": b["pass2_full"],
-                    "flow_pass2": steps.get("pass2", float("nan")) + steps.get("spread_model", float("nan")),
-                    "flow_s": flow,
-                    "ratio": flow / (b["pass1"] + b["psfex"]),
+                    **m,
+                    "ratio": m["flow_total"] / (m["bare_pass1_wall"] + m["bare_psfex_wall"]),
                     "same_funnel": rec["funnel"] == full.get(tid, {}).get("funnel"),
                     **{f"step_{k}": v for k, v in steps.items()},
                 }
             )
         table = pd.DataFrame(rows)
-        pd.set_option("display.width", 200)
+        pd.set_option("display.width", 220)
         print()
         print(
             table[
                 [
                     "tile",
                     "detections",
-                    "bare_pass1",
-                    "bare_psfex",
-                    "bare_pass2_full",
-                    "flow_pass2",
-                    "flow_s",
+                    "psf_stars",
+                    "bare_pass1_wall",
+                    "bare_psfex_wall",
+                    "bare_pass2_full_wall",
+                    "floor_total_wall",
+                    "flow_total",
                     "ratio",
                     "same_funnel",
                 ]
@@ -194,21 +312,33 @@ def main() -> int:
             .round(2)
             .to_string(index=False)
         )
+        m101_tile = None if a.no_m101 else run_m101_tile(root)
+        if m101_tile is not None:
+            m101 = pd.DataFrame([measure_tile(m101_tile, root / "measure" / "m101", a.repeats)])
+            print(f"\nM101 (vasco tile --fits, {int(m101['detections'].iloc[0])} detections), per step:")
+            print(step_ratios(m101).round(2).to_string(index=False))
+        print(f"\nsynthetic tiles ({len(table)}), per step, medians:")
+        print(step_ratios(table).round(2).to_string(index=False))
+        print(
+            "x_floor: the flow's step (wall) / the floor's tool (wall; SExtractor for pass1 and pass2, PSFEx for "
+            "psfex, else SExtractor + PSFEx); x_bare: / VASCO's tool run bare (wall); cpu_x_floor: VASCO's bare "
+            "tool / the floor's, CPU time"
+        )
         step_cols = sorted(c for c in table.columns if c.startswith("step_"))
         print("\nmedian step times (s), one worker:")
         for c in step_cols:
             print(f"  {c[5:]:<14} {table[c].median():7.3f}")
-        print(f"  {'tile (flow)':<14} {table['flow_s'].median():7.3f}   (without acquiring the tile)")
+        print(f"  {'tile (flow)':<14} {table['flow_total'].median():7.3f}   (without acquiring the tile)")
         same = candidates_of(root / "one-worker").equals(candidates_of(root / "full-pass2"))
         near = table.iloc[(table["detections"] - 3000).abs().argsort()[:1]].iloc[0]
         n_ok = len(table)
         print(
-            f"\nflow / bare (pass 1 + PSFEx): median x{table['ratio'].median():.2f}; "
+            f"\nflow (without acquiring) / bare (pass 1 + PSFEx), wall: median x{table['ratio'].median():.2f}; "
             f"on the tile nearest 3,000 detections ({near['tile']}, {near['detections']}): x{near['ratio']:.2f}"
         )
         print(
-            f"pass 2: full {table['bare_pass2_full'].median():.2f} s; without the PSF model + PSF fit where "
-            f"needed {table['flow_pass2'].median():.2f} s (medians)"
+            f"pass 2 (bare, wall): full {table['bare_pass2_full_wall'].median():.2f} s; without the PSF model + "
+            f"PSF fit where needed {(table['bare_pass2_wall'] + table['bare_psf_fit_wall']).median():.2f} s (medians)"
         )
         print(
             f"tiles per hour: one worker {3600 * n_ok / w1:.0f}, {a.workers} workers {3600 * n_ok / wn:.0f} "

@@ -58,6 +58,22 @@ def test_psf_stars_exclude_saturated(m101_run, m101_path, tmp_path):
     assert 12000 < level < 15752
 
 
+def test_psf_model_does_not_depend_on_the_snapshot_count(m101_run, tmp_path):
+    """psfex.conf's PSFVAR_NSNAP 1 (diagnostics only, most of PSFEx's time at 9) gives the model PSFEx's 9 gives."""
+    from astropy.io import fits
+
+    _, p1, psf, _ = m101_run
+    assert "PSFVAR_NSNAP    1" in (sx.config_dir() / "psfex.conf").read_text()
+    nine = tmp_path / "nsnap9"
+    nine.mkdir()
+    cmd = [*sx.psfex_command(sx.find_tool(sx.PSFEX_NAMES), p1, nine, ExtractionConfig()), "-PSFVAR_NSNAP", "9"]
+    sx._run(cmd, cwd=nine, timeout=600, tool="psfex")
+    with fits.open(psf) as ours, fits.open(nine / f"{p1.stem}.psf") as theirs:
+        assert ours[1].header["PSF_SAMP"] == theirs[1].header["PSF_SAMP"]
+        assert ours[1].header["ACCEPTED"] == theirs[1].header["ACCEPTED"]
+        np.testing.assert_array_equal(ours[1].data["PSF_MASK"], theirs[1].data["PSF_MASK"])
+
+
 def test_missing_tool_has_reason(monkeypatch, m101_path, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(sx.ToolError) as err:

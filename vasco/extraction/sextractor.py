@@ -36,6 +36,7 @@ __all__ = [
     "find_tool",
     "run_pass1",
     "run_psfex",
+    "psfex_command",
     "run_pass2",
     "run_psf_fit",
     "PSF_COLUMNS",
@@ -202,14 +203,16 @@ def psf_saturation_level(image: Path, fraction: float) -> float:
     return float(med + fraction * (plateau - med))
 
 
-def run_pass1(image: Path, out: Path, cfg: ExtractionConfig) -> Path:
+def run_pass1(image: Path, out: Path, cfg: ExtractionConfig, params: Path | None = None) -> Path:
     """SExtractor pass 1: detections with vignets, for PSFEx only.
 
     Stars whose peak reaches :func:`psf_saturation_level` are flagged
     saturated here, so PSFEx (SAMPLE_FLAGMASK) leaves them out of the PSF model.
+    ``params`` replaces the shipped ``pass1.param`` (the benchmarks try other
+    VIGNET sizes with it).
     """
     level = psf_saturation_level(image, cfg.psf_peak_fraction)
-    return _sextract(image, out, cfg, "pass1", level, [])
+    return _sextract(image, out, cfg, "pass1", level, [], params=params)
 
 
 def ldac_rows(path: Path) -> int:
@@ -222,6 +225,31 @@ def psf_star_count(psf_path: Path) -> int:
     """Number of stars PSFEx accepted for the model (header key ACCEPTED)."""
     with fits.open(psf_path, memmap=False) as hdul:
         return int(hdul[1].header.get("ACCEPTED", 0))
+
+
+def psfex_command(psfex: str, cat: Path, psf_dir: Path, cfg: ExtractionConfig) -> list[str]:
+    """The PSFEx command line of :func:`run_psfex`: ``psfex.conf`` and the settings of ``cfg``.
+
+    PSFEx writes ``<cat stem>.psf`` into ``psf_dir``.  Options appended to the
+    list override these (PSFEx keeps the last value of a repeated option).
+    """
+    size = cfg.psf_size if cfg.psf_size % 2 else cfg.psf_size + 1
+    return [
+        psfex,
+        str(cat),
+        "-c",
+        str(config_dir() / "psfex.conf"),
+        "-PSF_DIR",
+        str(psf_dir),
+        "-PSF_SIZE",
+        f"{size},{size}",
+        "-PSFVAR_DEGREES",
+        str(cfg.psfvar_degree),
+        "-SAMPLE_MINSN",
+        f"{cfg.psf_sample_minsn:g}",
+        "-SAMPLE_MAXELLIP",
+        f"{cfg.psf_sample_maxellip:g}",
+    ]
 
 
 def run_psfex(pass1_cat: Path, out: Path, cfg: ExtractionConfig, min_stars: int = 10) -> Path:
@@ -242,23 +270,7 @@ def run_psfex(pass1_cat: Path, out: Path, cfg: ExtractionConfig, min_stars: int 
         # PSFEx names its output after the catalogue: give it a private copy.
         cat = tdir_path / "pass1.cat"
         shutil.copyfile(pass1_cat, cat)
-        size = cfg.psf_size if cfg.psf_size % 2 else cfg.psf_size + 1
-        cmd = [
-            psfex,
-            str(cat),
-            "-c",
-            str(config_dir() / "psfex.conf"),
-            "-PSF_DIR",
-            str(tdir_path),
-            "-PSF_SIZE",
-            f"{size},{size}",
-            "-PSFVAR_DEGREES",
-            str(cfg.psfvar_degree),
-            "-SAMPLE_MINSN",
-            f"{cfg.psf_sample_minsn:g}",
-            "-SAMPLE_MAXELLIP",
-            f"{cfg.psf_sample_maxellip:g}",
-        ]
+        cmd = psfex_command(psfex, cat, tdir_path, cfg)
         _run(cmd, cwd=tdir_path, timeout=cfg.tool_timeout_s, tool="psfex")
         produced = tdir_path / "pass1.psf"
         if not produced.exists():
