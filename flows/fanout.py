@@ -197,7 +197,11 @@ def run_local(
                 running[p.tile_id] = fut
                 fut.add_done_callback(functools.partial(_put_tile_id, finished, p.tile_id))
             tid = finished.get()
-            running.pop(tid).wait()
+            try:
+                running.pop(tid).wait()
+            except Exception as exc:  # noqa: BLE001 - one failing tile never stops a survey
+                # E.g. a worker process's state that does not unpickle here (an httpx error does not).
+                get_run_logger().warning("tile %s: its task ended with %s: %s", tid, type(exc).__name__, exc)
             on_done(tid)
 
 

@@ -72,3 +72,50 @@ def test_tile_callbacks_are_found_by_key_and_forgotten():
         pass
     else:
         raise AssertionError("a forgotten callback is still found")
+
+
+class _DoneFuture:
+    """A finished tile future."""
+
+    def add_done_callback(self, fn):
+        fn(self)
+
+    def wait(self):
+        return None
+
+
+class _BrokenFuture(_DoneFuture):
+    """A tile future whose outcome cannot be read (as a worker's state that does not unpickle)."""
+
+    def wait(self):
+        raise TypeError("state does not unpickle")
+
+
+class _HalfBrokenTask:
+    """Stands in for the run-tile task: every other tile's future is unreadable."""
+
+    def __init__(self):
+        self.submitted = []
+
+    def submit(self, ra, dec, out, cfg, dry_run):
+        self.submitted.append((ra, dec))
+        return _BrokenFuture() if len(self.submitted) % 2 else _DoneFuture()
+
+
+def test_an_unreadable_tile_outcome_does_not_stop_the_batch(monkeypatch, harness):
+    from prefect import flow
+
+    import flows.fanout as fanout
+    from vasco.sky.sampling import sample_positions
+
+    fake = _HalfBrokenTask()
+    monkeypatch.setattr(fanout, "run_tile_subflow", fake)
+    positions = sample_positions(5, 3)
+    done = []
+
+    @flow
+    def batch():
+        fanout.run_local(positions, "/nonexistent", VascoConfig(), 2, done.append)
+
+    batch()
+    assert sorted(done) == sorted(p.tile_id for p in positions) and len(fake.submitted) == 5
