@@ -9,7 +9,7 @@ progress.
     Each tile is the tile flow run as a subflow in a thread of the survey's
     process (SExtractor and PSFEx are separate processes, so two threads
     keep two cores busy).  With ``survey.workers`` above one and
-    ``survey.tile_processes`` (the default) the subflows run in worker
+    ``survey.tile_processes`` set the subflows run in worker
     processes of the batch instead (:class:`TileProcessPool`), so the Python
     work of two tiles (and Prefect's bookkeeping of each) runs on two cores
     rather than taking turns on one interpreter lock.

@@ -8,8 +8,8 @@ time, the time and CPU time per tile (CPU: the survey's process, its tile worker
 processes and Prefect's temporary server, which are all its children; the
 robust figure on a shared machine) and the peak resident memory of the
 survey process (which holds the flow, its futures and task states).
-``--threads`` runs the tile subflows in threads of the survey's process
-(``survey.tile_processes = false``) instead of worker processes.
+``--processes`` runs the tile subflows in worker processes
+(``survey.tile_processes = true``) instead of threads of the survey's process.
 
     .venv/bin/python scripts/bench_orchestration.py --tiles 1000 10000
 """
@@ -31,12 +31,12 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(n: int, workers: int, out: Path, threads: bool) -> tuple[float, float, float]:
+def run(n: int, workers: int, out: Path, processes: bool) -> tuple[float, float, float]:
     """Return (wall s, CPU s of the survey and its children, peak MiB of the survey process)."""
     args = ["--dry-run", "--tiles", str(n), "--seed", "1", "--workers", str(workers), "--out", str(out)]
-    if threads:
-        cfg = out.parent / f"{out.name}-threads.json"
-        VascoConfig.model_validate({"survey": {"tile_processes": False}}).write(cfg)
+    if processes:
+        cfg = out.parent / f"{out.name}-processes.json"
+        VascoConfig.model_validate({"survey": {"tile_processes": True}}).write(cfg)
         args += ["--config", str(cfg)]
     cpu0 = _children_cpu()
     wall, peak, _ = run_survey(args)
@@ -47,12 +47,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiles", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", action="store_true", help="tile subflows in threads, not worker processes")
+    p.add_argument("--processes", action="store_true", help="tile subflows in worker processes, not threads")
     a = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="vasco-orch-") as tmp:
         for n in a.tiles:
-            wall, cpu, peak = run(n, a.workers, Path(tmp) / f"n{n}", a.threads)
+            wall, cpu, peak = run(n, a.workers, Path(tmp) / f"n{n}", a.processes)
             rows.append((n, wall, peak))
             print(
                 f"{n:7d} tiles: {wall:8.1f} s wall, {1000 * wall / n:7.1f} ms per tile (wall), "

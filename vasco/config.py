@@ -404,10 +404,11 @@ class SurveyConfig(_Section):
         "stays the same size however many tiles it has.",
     )
     tile_processes: bool = Field(
-        True,
+        False,
         description="With more than one worker and the local fan-out, run the tile subflows in worker processes "
         "(one per worker) rather than threads of the survey's process, so the Python work of two tiles and "
-        "Prefect's bookkeeping of each run on two cores instead of taking turns on one interpreter lock.",
+        "Prefect's bookkeeping of each run on two cores instead of taking turns on one interpreter lock "
+        "(each batch then starts its worker processes, a few seconds).",
     )
 
 
