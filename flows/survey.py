@@ -17,7 +17,6 @@ Prefect, and a progress bar is drawn when standard error is a terminal.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any, Literal
 
 # Before Prefect is imported: VASCO's defaults for Prefect's temporary local server
@@ -30,7 +29,14 @@ from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.fanout import run_deployments, run_local
+from flows.fanout import (
+    TileProcessPool,
+    forget_tile_callback,
+    register_tile_callback,
+    run_deployments,
+    run_local,
+    tile_callback,
+)
 from flows.progress import ArtifactProgress, TerminalProgress
 from tasks import tile_tasks as tt
 from tasks.survey_tasks import publish, report
@@ -52,7 +58,7 @@ def survey_batch(
     cfg: VascoConfig,
     fanout: str,
     tile_deployment: str,
-    on_done: Callable[[str], None],
+    on_done_key: str,
     dry_run: bool = False,
     run_key: str | None = None,
 ) -> int:
@@ -60,8 +66,12 @@ def survey_batch(
 
     A subflow of the survey, so the task states and results Prefect keeps
     for each tile are released when the batch ends instead of piling up in
-    the survey's flow run.  Returns the number of tiles run.
+    the survey's flow run.  ``on_done_key`` names the callback, registered
+    with :func:`flows.fanout.register_tile_callback`, called with each tile id
+    as it finishes (a key, not the callable: see there).  Returns the number
+    of tiles run.
     """
+    on_done = tile_callback(on_done_key)
     if fanout == "deployment":
         run_deployments(
             positions, out, cfg, cfg.survey.workers, on_done, tile_deployment, dry_run=dry_run, run_key=run_key
@@ -175,13 +185,18 @@ def survey_flow(
     target = str(out_dir.resolve()) if store.is_local else store.url
     step = cfg.survey.tiles_per_subflow
     run_key = str(getattr(getattr(get_run_context(), "flow_run", None), "id", "local"))
+    opts: dict[str, Any] = {}
+    if fanout == "local" and cfg.survey.workers > 1 and cfg.survey.tile_processes:
+        opts["task_runner"] = TileProcessPool(max_workers=cfg.survey.workers)
+    register_tile_callback(run_key, on_done)
     try:
         for start in range(0, len(todo), step):
             chunk = todo[start : start + step]
-            survey_batch.with_options(flow_run_name=f"tiles-{start + 1}-{start + len(chunk)}-of-{len(todo)}")(
-                chunk, target, cfg, fanout, tile_deployment, on_done, dry_run, run_key
+            survey_batch.with_options(flow_run_name=f"tiles-{start + 1}-{start + len(chunk)}-of-{len(todo)}", **opts)(
+                chunk, target, cfg, fanout, tile_deployment, run_key, dry_run, run_key
             )
     finally:
+        forget_tile_callback(run_key)
         bar.close()
     progress.finish()
     tile_ids = [p.tile_id for p in pos]

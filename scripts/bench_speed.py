@@ -248,6 +248,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="runs of each bare tool and of the floor (median)")
     p.add_argument("--no-m101", action="store_true", help="leave out the real M101 cutout")
     p.add_argument("--keep", help="keep the runs in this folder (default: a temporary one)")
+    p.add_argument("--no-full", action="store_true", help="skip run 3 (the full pass 2) and its comparisons")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="vasco-speed-") as tmp:
         root = Path(a.keep or tmp)
@@ -270,6 +271,12 @@ def main() -> int:
         print(f"  one worker:          {w1:7.1f} s  peak {m1:6.1f} MiB", flush=True)
         wn, mn = survey(root / f"{a.workers}-workers", positions, configs["needed"], a.workers, a.size_arcmin, a.seed)
         print(f"  {a.workers} workers:           {wn:7.1f} s  peak {mn:6.1f} MiB", flush=True)
+        if a.no_full:
+            print(
+                f"tiles per hour: one worker {3600 * a.tiles / w1:.0f}, {a.workers} workers {3600 * a.tiles / wn:.0f} "
+                f"(x{w1 / wn:.2f}; all tiles, failed or not)"
+            )
+            return 0
         wf, _ = survey(root / "full-pass2", positions, configs["all"], a.workers, a.size_arcmin, a.seed)
         print(f"  full pass 2, {a.workers} workers: {wf:7.1f} s", flush=True)
 

@@ -403,6 +403,13 @@ class SurveyConfig(_Section):
         "run in memory until it ends, so a survey runs its tiles a batch at a time and the survey process "
         "stays the same size however many tiles it has.",
     )
+    tile_processes: bool = Field(
+        False,
+        description="With more than one worker and the local fan-out, run the tile subflows in worker processes "
+        "(one per worker) rather than threads of the survey's process, so the Python work of two tiles and "
+        "Prefect's bookkeeping of each run on two cores instead of taking turns on one interpreter lock "
+        "(each batch then starts its worker processes, a few seconds).",
+    )
 
 
 class ReportConfig(_Section):
