@@ -13,16 +13,15 @@ For ``--tiles`` synthetic tiles (sampled with ``--seed``), in one run:
    all) also give the effect of clipping FWHM/ELONGATION before the
    SPREAD_MODEL cut rather than after it (the replications' order): how many
    detections would reach the later vetoes either way;
-4. on each tile's image, bare SExtractor pass 1 + PSFEx + full pass 2 (the
-   tools alone, no Python around them), one after another.
-
 4. on each tile's image, bare SExtractor pass 1 + PSFEx + pass 2 (as the flow
    runs it, without the PSF model) + the PSF fit of the detections the flow
    fitted + the full pass 2 (the tools alone, no Python around them), one
    after another, and the floor (``scripts/floor.py``: SExtractor then PSFEx
    with their Debian default settings);
 5. the same for the real M101 cutout, run as ``vasco tile --fits`` with a
-   Gaia file made from its own pass 1 (``tests/goldens.py`` ``run_m101``).
+   Gaia file made from its own pass 1 (``tests/goldens.py`` ``run_m101``);
+   with no Prefect server configured that command runs the tile's steps in
+   its own process (``vasco/chain.py``).
 
 It prints one row per tile (detections, the bare times, the flow's time
 without acquiring the tile, and that time over bare pass 1 + PSFEx), then,

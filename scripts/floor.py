@@ -56,7 +56,7 @@ def timed(cmd: Sequence[str], cwd: Path) -> tuple[float, float]:
     """Run ``cmd`` in ``cwd``; return (CPU s of the child, wall s).  Raises on failure."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, errors="replace", check=False)
+    proc = subprocess.run([*cmd], cwd=cwd, capture_output=True, text=True, errors="replace", check=False)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -124,9 +124,8 @@ def literal_psfex_works(cat: Path, work: Path) -> bool:
     """
     if _LITERAL_OK:
         return _LITERAL_OK[0]
-    proc = subprocess.run(
-        floor_psfex_cmd(cat, work), cwd=work, capture_output=True, text=True, errors="replace", check=False
-    )
+    cmd = floor_psfex_cmd(cat, work)
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, errors="replace", check=False)
     _LITERAL_OK.append(proc.returncode == 0)
     return _LITERAL_OK[0]
 
